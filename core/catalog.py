@@ -1,0 +1,104 @@
+"""Landmarks of the folder dataset: `DATA_DIR/places.csv`, one row per landmark."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PLACES_FILE = "places.csv"
+PLACES_COLUMNS = ("xid", "name", "city", "city_code", "kinds", "lat", "lon", "wikidata", "osm")
+KINDS_SEPARATOR = ";"
+# Every OpenTripMap object carries this kind, so it says nothing about a photo.
+GENERIC_KINDS = frozenset({"interesting_places"})
+
+
+@dataclass(frozen=True)
+class Landmark:
+    xid: str
+    name: str
+    city: str
+    kinds: tuple[str, ...] = ()
+    lat: float | None = None
+    lon: float | None = None
+    wikidata: str = ""
+    osm: str = ""
+    city_code: str = ""
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Kinds that are worth showing as categories (the generic ones left out)."""
+        return tuple(k for k in self.kinds if k not in GENERIC_KINDS)
+
+    def to_row(self) -> dict[str, str]:
+        return {
+            "xid": self.xid,
+            "name": self.name,
+            "city": self.city,
+            "city_code": self.city_code,
+            "kinds": KINDS_SEPARATOR.join(self.kinds),
+            "lat": "" if self.lat is None else repr(self.lat),
+            "lon": "" if self.lon is None else repr(self.lon),
+            "wikidata": self.wikidata,
+            "osm": self.osm,
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, str | None]) -> Landmark:
+        def get(key: str) -> str:
+            return (row.get(key) or "").strip()
+
+        return cls(
+            xid=get("xid"),
+            name=get("name"),
+            city=get("city"),
+            city_code=get("city_code"),
+            kinds=split_kinds(get("kinds")),
+            lat=parse_coordinate(get("lat")),
+            lon=parse_coordinate(get("lon")),
+            wikidata=get("wikidata"),
+            osm=get("osm"),
+        )
+
+
+def split_kinds(raw: str) -> tuple[str, ...]:
+    """Kinds come `;`-joined in our files and `,`-joined in the published ones; order kept, no repeats."""
+    parts = raw.replace(",", KINDS_SEPARATOR).split(KINDS_SEPARATOR)
+    return tuple(dict.fromkeys(p.strip() for p in parts if p.strip()))
+
+
+def parse_coordinate(raw: str) -> float | None:
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+class CatalogError(ValueError):
+    """places.csv is missing or malformed."""
+
+
+def read_places(path: Path) -> dict[str, Landmark]:
+    """Landmarks by xid, in file order."""
+    if not path.is_file():
+        raise CatalogError(f"no landmark list at {path} (run `python -m prep ingest` first)")
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = {"xid", "name"} - set(reader.fieldnames or ())
+        if missing:
+            raise CatalogError(f"{path} lacks column(s) {', '.join(sorted(missing))}")
+        landmarks = (Landmark.from_row(row) for row in reader)
+        return {lm.xid: lm for lm in landmarks if lm.xid}
+
+
+def write_places(path: Path, landmarks: Iterable[Landmark]) -> None:
+    """Write atomically, so a crash never leaves a half-written list."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=PLACES_COLUMNS)
+        writer.writeheader()
+        writer.writerows(lm.to_row() for lm in landmarks)
+    tmp.replace(path)

@@ -1,0 +1,88 @@
+"""Embeddings cached by image content hash, shared by `prep build`, `prep clean` and `/reindex`.
+
+One SQLite file: transactional, so a crash mid-build keeps what was already embedded, and a
+rebuild after adding a few photos embeds only those. File hashes are memoised by
+(size, mtime) so that an unchanged dataset is not even re-read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+CACHE_FILE = "embeddings.sqlite"
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_hash(path: Path) -> str:
+    return content_hash(path.read_bytes())
+
+
+class EmbeddingCache:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        # timeout: `prep build` and the bot's /reindex may briefly touch it at once.
+        self._db = sqlite3.connect(path, timeout=30)
+        self._db.executescript(
+            """
+            PRAGMA journal_mode=WAL;
+            CREATE TABLE IF NOT EXISTS embeddings (
+                model TEXT NOT NULL, sha256 TEXT NOT NULL, vector BLOB NOT NULL,
+                PRIMARY KEY (model, sha256));
+            CREATE TABLE IF NOT EXISTS files (
+                path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
+            """
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> EmbeddingCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def hash_file(self, path: Path) -> str:
+        """Content hash of `path`, read from disk only when its size or mtime changed."""
+        stat = path.stat()
+        key = str(path.resolve())
+        row = self._db.execute("SELECT size, mtime_ns, sha256 FROM files WHERE path = ?", (key,)).fetchone()
+        if row is not None and row[0] == stat.st_size and row[1] == stat.st_mtime_ns:
+            return row[2]
+        digest = file_hash(path)
+        self._db.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", (key, stat.st_size, stat.st_mtime_ns, digest)
+        )
+        return digest
+
+    def get(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        wanted = list(dict.fromkeys(hashes))
+        for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT sha256, vector FROM embeddings WHERE model = ? AND sha256 IN ({marks})", (model, *chunk)
+            )
+            for digest, blob in rows:
+                found[digest] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put(self, model: str, vectors: Mapping[str, np.ndarray]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+            [(model, digest, np.asarray(v, dtype=np.float32).tobytes()) for digest, v in vectors.items()],
+        )
+        self._db.commit()
+
+    def commit(self) -> None:
+        self._db.commit()

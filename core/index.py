@@ -1,0 +1,383 @@
+"""The artifacts: a FAISS inner-product index of the dataset's photos, their metadata and a manifest.
+
+Writing and reading the format both live here. Layout of ARTIFACTS_DIR:
+
+    current -> builds/<id>     symlink, swapped atomically when a build succeeds
+    builds/<id>/index.faiss    IndexFlatIP over L2-normalised image embeddings (inner product = cosine)
+    builds/<id>/photos.csv     row i of the index: path (relative to the data dir), xid, sha256
+    builds/<id>/landmarks.csv  the indexed landmarks (places.csv columns)
+    builds/<id>/manifest.json  schema version, models, dimension, counts, dataset fingerprint, build time
+    cache/embeddings.sqlite    embeddings by content hash (see embedding_cache.py)
+
+A build happens in a fresh folder and only the final symlink swap publishes it, so a crash or an
+error at any point leaves the previous index untouched and loadable.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from core.catalog import PLACES_FILE, Landmark, read_places, write_places
+from core.dataset import DatasetPhoto, list_photos
+from core.embedding_cache import CACHE_FILE, EmbeddingCache
+from core.encoders import ImageEncoder
+from core.imaging import ImageDecodeError, decode_image
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+CURRENT_LINK = "current"
+BUILDS_DIR = "builds"
+CACHE_DIR = "cache"
+LOCK_FILE = ".build.lock"
+MANIFEST_FILE = "manifest.json"
+INDEX_FILE = "index.faiss"
+PHOTOS_FILE = "photos.csv"
+LANDMARKS_FILE = "landmarks.csv"
+ENCODE_BATCH = 32
+
+# progress(stage, done, total); stages: "hash", "embed"
+ProgressFn = Callable[[str, int, int], None]
+
+
+class ArtifactsError(RuntimeError):
+    """Artifacts are missing, damaged or built for other models; the message says what to do."""
+
+
+class BuildInProgressError(RuntimeError):
+    """Another build holds the artifacts lock."""
+
+
+@dataclass(frozen=True)
+class PhotoRecord:
+    path: str  # relative to the data dir
+    xid: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    schema_version: int
+    image_model: str
+    text_model: str
+    dim: int
+    count: int
+    landmarks: int
+    dataset_fingerprint: str
+    built_at: str
+    data_dir: str
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ArtifactsError(f"cannot read {path}: {exc}") from None
+        if raw.get("schema_version") != SCHEMA_VERSION:
+            raise ArtifactsError(
+                f"artifacts in {path.parent} have schema version {raw.get('schema_version')}, this program reads "
+                f"version {SCHEMA_VERSION}: rebuild them with `python -m prep build`"
+            )
+        try:
+            return cls(**{name: raw[name] for name in cls.__dataclass_fields__})
+        except KeyError as exc:
+            raise ArtifactsError(f"{path} lacks field {exc}: rebuild with `python -m prep build`") from None
+
+
+class PhotoIndex:
+    """A loaded, read-only index: safe to query from several threads at once."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        photos: list[PhotoRecord],
+        landmarks: dict[str, Landmark],
+        index: faiss.Index,
+        location: Path,
+    ) -> None:
+        self.manifest = manifest
+        self.photos = photos
+        self.landmarks = landmarks
+        self.location = location
+        self._index = index
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    @property
+    def dim(self) -> int:
+        return self.manifest.dim
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.manifest.data_dir)
+
+    @classmethod
+    def load(cls, artifacts_dir: Path) -> PhotoIndex:
+        location = resolve_build(artifacts_dir)
+        manifest = Manifest.read(location / MANIFEST_FILE)
+        try:
+            index = faiss.read_index(str(location / INDEX_FILE))
+            photos = _read_photos(location / PHOTOS_FILE)
+            landmarks = read_places(location / LANDMARKS_FILE)
+        except Exception as exc:
+            raise ArtifactsError(
+                f"artifacts in {location} are damaged ({exc}): rebuild with `python -m prep build`"
+            ) from None
+        if index.ntotal != len(photos) or index.d != manifest.dim:
+            raise ArtifactsError(
+                f"artifacts in {location} are inconsistent: rebuild with `python -m prep build`"
+            ) from None
+        return cls(manifest, photos, landmarks, index, location)
+
+    def check_models(self, image_model: str, text_model: str | None = None, dim: int | None = None) -> None:
+        """Refuse to serve vectors from one model against queries from another."""
+        if self.manifest.image_model != image_model:
+            raise ArtifactsError(
+                f"the index was built with image model {self.manifest.image_model!r} but IMAGE_MODEL is "
+                f"{image_model!r}: rebuild it with `python -m prep build` or set IMAGE_MODEL back"
+            )
+        if dim is not None and dim != self.manifest.dim:
+            raise ArtifactsError(f"the index has dimension {self.manifest.dim}, the text model gives {dim}")
+        if text_model is not None and text_model != self.manifest.text_model:
+            log.warning("index built for text model %s, serving %s", self.manifest.text_model, text_model)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarities and row numbers of the k nearest photos; rows are -1 past the index size."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        k = max(1, min(k, len(self.photos))) if self.photos else 1
+        return self._index.search(queries, k)
+
+    def vectors(self) -> np.ndarray:
+        return self._index.reconstruct_n(0, self._index.ntotal)
+
+    def photo_path(self, row: int, data_dir: Path | None = None) -> Path:
+        return (data_dir or self.data_dir) / self.photos[row].path
+
+
+def resolve_build(artifacts_dir: Path) -> Path:
+    """The folder holding the active build (ARTIFACTS_DIR/current, or ARTIFACTS_DIR itself if it is one)."""
+    if (artifacts_dir / MANIFEST_FILE).is_file():
+        return artifacts_dir
+    current = artifacts_dir / CURRENT_LINK
+    if not (current / MANIFEST_FILE).is_file():
+        raise ArtifactsError(f"no index in {artifacts_dir}/: build one with `python -m prep build`")
+    return current.resolve()
+
+
+def _read_photos(path: Path) -> list[PhotoRecord]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return [PhotoRecord(row["path"], row["xid"], row["sha256"]) for row in csv.DictReader(f)]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    photos: int
+    landmarks: int
+    embedded: int
+    from_cache: int
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, reason): unreadable files, unknown landmarks
+    seconds: float = 0.0
+    up_to_date: bool = False
+    location: str = ""
+    details: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        return data
+
+
+@contextmanager
+def build_lock(artifacts_dir: Path) -> Iterator[None]:
+    """One build at a time per artifacts folder (a `prep build` and a /reindex may race)."""
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    with (artifacts_dir / LOCK_FILE).open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildInProgressError(f"another build of {artifacts_dir}/ is running") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def open_cache(artifacts_dir: Path) -> EmbeddingCache:
+    return EmbeddingCache(artifacts_dir / CACHE_DIR / CACHE_FILE)
+
+
+def build_index(
+    data_dir: Path,
+    artifacts_dir: Path,
+    encoder: ImageEncoder,
+    *,
+    text_model: str,
+    progress: ProgressFn | None = None,
+    force: bool = False,
+) -> BuildReport:
+    """Embed the folder dataset (reusing cached embeddings) and publish a new index atomically."""
+    started = time.monotonic()
+    report_progress = progress or (lambda stage, done, total: None)
+    with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
+        landmarks = read_places(data_dir / PLACES_FILE)
+        skipped: list[tuple[str, str]] = []
+        photos: list[DatasetPhoto] = []
+        for photo in list_photos(data_dir):
+            if photo.xid in landmarks:
+                photos.append(photo)
+            else:
+                skipped.append((photo.path, f"landmark {photo.xid} is not in {PLACES_FILE}"))
+
+        hashes: list[str] = []
+        for done, photo in enumerate(photos, 1):
+            hashes.append(cache.hash_file(data_dir / photo.path))
+            if done % 200 == 0 or done == len(photos):
+                report_progress("hash", done, len(photos))
+        cache.commit()
+
+        fingerprint = _fingerprint(photos, hashes, data_dir / PLACES_FILE)
+        previous = _current_manifest(artifacts_dir)
+        if (
+            not force
+            and previous is not None
+            and previous.dataset_fingerprint == fingerprint
+            and previous.image_model == encoder.model_name
+            and previous.text_model == text_model
+        ):
+            return BuildReport(
+                photos=previous.count,
+                landmarks=previous.landmarks,
+                embedded=0,
+                from_cache=previous.count,
+                skipped=tuple(skipped),
+                seconds=time.monotonic() - started,
+                up_to_date=True,
+                location=str(resolve_build(artifacts_dir)),
+            )
+
+        vectors = cache.get(encoder.model_name, hashes)
+        cached = set(vectors)
+        missing = [(p, h) for p, h in zip(photos, hashes, strict=True) if h not in vectors]
+        missing = list({h: (p, h) for p, h in missing}.values())  # identical files are embedded once
+        embedded = 0
+        report_progress("embed", 0, len(missing))
+        for start in range(0, len(missing), ENCODE_BATCH):
+            batch = missing[start : start + ENCODE_BATCH]
+            images, digests = [], []
+            for photo, digest in batch:
+                try:
+                    images.append(decode_image((data_dir / photo.path).read_bytes(), draft=True))
+                    digests.append(digest)
+                except (ImageDecodeError, OSError) as exc:
+                    skipped.append((photo.path, f"unreadable: {exc}"))
+            if images:
+                fresh = dict(zip(digests, encoder.encode_images(images), strict=True))
+                cache.put(encoder.model_name, fresh)
+                vectors.update(fresh)
+                embedded += len(fresh)
+            report_progress("embed", min(start + ENCODE_BATCH, len(missing)), len(missing))
+
+        records = [PhotoRecord(p.path, p.xid, h) for p, h in zip(photos, hashes, strict=True) if h in vectors]
+        matrix = np.stack([vectors[r.sha256] for r in records]) if records else np.zeros((0, encoder.dim))
+        indexed_xids = {r.xid for r in records}
+        manifest = Manifest(
+            schema_version=SCHEMA_VERSION,
+            image_model=encoder.model_name,
+            text_model=text_model,
+            dim=encoder.dim,
+            count=len(records),
+            landmarks=len(indexed_xids),
+            dataset_fingerprint=fingerprint,
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            data_dir=str(data_dir.resolve()),
+        )
+        location = _publish(
+            artifacts_dir, manifest, records, matrix, [lm for xid, lm in landmarks.items() if xid in indexed_xids]
+        )
+        return BuildReport(
+            photos=len(records),
+            landmarks=len(indexed_xids),
+            embedded=embedded,
+            from_cache=sum(1 for r in records if r.sha256 in cached),
+            skipped=tuple(skipped),
+            seconds=time.monotonic() - started,
+            location=str(location),
+        )
+
+
+def _fingerprint(photos: list[DatasetPhoto], hashes: list[str], places: Path) -> str:
+    digest = hashlib.sha256(places.read_bytes())
+    for photo, sha in zip(photos, hashes, strict=True):
+        digest.update(f"{photo.path}\t{photo.xid}\t{sha}\n".encode())
+    return digest.hexdigest()
+
+
+def _current_manifest(artifacts_dir: Path) -> Manifest | None:
+    try:
+        return Manifest.read(resolve_build(artifacts_dir) / MANIFEST_FILE)
+    except ArtifactsError:
+        return None
+
+
+def _publish(
+    artifacts_dir: Path,
+    manifest: Manifest,
+    records: list[PhotoRecord],
+    matrix: np.ndarray,
+    landmarks: list[Landmark],
+) -> Path:
+    builds = artifacts_dir / BUILDS_DIR
+    builds.mkdir(parents=True, exist_ok=True)
+    build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + manifest.dataset_fingerprint[:8]
+    staging = builds / f".tmp-{build_id}"
+    final = builds / build_id
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        index = faiss.IndexFlatIP(manifest.dim)
+        if len(matrix):
+            index.add(np.ascontiguousarray(matrix, dtype=np.float32))
+        faiss.write_index(index, str(staging / INDEX_FILE))
+        with (staging / PHOTOS_FILE).open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "xid", "sha256"])
+            writer.writerows((r.path, r.xid, r.sha256) for r in records)
+        write_places(staging / LANDMARKS_FILE, landmarks)
+        # The manifest goes last: a folder without one is never taken for a build.
+        (staging / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    previous = (artifacts_dir / CURRENT_LINK).resolve() if (artifacts_dir / CURRENT_LINK).exists() else None
+    link_tmp = artifacts_dir / f".{CURRENT_LINK}.tmp"
+    link_tmp.unlink(missing_ok=True)
+    os.symlink(Path(BUILDS_DIR) / build_id, link_tmp)
+    os.replace(link_tmp, artifacts_dir / CURRENT_LINK)
+    _prune(builds, keep={final.resolve(), previous})
+    return final
+
+
+def _prune(builds: Path, keep: set[Path | None]) -> None:
+    """Keep the new build and the one before it (for a quick manual rollback); drop the rest."""
+    for child in builds.iterdir():
+        if child.is_dir() and child.resolve() not in keep:
+            shutil.rmtree(child, ignore_errors=True)

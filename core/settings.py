@@ -1,0 +1,116 @@
+"""One typed settings object, read from the environment and an optional `.env` file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+DEFAULT_IMAGE_MODEL = "clip-ViT-B-32"
+DEFAULT_TEXT_MODEL = "clip-ViT-B-32-multilingual-v1"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names the variable and says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    telegram_bot_token: str | None = None
+    admin_ids: frozenset[int] = field(default_factory=frozenset)
+    data_dir: Path = Path("data")
+    artifacts_dir: Path = Path("artifacts")
+    image_model: str = DEFAULT_IMAGE_MODEL
+    text_model: str = DEFAULT_TEXT_MODEL
+    telegram_api_url: str | None = None
+    telegram_file_url: str | None = None
+    # Cosine similarity the best neighbour must reach for a photo to count as a known landmark.
+    # 0.70 separates same-landmark CLIP ViT-B/32 photo pairs from unrelated ones; tune with `prep eval`.
+    match_threshold: float = 0.70
+    # Threads doing CPU work (decode, encode, search) in the bot; one per core on a small VPS.
+    workers: int = 2
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
+        """Read settings: real environment variables win over the `.env` file."""
+        values: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+
+        def text(name: str, default: str | None = None) -> str | None:
+            value = values.get(name, "").strip()
+            return value or default
+
+        return cls(
+            telegram_bot_token=text("TELEGRAM_BOT_TOKEN"),
+            admin_ids=_parse_ids(values.get("ADMIN_IDS", "")),
+            data_dir=Path(text("DATA_DIR", "data")),
+            artifacts_dir=Path(text("ARTIFACTS_DIR", "artifacts")),
+            image_model=text("IMAGE_MODEL", DEFAULT_IMAGE_MODEL),
+            text_model=text("TEXT_MODEL", DEFAULT_TEXT_MODEL),
+            telegram_api_url=_parse_url("TELEGRAM_API_URL", text("TELEGRAM_API_URL")),
+            telegram_file_url=_parse_url("TELEGRAM_FILE_URL", text("TELEGRAM_FILE_URL")),
+            match_threshold=_parse_float("MATCH_THRESHOLD", text("MATCH_THRESHOLD"), cls.match_threshold, -1, 1),
+            workers=int(_parse_float("WORKERS", text("WORKERS"), cls.workers, 1, 64, integer=True)),
+            log_level=_parse_level(text("LOG_LEVEL", "INFO")),
+        )
+
+    def require_token(self) -> str:
+        if not self.telegram_bot_token:
+            raise SettingsError(
+                "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather in Telegram and put its token "
+                "into .env as TELEGRAM_BOT_TOKEN=123456:ABC... (see .env.example)"
+            )
+        token = self.telegram_bot_token
+        head, _, tail = token.partition(":")
+        if not head.isdigit() or not tail:
+            raise SettingsError("TELEGRAM_BOT_TOKEN does not look like a bot token (expected 123456:ABC...)")
+        return token
+
+
+def _parse_ids(raw: str) -> frozenset[int]:
+    ids = set()
+    for part in raw.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            ids.add(int(part))
+        except ValueError:
+            raise SettingsError(f"ADMIN_IDS must be comma-separated numeric Telegram user ids, got {part!r}") from None
+    return frozenset(ids)
+
+
+def _parse_url(name: str, raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must start with http:// or https://, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _parse_float(
+    name: str, raw: str | None, default: float, low: float, high: float, *, integer: bool = False
+) -> float:
+    if raw is None:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise SettingsError(f"{name} must be {kind} between {low} and {high}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {raw!r}")
+    return value
+
+
+def _parse_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return level
