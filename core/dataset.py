@@ -36,3 +36,7 @@ def list_photos(data_dir: Path) -> list[DatasetPhoto]:
         photos.append(DatasetPhoto(file.relative_to(data_dir).as_posix(), city_code, xid))
     photos.sort(key=lambda p: p.path)
     return photos
+
+
+# Photos deleted by `prep apply` are listed here, so that a later `prep ingest` does not bring them back.
+REMOVED_FILE = "removed.csv"

@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -344,7 +345,8 @@ def _publish(
 ) -> Path:
     builds = artifacts_dir / BUILDS_DIR
     builds.mkdir(parents=True, exist_ok=True)
-    build_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + manifest.dataset_fingerprint[:8]
+    # Unique even for two builds in one second: the live build's folder must never be overwritten.
+    build_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{manifest.dataset_fingerprint[:8]}-{uuid.uuid4().hex[:6]}"
     staging = builds / f".tmp-{build_id}"
     final = builds / build_id
     shutil.rmtree(staging, ignore_errors=True)
@@ -361,8 +363,6 @@ def _publish(
         write_places(staging / LANDMARKS_FILE, landmarks)
         # The manifest goes last: a folder without one is never taken for a build.
         (staging / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
-        if final.exists():
-            shutil.rmtree(final)
         staging.rename(final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,77 @@
+"""Command-line plumbing shared by `python -m core`, `python -m prep` and `python -m bot`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from tqdm import tqdm
+
+from core.settings import Settings, SettingsError
+
+EXIT_USAGE = 2
+
+
+def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        die(str(exc))
+
+
+def configure_logging(level: str = "WARNING") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Model loading chatter (weight-loading bars, deprecation notes) is noise for our users.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in ("transformers", "sentence_transformers", "httpx", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+class StageProgress:
+    """A tqdm bar per stage for callbacks of the form progress(stage, done, total)."""
+
+    LABELS = {"hash": "checking files", "embed": "embedding", "clean": "checking"}
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._bars: dict[str, tqdm] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        bar = self._bars.get(stage)
+        if bar is None:
+            bar = self._bars[stage] = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit=" photos")
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+
+
+def run_cli(main: Callable[[], int]) -> NoReturn:
+    """Exit with main's code; Ctrl-C ends quietly with 130 instead of a traceback."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    raise SystemExit(code)

@@ -1,0 +1,121 @@
+"""The weighted vote: nearest photos → ranked landmarks and categories. NumPy only, no I/O.
+
+Each of the k nearest photos votes for its landmark with weight exp((s - s_best) / temperature),
+s being its cosine similarity to the query: close neighbours dominate, and a landmark with many
+mediocre matches cannot outvote one with a few excellent ones. Scores are the vote shares, so
+landmark scores sum to 1 over the candidates. A category's score is the share of the vote cast
+by photos whose landmark has that kind (a church votes for `churches` and `religion` alike).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.catalog import Landmark
+
+# Neighbours that vote. 20 covers the typical landmark (30+ photos) without letting far photos in.
+DEFAULT_K = 20
+# Softmax temperature over cosine similarity: 0.05 means a neighbour 0.05 less similar weighs e≈2.7× less.
+DEFAULT_TEMPERATURE = 0.05
+# Best-neighbour cosine below which the photo is "not a known landmark"; see Settings.match_threshold.
+DEFAULT_MATCH_THRESHOLD = 0.70
+TOP_N = 5
+
+
+@dataclass(frozen=True)
+class RankingParams:
+    k: int = DEFAULT_K
+    temperature: float = DEFAULT_TEMPERATURE
+    match_threshold: float = DEFAULT_MATCH_THRESHOLD
+    top_n: int = TOP_N
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.top_n < 1:
+            raise ValueError("k and top_n must be at least 1")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be positive")
+
+
+@dataclass(frozen=True)
+class LandmarkHit:
+    landmark: Landmark
+    score: float  # share of the vote, 0..1
+    similarity: float  # cosine similarity of this landmark's closest photo to the query
+
+    @property
+    def xid(self) -> str:
+        return self.landmark.xid
+
+
+@dataclass(frozen=True)
+class CategoryHit:
+    category: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Recognition:
+    match: bool
+    landmarks: tuple[LandmarkHit, ...]
+    categories: tuple[CategoryHit, ...]
+    best_similarity: float
+
+    def to_dict(self) -> dict:
+        return {
+            "match": self.match,
+            "landmarks": [
+                {"xid": h.xid, "name": h.landmark.name, "city": h.landmark.city, "score": round(h.score, 4)}
+                for h in self.landmarks
+            ],
+            "categories": [{"category": c.category, "score": round(c.score, 4)} for c in self.categories],
+        }
+
+
+NO_RESULT = Recognition(match=False, landmarks=(), categories=(), best_similarity=-1.0)
+
+
+def vote(
+    similarities: Sequence[float] | np.ndarray,
+    neighbour_xids: Sequence[str],
+    landmarks: Mapping[str, Landmark],
+    params: RankingParams = RankingParams(),
+) -> Recognition:
+    """Rank landmarks and categories from the query's neighbours (best first, ties by xid)."""
+    pairs = [
+        (float(s), xid)
+        for s, xid in zip(similarities, neighbour_xids, strict=True)
+        if xid in landmarks and math.isfinite(float(s))
+    ][: params.k]
+    if not pairs:
+        return NO_RESULT
+    best = max(s for s, _ in pairs)
+    landmark_weight: dict[str, float] = defaultdict(float)
+    landmark_best: dict[str, float] = {}
+    for s, xid in pairs:
+        landmark_weight[xid] += math.exp((s - best) / params.temperature)
+        landmark_best[xid] = max(s, landmark_best.get(xid, -math.inf))
+    total = sum(landmark_weight.values())
+
+    ranked = sorted(landmark_weight, key=lambda x: (-landmark_weight[x], x))
+    hits = tuple(LandmarkHit(landmarks[xid], landmark_weight[xid] / total, landmark_best[xid]) for xid in ranked)
+
+    category_score: dict[str, float] = defaultdict(float)
+    for hit in hits:
+        for category in hit.landmark.categories:
+            category_score[category] += hit.score
+    categories = tuple(
+        CategoryHit(c, min(category_score[c], 1.0))
+        for c in sorted(category_score, key=lambda c: (-category_score[c], c))
+    )
+    top_similarity = hits[0].similarity
+    return Recognition(
+        match=top_similarity >= params.match_threshold,
+        landmarks=hits[: params.top_n],
+        categories=categories[: params.top_n],
+        best_similarity=top_similarity,
+    )

@@ -1,0 +1,130 @@
+"""The Guide: what the bot and the CLIs call. Holds the encoders and the current index."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.encoders import ImageEncoder, TextEncoder, load_image_encoder, load_text_encoder
+from core.imaging import decode_image
+from core.index import PhotoIndex
+from core.ranking import RankingParams, Recognition, vote
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ALBUM_SIZE = 5
+
+
+class EmptyQueryError(ValueError):
+    """The text query has nothing to search for."""
+
+
+@dataclass(frozen=True)
+class PhotoHit:
+    path: Path
+    xid: str
+    name: str
+    city: str
+    score: float
+
+    def to_dict(self, relative_to: Path | None = None) -> dict:
+        path = self.path
+        if relative_to is not None:
+            try:
+                path = path.resolve().relative_to(relative_to.resolve())
+            except ValueError:
+                pass
+        return {"path": str(path), "xid": self.xid, "name": self.name, "score": round(self.score, 4)}
+
+
+class Guide:
+    """Recognition and search over one index; `swap` replaces the index without stopping queries.
+
+    Queries read `self._index` once at their start, so a swap in another thread never mixes two
+    indexes inside one answer, and the old index lives until its last query is done.
+    """
+
+    def __init__(
+        self,
+        index: PhotoIndex,
+        image_encoder: ImageEncoder,
+        text_encoder: TextEncoder,
+        params: RankingParams | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        index.check_models(image_encoder.model_name, text_encoder.model_name, text_encoder.dim)
+        self.image_encoder = image_encoder
+        self.text_encoder = text_encoder
+        self.params = params or RankingParams()
+        self.data_dir = data_dir
+        self._index = index
+        self._swap_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Guide:
+        index = PhotoIndex.load(settings.artifacts_dir)
+        image_encoder = load_image_encoder(settings.image_model)
+        # Check the index before loading the second model: a mismatch is then reported at once.
+        index.check_models(image_encoder.model_name)
+        text_encoder = load_text_encoder(settings.text_model)
+        return cls(
+            index,
+            image_encoder,
+            text_encoder,
+            RankingParams(match_threshold=settings.match_threshold),
+            data_dir=settings.data_dir if settings.data_dir.is_dir() else None,
+        )
+
+    @property
+    def index(self) -> PhotoIndex:
+        return self._index
+
+    def swap(self, index: PhotoIndex) -> None:
+        index.check_models(self.image_encoder.model_name, self.text_encoder.model_name, self.text_encoder.dim)
+        with self._swap_lock:
+            self._index = index
+        log.info("index swapped: %d photos from %s", len(index), index.location)
+
+    def recognize(self, image: bytes | Image.Image) -> Recognition:
+        """Top landmarks and categories for a photo (bytes are decoded; ImageDecodeError if they can't be)."""
+        if isinstance(image, bytes):
+            image = decode_image(image, draft=True)
+        vector = self.image_encoder.encode_images([image])
+        return self.recognize_vector(vector[0])
+
+    def recognize_vector(self, vector: np.ndarray, index: PhotoIndex | None = None) -> Recognition:
+        index = index or self._index
+        similarities, rows = index.search(vector[None, :], self.params.k)
+        return vote(*self._neighbours(index, similarities[0], rows[0]), index.landmarks, self.params)
+
+    def search(self, text: str, limit: int = ALBUM_SIZE) -> list[PhotoHit]:
+        """The photos that best match a text query in any language the text model knows."""
+        query = " ".join(text.split())
+        if not query:
+            raise EmptyQueryError("the query is empty")
+        index = self._index
+        vector = self.text_encoder.encode_texts([query])
+        similarities, rows = index.search(vector, limit)
+        hits = []
+        for similarity, row in zip(similarities[0], rows[0], strict=True):
+            if row < 0:
+                continue
+            record = index.photos[row]
+            landmark = index.landmarks[record.xid]
+            hits.append(
+                PhotoHit(
+                    index.photo_path(row, self.data_dir), record.xid, landmark.name, landmark.city, float(similarity)
+                )
+            )
+        return hits
+
+    @staticmethod
+    def _neighbours(index: PhotoIndex, similarities: np.ndarray, rows: np.ndarray) -> tuple[list[float], list[str]]:
+        keep = rows >= 0
+        return similarities[keep].tolist(), [index.photos[r].xid for r in rows[keep]]

@@ -1,0 +1,298 @@
+"""Published NTO CSVs (`{CITY}_places.csv` + `{CITY}_images.csv`, base64 photos) → the folder dataset."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from core.catalog import PLACES_FILE, Landmark, parse_coordinate, read_places, split_kinds, write_places
+from core.dataset import IMAGES_DIR, REMOVED_FILE, is_safe_name
+from core.imaging import ImageDecodeError, decode_image, image_format
+
+REPORT_FILE = "ingest_report.csv"
+PLACES_SUFFIX = "_places.csv"
+IMAGES_SUFFIX = "_images.csv"
+NAME_COLUMNS = ("name", "place", "title")
+IMAGE_COLUMNS = ("img", "image", "photo", "base64")
+EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif"}
+# The dataset holds photos a few hundred pixels wide: a field this long is base64 of ~75 MB, not a photo.
+MAX_FIELD_CHARS = 100_000_000
+
+
+@dataclass(frozen=True)
+class Skipped:
+    source: str
+    row: int
+    name: str
+    reason: str
+
+
+@dataclass
+class CityReport:
+    city: str
+    landmarks: int = 0
+    written: int = 0
+    unchanged: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class IngestReport:
+    cities: list[CityReport] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    report_path: Path | None = None
+
+    @property
+    def written(self) -> int:
+        return sum(c.written for c in self.cities)
+
+    @property
+    def unchanged(self) -> int:
+        return sum(c.unchanged for c in self.cities)
+
+    def to_dict(self) -> dict:
+        return {
+            "cities": [
+                {
+                    "city": c.city,
+                    "landmarks": c.landmarks,
+                    "written": c.written,
+                    "unchanged": c.unchanged,
+                    "skipped": dict(c.skipped),
+                }
+                for c in self.cities
+            ],
+            "written": self.written,
+            "unchanged": self.unchanged,
+            "skipped": len(self.skipped),
+            "report": str(self.report_path) if self.report_path else None,
+        }
+
+    def summary(self) -> str:
+        lines = []
+        for c in self.cities:
+            reasons = ", ".join(f"{n} {r}" for r, n in c.skipped.most_common())
+            lines.append(
+                f"{c.city}: {c.landmarks} landmarks, {c.written} photos written, {c.unchanged} already there, "
+                f"{sum(c.skipped.values())} skipped" + (f" ({reasons})" if reasons else "")
+            )
+        lines.append(
+            f"Total: {self.written} written, {self.unchanged} unchanged, {len(self.skipped)} skipped"
+            + (f" — reasons in {self.report_path}" if self.skipped and self.report_path else "")
+        )
+        return "\n".join(lines)
+
+
+class IngestError(ValueError):
+    """The input folder cannot be ingested at all (the message says why)."""
+
+
+def decode_base64_photo(raw: str) -> bytes:
+    """Base64 in any of the circulating wrappings: `b'...'` literals, data: URLs, whitespace, no padding."""
+    text = raw.strip()
+    if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        text = text[2:-1]
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    # Whitespace, and the escaped line breaks a bytes literal may carry.
+    text = re.sub(r"\s+|\\n|\\r", "", text)
+    text = text.replace("-", "+").replace("_", "/")  # URL-safe alphabet
+    if not text:
+        raise ValueError("empty image field")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not valid base64") from None
+
+
+def _column(fieldnames: list[str], candidates: tuple[str, ...]) -> str | None:
+    lowered = {name.strip().lower(): name for name in fieldnames}
+    return next((lowered[c] for c in candidates if c in lowered), None)
+
+
+def _name_key(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def read_raw_places(path: Path, city_code: str, skipped: list[Skipped]) -> dict[str, Landmark]:
+    """Landmarks by name key; rows with the same name in a city merged (first XID and place, union of kinds)."""
+    by_name: dict[str, Landmark] = {}
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        columns = {key: _column(fields, (key,)) for key in ("xid", "name", "kind", "city", "osm", "lat", "lon")}
+        wikidata = _column(fields, ("wikidata",))
+        new_wikidata = _column(fields, ("newwikidata",))
+        if columns["xid"] is None or columns["name"] is None:
+            raise IngestError(f"{path.name}: no XID/Name columns (found: {', '.join(fields)})")
+
+        def get(row: dict, column: str | None) -> str:
+            return (row.get(column) or "").strip() if column else ""
+
+        for number, row in enumerate(reader):
+            xid, name = get(row, columns["xid"]), " ".join(get(row, columns["name"]).split())
+            if not name or not xid:
+                skipped.append(Skipped(path.name, number, name, "no XID or Name"))
+                continue
+            if not is_safe_name(xid):
+                skipped.append(Skipped(path.name, number, name, f"unsafe XID {xid!r}"))
+                continue
+            landmark = Landmark(
+                xid=xid,
+                name=name,
+                city=get(row, columns["city"]) or city_code,
+                city_code=city_code,
+                kinds=split_kinds(get(row, columns["kind"])),
+                lat=parse_coordinate(get(row, columns["lat"])),
+                lon=parse_coordinate(get(row, columns["lon"])),
+                wikidata=get(row, wikidata) or get(row, new_wikidata),
+                osm=get(row, columns["osm"]),
+            )
+            key = _name_key(name)
+            first = by_name.get(key)
+            if first is None:
+                by_name[key] = landmark
+            else:
+                merged_kinds = tuple(dict.fromkeys(first.kinds + landmark.kinds))
+                by_name[key] = Landmark(**{**first.__dict__, "kinds": merged_kinds})
+    return by_name
+
+
+def _image_rows(path: Path) -> Iterator[tuple[int, str, str]]:
+    csv.field_size_limit(min(sys.maxsize, MAX_FIELD_CHARS))
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        name_col, image_col = _column(fields, NAME_COLUMNS), _column(fields, IMAGE_COLUMNS)
+        if name_col is None or image_col is None:
+            raise IngestError(f"{path.name}: expected name and img columns, found: {', '.join(fields)}")
+        number = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # an absurdly long or broken record: skip it, keep reading
+                yield number, "", f"\0{exc}"
+                number += 1
+                continue
+            yield number, (row.get(name_col) or ""), (row.get(image_col) or "")
+            number += 1
+
+
+def _removed_paths(data_dir: Path) -> set[str]:
+    path = data_dir / REMOVED_FILE
+    if not path.is_file():
+        return set()
+    with path.open(newline="", encoding="utf-8") as f:
+        return {row["path"] for row in csv.DictReader(f) if row.get("path")}
+
+
+def _write_if_changed(target: Path, data: bytes) -> bool:
+    """True if written, False if the same bytes were already there."""
+    if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(target)
+    return True
+
+
+def ingest(raw_dir: Path, data_dir: Path, *, show_progress: bool = True) -> IngestReport:
+    places_files = sorted(raw_dir.glob(f"*{PLACES_SUFFIX}"))
+    if not places_files:
+        raise IngestError(f"no *{PLACES_SUFFIX} files in {raw_dir}")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    removed = _removed_paths(data_dir)
+    report = IngestReport()
+    landmarks_by_city: dict[str, list[Landmark]] = {}
+
+    for places_file in places_files:
+        city_code = places_file.name[: -len(PLACES_SUFFIX)]
+        if not is_safe_name(city_code):
+            report.skipped.append(Skipped(places_file.name, -1, "", f"unsafe city code {city_code!r}"))
+            continue
+        city = CityReport(city_code)
+        report.cities.append(city)
+        place_skips: list[Skipped] = []
+        by_name = read_raw_places(places_file, city_code, place_skips)
+        report.skipped += place_skips
+        landmarks_by_city[city_code] = list(by_name.values())
+        city.landmarks = len(by_name)
+
+        images_file = raw_dir / f"{city_code}{IMAGES_SUFFIX}"
+        if not images_file.is_file():
+            report.skipped.append(Skipped(images_file.name, -1, "", "images file missing"))
+            continue
+        rows = _image_rows(images_file)
+        for number, name, encoded in tqdm(rows, desc=city_code, unit=" photos", disable=not show_progress):
+            try:
+                written = _ingest_photo(encoded, by_name.get(_name_key(name)), city_code, number, data_dir, removed)
+            except RowSkipped as exc:
+                report.skipped.append(Skipped(images_file.name, number, name.strip(), str(exc)))
+                city.skipped[exc.kind] += 1
+                continue
+            if written:
+                city.written += 1
+            else:
+                city.unchanged += 1
+
+    _merge_places(data_dir / PLACES_FILE, landmarks_by_city)
+    report.report_path = data_dir / REPORT_FILE
+    with report.report_path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["source", "row", "name", "reason"])
+        writer.writerows((s.source, s.row, s.name, s.reason) for s in report.skipped)
+    return report
+
+
+class RowSkipped(ValueError):
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+
+
+def _ingest_photo(
+    encoded: str, landmark: Landmark | None, city_code: str, number: int, data_dir: Path, removed: set[str]
+) -> bool:
+    """Write one photo; True if written, False if already there; RowSkipped with the reason otherwise."""
+    if encoded.startswith("\0"):
+        raise RowSkipped("unreadable CSV record", encoded[1:])
+    if landmark is None:
+        raise RowSkipped("unknown place")
+    try:
+        data = decode_base64_photo(encoded)
+        decode_image(data)
+    except (ValueError, ImageDecodeError) as exc:
+        raise RowSkipped("undecodable", str(exc)) from None
+    extension = EXTENSIONS.get(image_format(data) or "", ".jpg")
+    relative = f"{IMAGES_DIR}/{city_code}/{landmark.xid}/{city_code}_{number}{extension}"
+    if relative in removed:
+        raise RowSkipped("removed by review", relative)
+    return _write_if_changed(data_dir / relative, data)
+
+
+def _merge_places(path: Path, landmarks_by_city: dict[str, list[Landmark]]) -> None:
+    """Replace the ingested cities' rows; rows of cities not in this run are kept."""
+    kept: list[Landmark] = []
+    if path.is_file():
+        kept = [lm for lm in read_places(path).values() if lm.city_code not in landmarks_by_city]
+    fresh = [lm for city in landmarks_by_city.values() for lm in city]
+    seen: set[str] = set()
+    merged = []
+    for landmark in kept + fresh:
+        if landmark.xid not in seen:
+            seen.add(landmark.xid)
+            merged.append(landmark)
+    write_places(path, merged)
