@@ -25,6 +25,9 @@ DEFAULT_TEMPERATURE = 0.05
 # Best-neighbour cosine below which the photo is "not a known landmark"; see Settings.match_threshold.
 DEFAULT_MATCH_THRESHOLD = 0.70
 TOP_N = 5
+# Neighbours searched in all. Only the first k vote; the rest only fill the top-N with distinct
+# landmarks when the k voters name fewer (a tourist is promised 5 guesses). FAISS cost is negligible.
+DEFAULT_SEARCH_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,13 @@ class RankingParams:
     temperature: float = DEFAULT_TEMPERATURE
     match_threshold: float = DEFAULT_MATCH_THRESHOLD
     top_n: int = TOP_N
+    search_depth: int = DEFAULT_SEARCH_DEPTH
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.top_n < 1:
             raise ValueError("k and top_n must be at least 1")
+        if self.search_depth < self.k:
+            raise ValueError("search_depth must be at least k")
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")
 
@@ -85,20 +91,30 @@ def vote(
     landmarks: Mapping[str, Landmark],
     params: RankingParams = RankingParams(),
 ) -> Recognition:
-    """Rank landmarks and categories from the query's neighbours (best first, ties by xid)."""
+    """Rank landmarks and categories from the query's neighbours, nearest first (ties by xid).
+
+    The first k neighbours vote. Neighbours past k only add landmarks not yet named, while fewer
+    than top_n are, each with the weight of its closest photo, so scores stay comparable.
+    """
     pairs = [
         (float(s), xid)
         for s, xid in zip(similarities, neighbour_xids, strict=True)
         if xid in landmarks and math.isfinite(float(s))
-    ][: params.k]
+    ]
     if not pairs:
         return NO_RESULT
     best = max(s for s, _ in pairs)
     landmark_weight: dict[str, float] = defaultdict(float)
     landmark_best: dict[str, float] = {}
-    for s, xid in pairs:
+    for s, xid in pairs[: params.k]:
         landmark_weight[xid] += math.exp((s - best) / params.temperature)
         landmark_best[xid] = max(s, landmark_best.get(xid, -math.inf))
+    for s, xid in pairs[params.k :]:
+        if len(landmark_weight) >= params.top_n:
+            break
+        if xid not in landmark_weight:
+            landmark_weight[xid] = math.exp((s - best) / params.temperature)
+            landmark_best[xid] = s
     total = sum(landmark_weight.values())
 
     ranked = sorted(landmark_weight, key=lambda x: (-landmark_weight[x], x))

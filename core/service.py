@@ -100,7 +100,7 @@ class Guide:
 
     def recognize_vector(self, vector: np.ndarray, index: PhotoIndex | None = None) -> Recognition:
         index = index or self._index
-        similarities, rows = index.search(vector[None, :], self.params.k)
+        similarities, rows = index.search(vector[None, :], self.params.search_depth)
         return vote(*self._neighbours(index, similarities[0], rows[0]), index.landmarks, self.params)
 
     def search(self, text: str, limit: int = ALBUM_SIZE) -> list[PhotoHit]:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from core.catalog import CatalogError
 from core.cli import StageProgress, configure_logging, die, load_settings, run_cli
-from core.encoders import ModelLoadError, load_image_encoder, model_id
-from core.index import BuildInProgressError, BuildReport, build_index
+from core.encoders import ModelLoadError, load_image_encoder, load_text_encoder, model_id
+from core.index import ArtifactsError, BuildInProgressError, BuildReport, PhotoIndex, build_index
+from core.ranking import DEFAULT_K, DEFAULT_SEARCH_DEPTH, DEFAULT_TEMPERATURE, RankingParams
 from core.settings import Settings
 
 
@@ -28,6 +29,19 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+    evaluation = commands.add_parser("eval", help="leave-one-out accuracy of recognition and text search")
+    evaluation.add_argument("--artifacts", type=Path, help="index folder (default: ARTIFACTS_DIR)")
+    evaluation.add_argument("--k", type=int, default=DEFAULT_K, help=f"neighbours that vote (default {DEFAULT_K})")
+    evaluation.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT_TEMPERATURE,
+        help=f"vote temperature (default {DEFAULT_TEMPERATURE})",
+    )
+    evaluation.add_argument("--threshold", type=float, help="match threshold (default: MATCH_THRESHOLD)")
+    evaluation.add_argument("--no-text", action="store_true", help="skip the text → photo part (no text model)")
+    evaluation.add_argument("--json", action="store_true", help="print the figures as JSON")
+
     models = commands.add_parser("random-models", help="write random-weight models in the real on-disk layout")
     models.add_argument("out_dir", type=Path)
     models.add_argument("--size", choices=("tiny", "full"), default="tiny")
@@ -38,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     settings = load_settings()
     configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING")
-    handler = {"ingest": _ingest, "build": _build, "random-models": _random_models}[args.command]
+    handler = {"ingest": _ingest, "build": _build, "eval": _eval, "random-models": _random_models}[args.command]
     return handler(args, settings)
 
 
@@ -96,6 +110,28 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         progress.close()
     print(json.dumps(report.to_dict(), ensure_ascii=False) if args.json else build_summary(report))
+    return 0
+
+
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from prep.evaluate import evaluate
+
+    try:
+        index = PhotoIndex.load(args.artifacts or settings.artifacts_dir)
+        text_encoder = None
+        if not args.no_text:
+            text_encoder = load_text_encoder(settings.text_model)
+            index.check_models(index.manifest.image_model, text_encoder.model_name, text_encoder.dim)
+        params = RankingParams(
+            k=args.k,
+            temperature=args.temperature,
+            search_depth=max(args.k, DEFAULT_SEARCH_DEPTH),
+            match_threshold=settings.match_threshold if args.threshold is None else args.threshold,
+        )
+        result = evaluate(index, params, text_encoder, show_progress=not args.json)
+    except (ArtifactsError, ModelLoadError, ValueError) as exc:
+        die(str(exc))
+    print(json.dumps(result.to_dict()) if args.json else result.table())
     return 0
 
 

@@ -1,0 +1,115 @@
+"""Leave-one-out evaluation of recognition and text search on the indexed dataset.
+
+Every indexed photo is recognised against the index without itself and its exact duplicates,
+using the same vote as the bot (core.ranking), so the figures predict what tourists get for
+photos like the dataset's. The stored vectors are reused: no image is decoded or embedded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from core.encoders import TextEncoder
+from core.index import PhotoIndex
+from core.ranking import RankingParams, vote
+
+TEXT_TOP = 5
+QUERY_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    photos: int
+    landmarks: int
+    top1: float  # share of photos whose best landmark is right
+    top5: float  # share whose landmark is among the 5 returned
+    category_precision5: float  # mean share of returned categories (up to 5) that the landmark has
+    match_rate: float  # share of photos that pass the match threshold (all of them are landmarks)
+    similarity_p5: float  # 5th percentile of the best-neighbour similarity of correctly recognised photos
+    similarity_p50: float
+    text_precision5: float | None  # landmark name as query: share of the top 5 photos of that landmark
+    params: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        def pct(x: float | None) -> str:
+            return "n/a" if x is None else f"{100 * x:5.1f} %"
+
+        rows = [
+            ("photos evaluated (leave-one-out)", f"{self.photos}"),
+            ("landmarks", f"{self.landmarks}"),
+            ("landmark top-1 accuracy", pct(self.top1)),
+            ("landmark top-5 accuracy", pct(self.top5)),
+            ("category precision@5", pct(self.category_precision5)),
+            (f"recognised as a match (threshold {self.params['match_threshold']:.2f})", pct(self.match_rate)),
+            ("best similarity, correct photos: p5 / p50", f"{self.similarity_p5:.3f} / {self.similarity_p50:.3f}"),
+            ("text → photo precision@5 (landmark names)", pct(self.text_precision5)),
+            ("k / temperature", f"{self.params['k']} / {self.params['temperature']}"),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def evaluate(
+    index: PhotoIndex, params: RankingParams, text_encoder: TextEncoder | None = None, show_progress: bool = False
+) -> Evaluation:
+    if len(index) < 2:
+        raise ValueError("the index needs at least 2 photos to evaluate")
+    vectors = index.vectors()
+    hashes = [p.sha256 for p in index.photos]
+    copies = Counter(hashes)
+    extra = max(copies.values())  # enough spare neighbours to drop the photo and all its copies
+    top1 = top5 = matches = 0
+    precisions: list[float] = []
+    correct_similarities: list[float] = []
+    for start in tqdm(range(0, len(index), QUERY_BATCH), desc="evaluating", disable=not show_progress):
+        similarities, rows = index.search(vectors[start : start + QUERY_BATCH], params.search_depth + extra)
+        for offset, (sims, found) in enumerate(zip(similarities, rows, strict=True)):
+            query = start + offset
+            keep = [(s, r) for s, r in zip(sims, found, strict=True) if r >= 0 and hashes[r] != hashes[query]]
+            result = vote([s for s, _ in keep], [index.photos[r].xid for _, r in keep], index.landmarks, params)
+            truth = index.photos[query].xid
+            ranked = [hit.xid for hit in result.landmarks]
+            top1 += bool(ranked) and ranked[0] == truth
+            top5 += truth in ranked
+            matches += result.match
+            if ranked and ranked[0] == truth:
+                correct_similarities.append(result.best_similarity)
+            true_categories = set(index.landmarks[truth].categories)
+            if result.categories:
+                hits = sum(c.category in true_categories for c in result.categories)
+                precisions.append(hits / len(result.categories))
+            else:
+                precisions.append(0.0)
+    n = len(index)
+    sims = np.array(correct_similarities) if correct_similarities else np.array([np.nan])
+    return Evaluation(
+        photos=n,
+        landmarks=len({p.xid for p in index.photos}),
+        top1=top1 / n,
+        top5=top5 / n,
+        category_precision5=float(np.mean(precisions)),
+        match_rate=matches / n,
+        similarity_p5=float(np.percentile(sims, 5)),
+        similarity_p50=float(np.percentile(sims, 50)),
+        text_precision5=None if text_encoder is None else text_precision(index, text_encoder),
+        params=asdict(params),
+    )
+
+
+def text_precision(index: PhotoIndex, text_encoder: TextEncoder) -> float:
+    """Each landmark's name as a query: mean share of the top-5 photos that show that landmark."""
+    xids = sorted({p.xid for p in index.photos})
+    queries = text_encoder.encode_texts([index.landmarks[x].name for x in xids])
+    _, rows = index.search(queries, TEXT_TOP)
+    shares = [
+        sum(index.photos[r].xid == xid for r in found if r >= 0) / TEXT_TOP
+        for xid, found in zip(xids, rows, strict=True)
+    ]
+    return float(np.mean(shares))
