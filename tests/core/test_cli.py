@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from core.__main__ import main
+from tests.cli_env import run, run_json, use_environment
+from tests.datagen import jpeg_bytes, scene
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch, tmp_path, built_dataset, model_dirs) -> None:
+    use_environment(monkeypatch, tmp_path, built_dataset, model_dirs)
+
+
+def test_recognize_json_has_exactly_the_documented_shape(tmp_path: Path, capsys, built_dataset) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(jpeg_bytes(scene(0, 55)))
+    data = run_json(main, ["recognize", str(photo)], capsys)
+    assert set(data) == {"match", "landmarks", "categories"} and isinstance(data["match"], bool)
+    assert len(data["landmarks"]) == 5 and len(data["categories"]) == 5
+    for hit in data["landmarks"]:
+        assert set(hit) == {"xid", "name", "city", "score"}
+        assert isinstance(hit["score"], float)
+    for hit in data["categories"]:
+        assert set(hit) == {"category", "score"}
+    assert data["landmarks"][0]["name"] == built_dataset.names["EKB"][0]
+    scores = [h["score"] for h in data["landmarks"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_recognize_table_is_readable(tmp_path: Path, capsys) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(jpeg_bytes(scene(0, 55)))
+    code, out, _ = run(main, ["recognize", str(photo)], capsys)
+    assert code == 0 and "landmark" in out and "category" in out and "score" in out
+
+
+def test_search_json_paths_resolve_from_the_working_directory(capsys) -> None:
+    data = run_json(main, ["search", "Храм на Крови"], capsys)
+    assert set(data) == {"photos"} and len(data["photos"]) == 5
+    for photo in data["photos"]:
+        assert set(photo) == {"path", "xid", "name", "score"}
+        assert Path(photo["path"]).is_file()
+    english = run_json(main, ["search", "cathedral near the river"], capsys)
+    assert len(english["photos"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["recognize", "missing.jpg"], "cannot read"),
+        (["recognize", "broken.jpg"], "broken.jpg"),
+        (["search", "   "], "empty"),
+        (["recognize", "photo.jpg", "--artifacts", "nowhere"], "prep build"),
+        (["search", "church", "--artifacts", "nowhere"], "prep build"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_2(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
+    (tmp_path / "broken.jpg").write_bytes(jpeg_bytes(scene(0, 1))[:200])
+    (tmp_path / "photo.jpg").write_bytes(jpeg_bytes(scene(0, 1)))
+    code, out, err = run(main, argv, capsys)
+    assert code == 2 and out == ""
+    assert message in err and err.strip().count("\n") == 0
+
+
+def test_wrong_model_is_reported_not_served(capsys, monkeypatch, tmp_path: Path) -> None:
+    (tmp_path / "photo.jpg").write_bytes(jpeg_bytes(scene(0, 1)))
+    monkeypatch.setenv("IMAGE_MODEL", str(tmp_path / "no-such-model"))
+    code, _, err = run(main, ["recognize", "photo.jpg"], capsys)
+    assert code == 2 and "no-such-model" in err

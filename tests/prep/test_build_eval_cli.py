@@ -1,0 +1,44 @@
+import pytest
+
+from prep.__main__ import main
+from tests.cli_env import run, run_json, use_environment
+from tests.conftest import CITIES, PHOTOS_PER_LANDMARK
+
+
+@pytest.fixture
+def dataset(built_dataset, tmp_path):
+    return built_dataset.copy_to(tmp_path)
+
+
+def test_build_twice_second_embeds_nothing(monkeypatch, tmp_path, dataset, model_dirs, capsys) -> None:
+    use_environment(monkeypatch, tmp_path, dataset, model_dirs)
+    monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "fresh-artifacts"))
+    first = run_json(main, ["build"], capsys)
+    # A fresh artifacts folder has a fresh cache: every photo is embedded once.
+    assert first["embedded"] == first["photos"] and not first["up_to_date"]
+    assert first["photos"] == sum(CITIES.values()) * PHOTOS_PER_LANDMARK
+    second = run_json(main, ["build"], capsys)
+    assert second["up_to_date"] and second["embedded"] == 0
+    code, out, _ = run(main, ["build"], capsys)
+    assert code == 0 and "up to date" in out
+
+
+def test_build_without_dataset_is_a_clear_error(monkeypatch, tmp_path, dataset, model_dirs, capsys) -> None:
+    use_environment(monkeypatch, tmp_path, dataset, model_dirs)
+    code, _, err = run(main, ["build", "--data", str(tmp_path / "nothing")], capsys)
+    assert code == 2 and "prep ingest" in err
+
+
+def test_eval_reports_accuracy_far_above_chance(monkeypatch, tmp_path, dataset, model_dirs, capsys) -> None:
+    use_environment(monkeypatch, tmp_path, dataset, model_dirs)
+    data = run_json(main, ["eval"], capsys)
+    assert data["photos"] == sum(CITIES.values()) * PHOTOS_PER_LANDMARK
+    chance = 1 / sum(CITIES.values())
+    assert data["top1"] >= 8 * chance and data["top5"] >= 0.9 and data["top5"] >= data["top1"]
+    assert 0 < data["category_precision5"] <= 1
+    assert 0 <= data["text_precision5"] <= 1
+    assert data["params"]["k"] == 20
+    narrow = run_json(main, ["eval", "--k", "1", "--no-text"], capsys)
+    assert narrow["text_precision5"] is None and narrow["params"]["k"] == 1
+    code, out, _ = run(main, ["eval", "--no-text"], capsys)
+    assert code == 0 and "top-1" in out and "precision@5" in out
