@@ -107,6 +107,20 @@ class SentenceTransformerTextEncoder:
         return _normalised(vectors)
 
 
+def limit_threads(threads: int) -> None:
+    """Threads each inference may use. Serving runs several queries in parallel worker threads, so
+    each one gets a share of the cores; FAISS answers a single query faster on one thread."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+    except ImportError:
+        pass
+
+
 def load_image_encoder(name_or_path: str) -> ImageEncoder:
     return SentenceTransformerImageEncoder(name_or_path)
 

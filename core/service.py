@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.encoders import ImageEncoder, TextEncoder, load_image_encoder, load_text_encoder
+from core.encoders import ImageEncoder, TextEncoder, load_image_encoder, load_text_encoder, model_id
 from core.imaging import decode_image
-from core.index import PhotoIndex
+from core.index import ArtifactsError, BuildReport, PhotoIndex, ProgressFn, build_index
 from core.ranking import RankingParams, Recognition, vote
 from core.settings import Settings
 
@@ -67,9 +67,32 @@ class Guide:
         self._swap_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Guide:
-        index = PhotoIndex.load(settings.artifacts_dir)
+    def from_settings(
+        cls, settings: Settings, *, build_missing: bool = False, progress: ProgressFn | None = None
+    ) -> Guide:
+        """Load the index and both models once. With build_missing, an absent index is first built
+        from DATA_DIR with the image model just loaded (not a second copy of it)."""
+        if not build_missing:
+            index = PhotoIndex.load(settings.artifacts_dir)
         image_encoder = load_image_encoder(settings.image_model)
+        if build_missing:
+            try:
+                index = PhotoIndex.load(settings.artifacts_dir)
+            except ArtifactsError:
+                if not settings.data_dir.is_dir():
+                    raise ArtifactsError(
+                        f"no index in {settings.artifacts_dir}/ and no dataset in {settings.data_dir}/ to build one "
+                        "from: run `python -m prep ingest RAW_DIR` (or set DATA_DIR)"
+                    ) from None
+                log.warning("no index yet: building it from %s (this runs once)", settings.data_dir)
+                build_index(
+                    settings.data_dir,
+                    settings.artifacts_dir,
+                    image_encoder,
+                    text_model=model_id(settings.text_model),
+                    progress=progress,
+                )
+                index = PhotoIndex.load(settings.artifacts_dir)
         # Check the index before loading the second model: a mismatch is then reported at once.
         index.check_models(image_encoder.model_name)
         text_encoder = load_text_encoder(settings.text_model)
@@ -90,6 +113,16 @@ class Guide:
         with self._swap_lock:
             self._index = index
         log.info("index swapped: %d photos from %s", len(index), index.location)
+
+    def rebuild(self, data_dir: Path, artifacts_dir: Path, progress: ProgressFn | None = None) -> BuildReport:
+        """Incremental build with the encoder already in memory, then swap the result in.
+        On any error the index in use is untouched (build_index publishes atomically)."""
+        report = build_index(
+            data_dir, artifacts_dir, self.image_encoder, text_model=self.text_encoder.model_name, progress=progress
+        )
+        if Path(report.location).resolve() != self._index.location.resolve():
+            self.swap(PhotoIndex.load(artifacts_dir))
+        return report
 
     def recognize(self, image: bytes | Image.Image) -> Recognition:
         """Top landmarks and categories for a photo (bytes are decoded; ImageDecodeError if they can't be)."""

@@ -1,0 +1,94 @@
+"""build_application(settings, guide): the one place that wires the bot together."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from telegram import BotCommand
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import handlers
+from bot.context import SERVICES_KEY, Services
+from bot.reindex import Reindexer
+from bot.texts import COMMANDS, LANGUAGES
+from bot.throttle import UserRateLimiter
+from core.service import Guide
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Updates handled at once. Each waits for the worker pool, which is what really bounds the CPU work;
+# this only bounds memory (downloaded photos waiting in the queue).
+CONCURRENT_UPDATES = 64
+# Retries of a request Telegram answered with 429 (flood control), honouring its retry_after.
+FLOOD_RETRIES = 3
+
+
+def build_application(settings: Settings, guide: Guide) -> Application:
+    token = settings.require_token()
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
+        .concurrent_updates(CONCURRENT_UPDATES)
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+    )
+    if settings.telegram_api_url:
+        builder = builder.base_url(settings.telegram_api_url)
+    if settings.telegram_file_url:
+        builder = builder.base_file_url(settings.telegram_file_url)
+    application = builder.build()
+    application.bot_data[SERVICES_KEY] = Services(
+        settings=settings,
+        guide=guide,
+        pool=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="guide"),
+        limiter=UserRateLimiter(),
+        reindexer=Reindexer(guide, settings.data_dir, settings.artifacts_dir),
+    )
+    _add_handlers(application)
+    return application
+
+
+def _add_handlers(application: Application) -> None:
+    new = filters.UpdateType.MESSAGE
+    application.add_handlers(
+        [
+            CommandHandler("start", handlers.start, filters=new),
+            CommandHandler("help", handlers.help_command, filters=new),
+            CommandHandler("lang", handlers.lang, filters=new),
+            CommandHandler("reindex", handlers.reindex, filters=new),
+            CallbackQueryHandler(handlers.lang_chosen, pattern=r"^lang:"),
+            MessageHandler(new & filters.PHOTO, handlers.photo),
+            MessageHandler(new & filters.Document.ALL, handlers.document),
+            MessageHandler(new & filters.COMMAND, handlers.unknown_command),
+            MessageHandler(new & filters.TEXT, handlers.text_query),
+            MessageHandler(filters.UpdateType.EDITED_MESSAGE, handlers.edited),
+            MessageHandler(new, handlers.unsupported),
+        ]
+    )
+    application.add_error_handler(handlers.error)
+
+
+async def _post_init(application: Application) -> None:
+    for lang in LANGUAGES:
+        commands = [BotCommand(name, description) for name, description in COMMANDS[lang]]
+        await application.bot.set_my_commands(commands, language_code=lang)
+    await application.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS["en"]])
+    guide = application.bot_data[SERVICES_KEY].guide
+    log.info("bot @%s ready: %d photos indexed", application.bot.username, len(guide.index))
+
+
+async def _post_shutdown(application: Application) -> None:
+    services_ = application.bot_data[SERVICES_KEY]
+    services_.reindexer.shutdown()
+    services_.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,242 @@
+"""Telegram handlers: each translates one kind of update into a core call and a reply."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, Update
+from telegram.constants import ChatAction, FileSizeLimit, ParseMode
+from telegram.ext import ContextTypes
+
+from bot.context import services
+from bot.reindex import ReindexBusyError
+from bot.texts import (
+    LANGUAGES,
+    STAGES,
+    Lang,
+    format_recognition,
+    format_search_fallback,
+    language_for,
+    map_url,
+    photo_caption,
+    text,
+    wikidata_url,
+)
+from core.imaging import ImageDecodeError
+from core.index import BuildInProgressError
+from core.ranking import Recognition
+from core.service import ALBUM_SIZE, EmptyQueryError, PhotoHit
+
+log = logging.getLogger(__name__)
+
+LANG_KEY = "lang"
+
+
+def user_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Lang:
+    chosen = context.user_data.get(LANG_KEY) if context.user_data is not None else None
+    if chosen in LANGUAGES:
+        return chosen
+    user = update.effective_user
+    return language_for(user.language_code if user else None)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Greet the user and say what the bot does."""
+    await update.effective_message.reply_text(text("start", user_lang(update, context)))
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Explain both features with examples."""
+    await update.effective_message.reply_text(text("help", user_lang(update, context)), parse_mode=ParseMode.HTML)
+
+
+async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Switch the language: `/lang en` directly, or `/lang` for buttons."""
+    if context.args and context.args[0].lower() in LANGUAGES:
+        context.user_data[LANG_KEY] = context.args[0].lower()
+        await update.effective_message.reply_text(text("lang_set", context.user_data[LANG_KEY]))
+        return
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Русский", callback_data="lang:ru"),
+                InlineKeyboardButton("English", callback_data="lang:en"),
+            ]
+        ]
+    )
+    await update.effective_message.reply_text(text("lang_choose", user_lang(update, context)), reply_markup=keyboard)
+
+
+async def lang_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Apply the language picked with a /lang button."""
+    query = update.callback_query
+    choice = (query.data or "").removeprefix("lang:")
+    if choice in LANGUAGES:
+        context.user_data[LANG_KEY] = choice
+    await query.answer()
+    await query.edit_message_text(text("lang_set", user_lang(update, context)))
+
+
+async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Recognise the landmark in a photo (the largest size Telegram offers)."""
+    largest = update.effective_message.photo[-1]
+    await _recognize(update, context, largest.file_id, largest.file_size)
+
+
+async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Recognise an image sent as a file; politely refuse other files."""
+    file = update.effective_message.document
+    if not (file.mime_type or "").startswith("image/"):
+        await update.effective_message.reply_text(text("not_image_file", user_lang(update, context)))
+        return
+    await _recognize(update, context, file.file_id, file.file_size)
+
+
+async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id: str, size: int | None) -> None:
+    message, lang_ = update.effective_message, user_lang(update, context)
+    if size is not None and size > FileSizeLimit.FILESIZE_DOWNLOAD:
+        await message.reply_text(text("too_big", lang_))
+        return
+    svc = services(context)
+    if not await _within_rate_limit(update, context, lang_):
+        return
+    await message.reply_chat_action(ChatAction.TYPING)
+    data = bytes(await (await context.bot.get_file(file_id)).download_as_bytearray())
+    try:
+        result: Recognition = await svc.run(svc.guide.recognize, data)
+    except ImageDecodeError as exc:
+        await message.reply_text(text("bad_image", lang_, reason=str(exc)))
+        return
+    await message.reply_text(
+        format_recognition(result, lang_), parse_mode=ParseMode.HTML, reply_markup=_landmark_buttons(result, lang_)
+    )
+
+
+def _landmark_buttons(result: Recognition, lang_: Lang) -> InlineKeyboardMarkup | None:
+    if not result.landmarks:
+        return None
+    best = result.landmarks[0].landmark
+    buttons = []
+    if url := map_url(best):
+        buttons.append(InlineKeyboardButton(text("map", lang_), url=url))
+    if url := wikidata_url(best):
+        buttons.append(InlineKeyboardButton(text("wikidata", lang_), url=url))
+    return InlineKeyboardMarkup([buttons]) if buttons else None
+
+
+async def text_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Search photos by any text and answer with an album."""
+    message, lang_ = update.effective_message, user_lang(update, context)
+    if not message.text.strip():
+        await message.reply_text(text("empty_query", lang_))
+        return
+    if not await _within_rate_limit(update, context, lang_):
+        return
+    svc = services(context)
+    await message.reply_chat_action(ChatAction.UPLOAD_PHOTO)
+    try:
+        hits: list[PhotoHit] = await svc.run(svc.guide.search, message.text, ALBUM_SIZE)
+    except EmptyQueryError:
+        await message.reply_text(text("empty_query", lang_))
+        return
+    album = await svc.run(_read_album, hits)
+    if len(album) < 2:  # Telegram albums need 2–10 items
+        await message.reply_text(format_search_fallback([(h.name, h.city) for h in hits[:1]], lang_))
+        return
+    await message.reply_media_group(album)
+
+
+def _read_album(hits: list[PhotoHit]) -> list[InputMediaPhoto]:
+    album = []
+    for hit in hits:
+        try:
+            data = Path(hit.path).read_bytes()
+        except OSError:
+            log.warning("indexed photo is gone: %s", hit.path)
+            continue
+        album.append(InputMediaPhoto(data, caption=photo_caption(hit.name, hit.city), filename=Path(hit.path).name))
+    return album
+
+
+async def _within_rate_limit(update: Update, context: ContextTypes.DEFAULT_TYPE, lang_: Lang) -> bool:
+    user = update.effective_user
+    if user is None or services(context).limiter.allow(user.id):
+        return True
+    await update.effective_message.reply_text(text("rate_limited", lang_))
+    return False
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Point at /help for commands the bot does not have."""
+    await update.effective_message.reply_text(text("unknown_command", user_lang(update, context)))
+
+
+async def edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Ask for a fresh message instead of silently ignoring an edit."""
+    await update.effective_message.reply_text(text("edited", user_lang(update, context)))
+
+
+async def unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Stickers, voice, locations, videos…: say what the bot understands."""
+    await update.effective_message.reply_text(text("unsupported", user_lang(update, context)))
+
+
+async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Admins only: rebuild the index in the background and swap it in."""
+    message, lang_, svc = update.effective_message, user_lang(update, context), services(context)
+    user = update.effective_user
+    if user is None or user.id not in svc.settings.admin_ids:
+        await message.reply_text(text("not_admin", lang_))
+        return
+    try:
+        svc.reindexer.claim()
+    except ReindexBusyError:
+        await message.reply_text(text("reindex_busy", lang_))
+        return
+    status = await message.reply_text(text("reindex_started", lang_, data_dir=svc.settings.data_dir))
+    context.application.create_task(_run_reindex(context, status, lang_), update=update)
+
+
+async def _run_reindex(context: ContextTypes.DEFAULT_TYPE, status: Message, lang_: Lang) -> None:
+    svc = services(context)
+
+    async def on_progress(stage: str, done: int, total: int) -> None:
+        label = STAGES.get(stage, {}).get(lang_, stage)
+        try:
+            await status.edit_text(text("reindex_progress", lang_, stage=label, done=done, total=total))
+        except Exception:  # a progress note that fails (edited too fast, deleted) must not stop the build
+            log.debug("progress message not updated", exc_info=True)
+
+    try:
+        report = await svc.reindexer.run(on_progress)
+    except BuildInProgressError:
+        await status.reply_text(text("reindex_busy", lang_))
+        return
+    except Exception as exc:
+        log.exception("reindex failed")
+        await status.reply_text(text("reindex_failed", lang_, error=f"{exc.__class__.__name__}: {exc}"[:500]))
+        return
+    key = "reindex_up_to_date" if report.up_to_date else "reindex_done"
+    await status.reply_text(
+        text(
+            key,
+            lang_,
+            seconds=report.seconds,
+            photos=report.photos,
+            landmarks=report.landmarks,
+            embedded=report.embedded,
+            from_cache=report.from_cache,
+            skipped=len(report.skipped),
+        )
+    )
+
+
+async def error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log every exception with its update, and tell the user something went wrong."""
+    log.error("exception while handling update %s", update, exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message is not None:
+        try:
+            await update.effective_message.reply_text(text("error", user_lang(update, context)))
+        except Exception:
+            log.warning("could not tell the user about the error", exc_info=True)

@@ -1,0 +1,75 @@
+"""/reindex: rebuild the index in the background, report to the admin, swap it in on success."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from core.index import BuildReport
+from core.service import Guide
+
+log = logging.getLogger(__name__)
+
+# Seconds between progress messages to the admin: informative without hitting Telegram's limits.
+PROGRESS_INTERVAL = 5.0
+
+Notify = Callable[[str, int, int], Awaitable[None]]
+
+
+class ReindexBusyError(RuntimeError):
+    """A reindex is already running."""
+
+
+class Reindexer:
+    """Runs one rebuild at a time on its own thread, so the query workers keep answering."""
+
+    def __init__(self, guide: Guide, data_dir: Path, artifacts_dir: Path) -> None:
+        self.guide = guide
+        self.data_dir = data_dir
+        self.artifacts_dir = artifacts_dir
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reindex")
+        self._running = False
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def claim(self) -> None:
+        """Reserve the single reindex slot (on the event loop, so no race between two admins)."""
+        if self._running:
+            raise ReindexBusyError("a reindex is already running")
+        self._running = True
+
+    async def run(self, on_progress: Notify) -> BuildReport:
+        """Rebuild and swap; call `claim()` first. Errors propagate; the old index keeps serving."""
+        loop = asyncio.get_running_loop()
+        last_sent = 0.0
+
+        def progress(stage: str, done: int, total: int) -> None:
+            nonlocal last_sent
+            now = time.monotonic()
+            if now - last_sent >= PROGRESS_INTERVAL and done < total:
+                last_sent = now
+                asyncio.run_coroutine_threadsafe(on_progress(stage, done, total), loop)
+
+        started = time.monotonic()
+        try:
+            report = await loop.run_in_executor(
+                self._thread, self.guide.rebuild, self.data_dir, self.artifacts_dir, progress
+            )
+            log.info(
+                "reindex done in %.1f s: %d photos, %d embedded",
+                time.monotonic() - started,
+                report.photos,
+                report.embedded,
+            )
+            return report
+        finally:
+            self._running = False
+
+    def shutdown(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,287 @@
+"""Every user-facing string, in Russian and English, and the formatting of answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Literal
+
+from core.catalog import Landmark
+from core.ranking import Recognition
+
+Lang = Literal["ru", "en"]
+LANGUAGES: tuple[Lang, ...] = ("ru", "en")
+# Telegram clients in these languages get Russian by default; everyone else English.
+RUSSIAN_SPEAKING = frozenset({"ru", "uk", "be", "kk"})
+
+MESSAGES: dict[str, dict[Lang, str]] = {
+    "start": {
+        "ru": "Здравствуйте! Я узнаю достопримечательности Екатеринбурга, Нижнего Новгорода, Владимира "
+        "и Ярославля.\n\n📷 Пришлите фото — скажу, что на нём, и покажу на карте.\n"
+        "🔎 Напишите текст — пришлю подходящие фотографии.\n\nПодробнее: /help",
+        "en": "Hello! I recognise landmarks of Ekaterinburg, Nizhny Novgorod, Vladimir and Yaroslavl.\n\n"
+        "📷 Send a photo and I will tell you what it shows and where it is.\n"
+        "🔎 Send any text and I will find matching photos.\n\nMore: /help",
+    },
+    "help": {
+        "ru": "<b>Что я умею</b>\n"
+        "📷 <b>Фото → достопримечательность.</b> Пришлите снимок (можно файлом, без сжатия): отвечу пятью "
+        "наиболее вероятными местами и категориями с уверенностью и дам ссылку на карту.\n"
+        "🔎 <b>Текст → фото.</b> Напишите, например, <i>«белый собор у реки»</i> или "
+        "<i>«Нижегородский кремль»</i> — пришлю 5 подходящих фотографий.\n\n"
+        "/lang — язык (русский / English)\n/help — эта справка",
+        "en": "<b>What I can do</b>\n"
+        "📷 <b>Photo → landmark.</b> Send a photo (as a file too, to avoid compression): I answer with the "
+        "5 most likely places and categories, with confidences and a map link.\n"
+        "🔎 <b>Text → photos.</b> Write, for example, <i>“white cathedral by the river”</i> or "
+        "<i>“Nizhny Novgorod Kremlin”</i> and get 5 matching photos.\n\n"
+        "/lang — language (русский / English)\n/help — this help",
+    },
+    "lang_choose": {"ru": "Выберите язык:", "en": "Choose a language:"},
+    "lang_set": {"ru": "Готово, теперь говорю по-русски.", "en": "Done, English it is."},
+    "working": {"ru": "Смотрю…", "en": "Looking…"},
+    "recognized": {"ru": "Это, скорее всего:", "en": "This is most likely:"},
+    "not_sure": {
+        "ru": "🤔 Не уверен, что на фото известная мне достопримечательность. Ближе всего:",
+        "en": "🤔 I'm not sure this is a landmark I know. The closest guesses:",
+    },
+    "categories": {"ru": "Категории", "en": "Categories"},
+    "nothing_found": {
+        "ru": "В моей базе пока нет фотографий — попросите администратора собрать индекс.",
+        "en": "My collection has no photos yet — ask the administrator to build the index.",
+    },
+    "map": {"ru": "🗺 На карте", "en": "🗺 Map"},
+    "wikidata": {"ru": "📖 Wikidata", "en": "📖 Wikidata"},
+    "too_few_photos": {
+        "ru": "Для альбома мало фотографий в базе. Лучшее совпадение:",
+        "en": "Too few photos in my collection for an album. The best match:",
+    },
+    "empty_query": {
+        "ru": "Напишите, что найти, например «собор на набережной».",
+        "en": "Write what to look for, e.g. “cathedral on the embankment”.",
+    },
+    "too_big": {
+        "ru": "Файл больше 20 МБ — Telegram не даёт ботам скачивать такие. Пришлите фото поменьше.",
+        "en": "The file is over 20 MB, which Telegram does not let bots download. Please send a smaller photo.",
+    },
+    "bad_image": {
+        "ru": "Не получается открыть это изображение ({reason}). Пришлите обычное фото JPEG или PNG.",
+        "en": "I can't open this image ({reason}). Please send an ordinary JPEG or PNG photo.",
+    },
+    "not_image_file": {
+        "ru": "Это файл, а не изображение. Пришлите фото — или файл JPEG/PNG.",
+        "en": "That's a file, not an image. Send a photo, or a JPEG/PNG file.",
+    },
+    "unsupported": {
+        "ru": "Я понимаю только фотографии и текст. Пришлите фото достопримечательности или напишите, что найти.",
+        "en": "I understand photos and text only. Send a photo of a landmark or write what to look for.",
+    },
+    "edited": {
+        "ru": "Исправленные сообщения я не перечитываю — отправьте запрос заново.",
+        "en": "I don't re-read edited messages — please send your request again.",
+    },
+    "unknown_command": {"ru": "Не знаю такой команды. Смотрите /help.", "en": "I don't know that command. See /help."},
+    "rate_limited": {
+        "ru": "Слишком много запросов подряд — подождите несколько секунд, пожалуйста.",
+        "en": "That's a lot of requests at once — please wait a few seconds.",
+    },
+    "error": {
+        "ru": "Что-то пошло не так. Попробуйте ещё раз чуть позже.",
+        "en": "Something went wrong. Please try again a bit later.",
+    },
+    "not_admin": {
+        "ru": "Эта команда только для администраторов бота.",
+        "en": "This command is for the bot's administrators only.",
+    },
+    "reindex_busy": {
+        "ru": "Пересборка индекса уже идёт — дождитесь её окончания.",
+        "en": "A reindex is already running — please wait for it to finish.",
+    },
+    "reindex_started": {
+        "ru": "⏳ Пересобираю индекс из {data_dir}… Бот продолжает отвечать.",
+        "en": "⏳ Rebuilding the index from {data_dir}… The bot keeps answering.",
+    },
+    "reindex_progress": {"ru": "⏳ {stage}: {done} из {total}", "en": "⏳ {stage}: {done} of {total}"},
+    "reindex_done": {
+        "ru": "✅ Индекс обновлён за {seconds:.1f} с: {photos} фото, {landmarks} мест; новых эмбеддингов "
+        "{embedded}, из кэша {from_cache}, пропущено {skipped}.",
+        "en": "✅ Index updated in {seconds:.1f} s: {photos} photos, {landmarks} landmarks; {embedded} embedded, "
+        "{from_cache} from cache, {skipped} skipped.",
+    },
+    "reindex_up_to_date": {
+        "ru": "✅ Индекс уже актуален: {photos} фото, {landmarks} мест (проверено за {seconds:.1f} с).",
+        "en": "✅ The index is already up to date: {photos} photos, {landmarks} landmarks "
+        "(checked in {seconds:.1f} s).",
+    },
+    "reindex_failed": {
+        "ru": "❌ Пересборка не удалась, работает прежний индекс. Ошибка: {error}",
+        "en": "❌ Reindex failed; the previous index keeps serving. Error: {error}",
+    },
+}
+
+STAGES: dict[str, dict[Lang, str]] = {
+    "hash": {"ru": "проверка файлов", "en": "checking files"},
+    "embed": {"ru": "эмбеддинги", "en": "embedding"},
+}
+
+COMMANDS: dict[Lang, list[tuple[str, str]]] = {
+    "ru": [("start", "Начать"), ("help", "Что умеет бот"), ("lang", "Язык / Language")],
+    "en": [("start", "Start"), ("help", "What the bot does"), ("lang", "Language / Язык")],
+}
+
+# OpenTripMap kinds → human names. Unknown kinds fall back to the slug with spaces.
+CATEGORY_NAMES: dict[str, tuple[str, str]] = {
+    "accomodations": ("Жильё", "Accommodation"),
+    "archaeological_museums": ("Археологические музеи", "Archaeology museums"),
+    "archaeology": ("Археология", "Archaeology"),
+    "architecture": ("Архитектура", "Architecture"),
+    "art_galleries": ("Картинные галереи", "Art galleries"),
+    "bank": ("Банк", "Bank"),
+    "banks": ("Банки", "Banks"),
+    "biographical_museums": ("Мемориальные музеи", "Biographical museums"),
+    "bridges": ("Мосты", "Bridges"),
+    "burial_places": ("Места захоронений", "Burial places"),
+    "castles": ("Замки", "Castles"),
+    "catholic_churches": ("Католические храмы", "Catholic churches"),
+    "cathedrals": ("Соборы", "Cathedrals"),
+    "cemeteries": ("Кладбища", "Cemeteries"),
+    "children_museums": ("Детские музеи", "Children's museums"),
+    "children_theatres": ("Детские театры", "Children's theatres"),
+    "churches": ("Церкви", "Churches"),
+    "cinemas": ("Кинотеатры", "Cinemas"),
+    "circuses": ("Цирки", "Circuses"),
+    "concert_halls": ("Концертные залы", "Concert halls"),
+    "cultural": ("Культура", "Culture"),
+    "defensive_walls": ("Крепостные стены", "Defensive walls"),
+    "destroyed_objects": ("Утраченные объекты", "Destroyed objects"),
+    "eastern_orthodox_churches": ("Православные храмы", "Orthodox churches"),
+    "fashion_museums": ("Музеи моды", "Fashion museums"),
+    "foods": ("Еда", "Food"),
+    "fortifications": ("Укрепления", "Fortifications"),
+    "fortified_towers": ("Крепостные башни", "Fortified towers"),
+    "gardens_and_parks": ("Сады и парки", "Gardens and parks"),
+    "geological_formations": ("Геологические объекты", "Geological formations"),
+    "historic": ("История", "Historic"),
+    "historic_architecture": ("Историческая архитектура", "Historic architecture"),
+    "historic_districts": ("Исторические районы", "Historic districts"),
+    "historic_house_museums": ("Дома-музеи", "Historic house museums"),
+    "historic_object": ("Исторические объекты", "Historic objects"),
+    "historic_settlements": ("Исторические поселения", "Historic settlements"),
+    "historical_places": ("Исторические места", "Historical places"),
+    "history_museums": ("Исторические музеи", "History museums"),
+    "industrial_facilities": ("Промышленные объекты", "Industrial facilities"),
+    "kremlins": ("Кремли", "Kremlins"),
+    "local_museums": ("Краеведческие музеи", "Local history museums"),
+    "manor_houses": ("Усадьбы", "Manor houses"),
+    "military_museums": ("Военные музеи", "Military museums"),
+    "monasteries": ("Монастыри", "Monasteries"),
+    "monuments": ("Памятники", "Monuments"),
+    "monuments_and_memorials": ("Памятники и мемориалы", "Monuments and memorials"),
+    "mosques": ("Мечети", "Mosques"),
+    "mountain_peaks": ("Вершины", "Mountain peaks"),
+    "museums": ("Музеи", "Museums"),
+    "museums_of_science_and_technology": ("Музеи науки и техники", "Science and technology museums"),
+    "music_venues": ("Музыкальные площадки", "Music venues"),
+    "national_museums": ("Национальные музеи", "National museums"),
+    "natural": ("Природа", "Nature"),
+    "natural_monuments": ("Памятники природы", "Natural monuments"),
+    "nature_reserves": ("Заповедники", "Nature reserves"),
+    "open_air_museums": ("Музеи под открытым небом", "Open-air museums"),
+    "opera_houses": ("Оперные театры", "Opera houses"),
+    "other": ("Другое", "Other"),
+    "other_archaeological_sites": ("Археологические памятники", "Archaeological sites"),
+    "other_bridges": ("Мосты", "Bridges"),
+    "other_buildings_and_structures": ("Здания и сооружения", "Buildings and structures"),
+    "other_burial_places": ("Места захоронений", "Burial places"),
+    "other_churches": ("Другие храмы", "Other churches"),
+    "other_hotels": ("Гостиницы", "Hotels"),
+    "other_museums": ("Другие музеи", "Other museums"),
+    "other_nature_conservation_areas": ("Охраняемые природные территории", "Nature conservation areas"),
+    "other_technology_museums": ("Технические музеи", "Technology museums"),
+    "other_temples": ("Другие храмы", "Other temples"),
+    "other_theatres": ("Театры", "Theatres"),
+    "other_towers": ("Башни", "Towers"),
+    "planetariums": ("Планетарии", "Planetariums"),
+    "puppetries": ("Кукольные театры", "Puppet theatres"),
+    "railway_stations": ("Вокзалы", "Railway stations"),
+    "religion": ("Религия", "Religion"),
+    "restaurants": ("Рестораны", "Restaurants"),
+    "rock_formations": ("Скалы", "Rock formations"),
+    "science_museums": ("Научные музеи", "Science museums"),
+    "sculptures": ("Скульптуры", "Sculptures"),
+    "sport": ("Спорт", "Sport"),
+    "squares": ("Площади", "Squares"),
+    "stadiums": ("Стадионы", "Stadiums"),
+    "theatres_and_entertainments": ("Театры и развлечения", "Theatres and entertainment"),
+    "tourist_facilities": ("Туристическая инфраструктура", "Tourist facilities"),
+    "towers": ("Башни", "Towers"),
+    "triumphal_archs": ("Триумфальные арки", "Triumphal arches"),
+    "unclassified_objects": ("Прочие объекты", "Unclassified objects"),
+    "urban_environment": ("Городская среда", "Urban environment"),
+    "view_points": ("Смотровые площадки", "View points"),
+    "war_memorials": ("Военные мемориалы", "War memorials"),
+    "water_towers": ("Водонапорные башни", "Water towers"),
+    "zoos": ("Зоопарки", "Zoos"),
+}
+
+
+def language_for(language_code: str | None) -> Lang:
+    """The default language for a Telegram user's client language."""
+    primary = (language_code or "").split("-")[0].lower()
+    return "ru" if primary in RUSSIAN_SPEAKING else "en"
+
+
+def text(key: str, lang: Lang, **values: object) -> str:
+    template = MESSAGES[key][lang]
+    return template.format(**values) if values else template
+
+
+def category_name(kind: str, lang: Lang) -> str:
+    names = CATEGORY_NAMES.get(kind)
+    if names is not None:
+        return names[0] if lang == "ru" else names[1]
+    return kind.replace("_", " ").capitalize()
+
+
+def percent(score: float) -> str:
+    return f"{round(100 * score)}%"
+
+
+def format_recognition(result: Recognition, lang: Lang) -> str:
+    """The reply to a photo (Telegram HTML)."""
+    if not result.landmarks:
+        return text("nothing_found", lang)
+    lines = [text("recognized" if result.match else "not_sure", lang)]
+    for rank, hit in enumerate(result.landmarks, 1):
+        name = f"<b>{escape(hit.landmark.name)}</b>" if rank == 1 and result.match else escape(hit.landmark.name)
+        lines.append(f"{rank}. {name}, {escape(hit.landmark.city)} — {percent(hit.score)}")
+    if result.categories:
+        categories = ", ".join(
+            f"{escape(category_name(c.category, lang))} {percent(c.score)}" for c in result.categories
+        )
+        lines += ["", f"<b>{text('categories', lang)}:</b> {categories}"]
+    return "\n".join(lines)
+
+
+def photo_caption(name: str, city: str) -> str:
+    return f"{name}, {city}" if city else name
+
+
+def map_url(landmark: Landmark) -> str | None:
+    if landmark.lat is None or landmark.lon is None:
+        if landmark.osm:
+            return f"https://www.openstreetmap.org/{landmark.osm}"
+        return None
+    lat, lon = landmark.lat, landmark.lon
+    return f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=17/{lat:.6f}/{lon:.6f}"
+
+
+def wikidata_url(landmark: Landmark) -> str | None:
+    return f"https://www.wikidata.org/wiki/{landmark.wikidata}" if landmark.wikidata.startswith("Q") else None
+
+
+def format_search_fallback(hits: Sequence[tuple[str, str]], lang: Lang) -> str:
+    """Text instead of an album, for an index too small for one: (name, city) per hit."""
+    if not hits:
+        return text("nothing_found", lang)
+    return "\n".join([text("too_few_photos", lang)] + [f"• {escape(photo_caption(n, c))}" for n, c in hits])
