@@ -1,0 +1,258 @@
+"""A local fake of the Telegram Bot API, enough to run a real python-telegram-bot Application.
+
+Serves getUpdates with real long polling (offset, timeout), getFile and file downloads, and records
+every other call with its parameters and uploaded files. Tests push updates as users would send them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+BOT_USER = {
+    "id": 999,
+    "is_bot": True,
+    "first_name": "Guide",
+    "username": "guide_test_bot",
+    "can_join_groups": True,
+    "can_read_all_group_messages": False,
+    "supports_inline_queries": False,
+}
+JSON_FIELDS = {"reply_markup", "media", "commands", "reply_parameters", "allowed_updates", "link_preview_options"}
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    files: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def chat_id(self) -> int | None:
+        value = self.params.get("chat_id")
+        return int(value) if value is not None else None
+
+
+class FakeTelegram:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.url = ""
+        self._updates: list[dict] = []
+        self._files: dict[str, bytes] = {}
+        self._failures: dict[str, list[int]] = {}
+        self._ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._changed = asyncio.Condition()
+        self._closing = False
+        self._runner: web.AppRunner | None = None
+
+    # --- server -----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        self._closing = True
+        async with self._changed:
+            self._changed.notify_all()  # wake pending long polls: aiohttp does not cancel them
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- what tests do ------------------------------------------------------------------------------
+    def fail(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `times` calls of `method` with 429 Too Many Requests."""
+        self._failures[method] = [retry_after] * times
+
+    def add_file(self, data: bytes, file_size: int | None = None) -> dict:
+        file_id = f"file{next(self._ids)}"
+        self._files[file_id] = data
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "file_size": len(data) if file_size is None else file_size,
+        }
+
+    async def send(self, user_id: int, *, language_code: str = "en", edited: bool = False, **content: Any) -> int:
+        """Push an update with a message from `user_id` carrying `content` (text=…, photo=[…], …)."""
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": f"User{user_id}"},
+            "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}", "language_code": language_code},
+            **content,
+        }
+        if "text" in content and content["text"].startswith("/"):
+            command = content["text"].split()[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        if edited:
+            message["edit_date"] = int(time.time())
+        return await self._push({"edited_message" if edited else "message": message})
+
+    async def send_photo(self, user_id: int, data: bytes, file_size: int | None = None, **kw: Any) -> int:
+        file = self.add_file(data, file_size)
+        small = self.add_file(data[: max(1, len(data) // 10)])  # a smaller size Telegram also offers
+        sizes = [small | {"width": 90, "height": 67}, file | {"width": 320, "height": 240}]
+        return await self.send(user_id, photo=sizes, **kw)
+
+    async def send_document(
+        self, user_id: int, data: bytes, mime: str, name: str, file_size: int | None = None, **kw: Any
+    ) -> int:
+        file = self.add_file(data, file_size)
+        return await self.send(user_id, document=file | {"mime_type": mime, "file_name": name}, **kw)
+
+    async def press_button(self, user_id: int, data: str, message: Call) -> int:
+        result = message.params["_result"]
+        return await self._push(
+            {
+                "callback_query": {
+                    "id": str(next(self._ids)),
+                    "chat_instance": "ci",
+                    "data": data,
+                    "message": result,
+                    "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
+                }
+            }
+        )
+
+    def sent(self, method: str, chat_id: int | None = None) -> list[Call]:
+        return [c for c in self.calls if c.method == method and (chat_id is None or c.chat_id == chat_id)]
+
+    def replies(self, chat_id: int) -> list[Call]:
+        """Answers a user sees: messages, albums, photos and edits (not chat actions)."""
+        kinds = {"sendMessage", "sendMediaGroup", "sendPhoto", "editMessageText"}
+        return [c for c in self.calls if c.method in kinds and c.chat_id == chat_id]
+
+    async def wait_for(self, condition: Callable[[], Any], timeout: float = 20.0) -> Any:
+        async with self._changed:
+            return await asyncio.wait_for(self._changed.wait_for(condition), timeout)
+
+    async def wait_replies(self, chat_id: int, count: int = 1, timeout: float = 20.0) -> list[Call]:
+        await self.wait_for(lambda: len(self.replies(chat_id)) >= count, timeout)
+        return self.replies(chat_id)
+
+    # --- internals ------------------------------------------------------------------------------------
+    async def _push(self, update: dict) -> int:
+        update_id = next(self._ids)
+        async with self._changed:
+            self._updates.append({"update_id": update_id, **update})
+            self._changed.notify_all()
+        return update_id
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params, files = await self._params(request)
+        if method == "getUpdates":
+            return _ok(await self._get_updates(params))
+        pending_failures = self._failures.get(method)
+        if pending_failures:
+            retry_after = pending_failures.pop(0)
+            await self._record(Call(method + ":429", params, files))
+            return web.json_response(
+                {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": f"Too Many Requests: retry after {retry_after}",
+                    "parameters": {"retry_after": retry_after},
+                },
+                status=429,
+            )
+        result = self._result(method, params, files)
+        if isinstance(result, web.Response):
+            return result
+        params["_result"] = result
+        await self._record(Call(method, params, files))
+        return _ok(result)
+
+    async def _record(self, call: Call) -> None:
+        async with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
+
+    async def _params(self, request: web.Request) -> tuple[dict[str, Any], dict[str, bytes]]:
+        params: dict[str, Any] = dict(request.query)
+        files: dict[str, bytes] = {}
+        if request.content_type == "application/json":
+            params.update(await request.json())
+        elif request.can_read_body:
+            form = await request.post()
+            for key, value in form.items():
+                if isinstance(value, web.FileField):
+                    files[key] = value.file.read()
+                elif key in JSON_FIELDS:
+                    params[key] = json.loads(value)
+                else:
+                    params[key] = value
+        return params, files
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict]:
+        offset = int(params.get("offset") or 0)
+        timeout = float(params.get("timeout") or 0)
+        async with self._changed:
+            if offset:
+                self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self._updates or self._closing), timeout)
+            except TimeoutError:
+                pass
+            return list(self._updates)
+
+    def _result(self, method: str, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        if method == "getMe":
+            return BOT_USER
+        if method == "getFile":
+            file_id = params["file_id"]
+            if file_id not in self._files:
+                return web.json_response(
+                    {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"}, status=400
+                )
+            return {
+                "file_id": file_id,
+                "file_unique_id": f"u{file_id}",
+                "file_size": len(self._files[file_id]),
+                "file_path": f"photos/{file_id}.jpg",
+            }
+        if method in {"sendMessage", "sendPhoto", "editMessageText"}:
+            return self._message(params)
+        if method == "sendMediaGroup":
+            return [
+                self._message(params)
+                | {"photo": [{"file_id": item["media"], "file_unique_id": "x", "width": 1, "height": 1}]}
+                for item in params["media"]
+            ]
+        return True
+
+    def _message(self, params: dict[str, Any]) -> dict:
+        chat_id = int(params.get("chat_id", 0))
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": BOT_USER,
+        }
+        if "text" in params:
+            message["text"] = params["text"]
+        return message
+
+    async def _download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["path"].rsplit("/", 1)[-1].removesuffix(".jpg")
+        if file_id not in self._files:
+            raise web.HTTPNotFound()
+        return web.Response(body=self._files[file_id])
+
+
+def _ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})

@@ -1,0 +1,162 @@
+"""End to end: the real Application against the fake Bot API, one scenario per test."""
+
+import io
+
+from PIL import Image
+
+from tests.bot.fake_telegram import FakeTelegram
+from tests.datagen import jpeg_bytes, scene
+
+USER = 42
+
+
+async def test_start_and_help_in_the_users_language(bot: FakeTelegram) -> None:
+    await bot.send(USER, text="/start", language_code="ru")
+    await bot.send(USER + 1, text="/help", language_code="de")
+    ru = (await bot.wait_replies(USER))[0]
+    en = (await bot.wait_replies(USER + 1))[0]
+    assert "Пришлите фото" in ru.params["text"]
+    assert "Photo → landmark" in en.params["text"] and en.params["parse_mode"] == "HTML"
+
+
+async def test_photo_gets_landmarks_categories_and_a_map_button(bot: FakeTelegram, shared_guide) -> None:
+    photo = jpeg_bytes(scene(2, 60))
+    expected = shared_guide.recognize(photo)
+    await bot.send_photo(USER, photo, language_code="en")
+    reply = (await bot.wait_replies(USER))[0]
+    text = reply.params["text"]
+    assert text.startswith("This is most likely:")
+    lines = text.splitlines()
+    for rank, hit in enumerate(expected.landmarks, 1):
+        assert lines[rank].startswith(f"{rank}. ") and hit.landmark.name in lines[rank]
+        assert f"{round(100 * hit.score)}%" in lines[rank]
+    assert "Categories:" in text and "interesting_places" not in text and "_" not in text
+    best = expected.landmarks[0].landmark
+    buttons = reply.params["reply_markup"]["inline_keyboard"][0]
+    assert buttons[0]["url"].startswith(f"https://www.openstreetmap.org/?mlat={best.lat:.6f}&mlon={best.lon:.6f}")
+    assert any("wikidata.org/wiki/Q" in b["url"] for b in buttons)
+    actions = bot.sent("sendChatAction", USER)
+    assert actions and actions[0].params["action"] == "typing"
+    # The largest size was downloaded, not the thumbnail.
+    assert bot.sent("getFile")[-1].params["file_id"] == bot.sent("getFile")[-1].params["_result"]["file_id"]
+
+
+async def test_image_sent_as_a_file_is_recognised(bot: FakeTelegram) -> None:
+    await bot.send_document(USER, jpeg_bytes(scene(1, 61)), "image/jpeg", "IMG_0001.JPG", language_code="ru")
+    reply = (await bot.wait_replies(USER))[0]
+    assert reply.params["text"].startswith("Это, скорее всего:") and "Категории" in reply.params["text"]
+
+
+async def test_text_gets_an_album_of_five_captioned_photos(bot: FakeTelegram) -> None:
+    await bot.send(USER, text="Храм на Крови", language_code="ru")
+    reply = (await bot.wait_replies(USER))[0]
+    assert reply.method == "sendMediaGroup"
+    media = reply.params["media"]
+    assert len(media) == 5 and all(item["type"] == "photo" for item in media)
+    assert all(item["caption"] for item in media)
+    assert len(reply.files) == 5 and all(data[:2] == b"\xff\xd8" for data in reply.files.values())
+    assert bot.sent("sendChatAction", USER)[0].params["action"] == "upload_photo"
+
+
+async def test_lang_buttons_switch_the_language(bot: FakeTelegram) -> None:
+    await bot.send(USER, text="/lang", language_code="ru")
+    menu = (await bot.wait_replies(USER))[0]
+    assert [b["callback_data"] for b in menu.params["reply_markup"]["inline_keyboard"][0]] == ["lang:ru", "lang:en"]
+    await bot.press_button(USER, "lang:en", menu)
+    await bot.wait_for(lambda: bot.sent("editMessageText", USER))
+    assert bot.sent("answerCallbackQuery")
+    await bot.send(USER, text="/start", language_code="ru")
+    replies = await bot.wait_replies(USER, 3)
+    assert replies[-1].params["text"].startswith("Hello!")
+    await bot.send(USER, text="/lang ru", language_code="ru")
+    assert (await bot.wait_replies(USER, 4))[-1].params["text"].startswith("Готово")
+
+
+async def test_hostile_and_odd_inputs_each_get_a_short_helpful_reply(bot: FakeTelegram) -> None:
+    bomb = io.BytesIO()
+    Image.new("L", (12_000, 6_000)).save(bomb, "PNG")
+    cases = [
+        (101, dict(photo_bytes=b"\xff\xd8 definitely not a jpeg"), "can't open"),
+        (102, dict(photo_bytes=jpeg_bytes(scene(0, 1)), file_size=25 * 1024 * 1024), "over 20 MB"),
+        (103, dict(document=(bomb.getvalue(), "image/png", "bomb.png")), "too large"),
+        (104, dict(document=(b"%PDF-1.4", "application/pdf", "ticket.pdf")), "not an image"),
+        (
+            105,
+            dict(
+                sticker={
+                    "file_id": "s",
+                    "file_unique_id": "s",
+                    "type": "regular",
+                    "width": 512,
+                    "height": 512,
+                    "is_animated": False,
+                    "is_video": False,
+                }
+            ),
+            "photos and text only",
+        ),
+        (106, dict(voice={"file_id": "v", "file_unique_id": "v", "duration": 2}), "photos and text only"),
+        (107, dict(location={"latitude": 56.8, "longitude": 60.6}), "photos and text only"),
+        (108, dict(text="/frobnicate"), "/help"),
+        (109, dict(text="ok", edited=True), "edited"),
+    ]
+    for user, case, _ in cases:
+        if "photo_bytes" in case:
+            await bot.send_photo(user, case["photo_bytes"], file_size=case.get("file_size"))
+        elif "document" in case:
+            await bot.send_document(user, *case["document"])
+        else:
+            await bot.send(user, **case)
+    for user, _, expected in cases:
+        reply = (await bot.wait_replies(user))[0]
+        assert expected in reply.params["text"], (user, reply.params["text"])
+        assert len(reply.params["text"]) < 300
+    # Only the corrupt photo and the bomb were downloaded: not the 25 MB photo, not the PDF.
+    assert len(bot.sent("getFile")) == 2
+
+
+async def test_longest_possible_text_is_searched(bot: FakeTelegram) -> None:
+    await bot.send(USER, text=("собор " * 700)[:4096])
+    reply = (await bot.wait_replies(USER))[0]
+    assert reply.method == "sendMediaGroup" and len(reply.params["media"]) == 5
+
+
+async def test_a_burst_of_30_photos_from_10_users_is_all_answered(bot: FakeTelegram) -> None:
+    users = range(200, 210)
+    for round_ in range(3):
+        for i, user in enumerate(users):
+            await bot.send_photo(user, jpeg_bytes(scene(i % 14, 300 + round_)))
+    for user in users:
+        replies = await bot.wait_replies(user, 3, timeout=60)
+        assert len(replies) == 3
+        assert all("%" in r.params["text"] for r in replies)
+
+
+async def test_a_fast_user_is_asked_to_wait(bot: FakeTelegram) -> None:
+    for view in range(8):
+        await bot.send_photo(USER, jpeg_bytes(scene(0, 400 + view)))
+    replies = await bot.wait_replies(USER, 8, timeout=60)
+    texts = [r.params["text"] for r in replies]
+    assert sum("wait a few seconds" in t for t in texts) == 3
+    assert sum(t.startswith("This is most likely") for t in texts) == 5
+
+
+async def test_flood_control_429_is_retried(bot: FakeTelegram) -> None:
+    bot.fail("sendMessage", times=1, retry_after=1)
+    await bot.send(USER, text="/start")
+    reply = (await bot.wait_replies(USER, timeout=30))[0]
+    assert reply.params["text"].startswith("Hello!")
+    assert [c.method for c in bot.calls if c.method.startswith("sendMessage")] == ["sendMessage:429", "sendMessage"]
+
+
+async def test_an_unexpected_error_is_logged_and_the_user_told(
+    bot: FakeTelegram, shared_guide, monkeypatch, caplog
+) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("index exploded")
+
+    monkeypatch.setattr(shared_guide, "search", broken)
+    await bot.send(USER, text="кремль")
+    reply = (await bot.wait_replies(USER))[0]
+    assert "Something went wrong" in reply.params["text"]
+    assert any("index exploded" in (r.exc_text or "") or r.exc_info for r in caplog.records)

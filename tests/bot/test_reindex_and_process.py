@@ -1,0 +1,167 @@
+"""/reindex end to end, and the `python -m bot` process: start-up, menu, SIGTERM, missing token."""
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.index import PhotoIndex
+from core.service import Guide
+from tests.bot.conftest import ADMIN, TOKEN, bot_settings, running_bot
+from tests.datagen import jpeg_bytes, scene
+
+REPO = Path(__file__).parents[2]
+
+
+@pytest.fixture
+async def own_bot(fake, built_dataset, model_dirs, encoders, tmp_path):
+    """A bot over a private copy of the dataset, free to be rebuilt."""
+    dataset = built_dataset.copy_to(tmp_path)
+    guide = Guide(PhotoIndex.load(dataset.artifacts_dir), encoders.image, encoders.text, data_dir=dataset.data_dir)
+    async with running_bot(bot_settings(fake, dataset, model_dirs), guide):
+        yield fake, dataset, guide
+
+
+def _add_photos(dataset, count: int) -> None:
+    folder = dataset.data_dir / "images" / "EKB" / PhotoIndex.load(dataset.artifacts_dir).photos[0].xid
+    for i in range(count):
+        (folder / f"added_{i}.jpg").write_bytes(jpeg_bytes(scene(0, 500 + i)))
+
+
+async def test_non_admin_is_refused(own_bot) -> None:
+    fake, _, guide = own_bot
+    before = guide.index
+    await fake.send(7, text="/reindex")
+    reply = (await fake.wait_replies(7))[0]
+    assert "administrators only" in reply.params["text"]
+    await asyncio.sleep(0.2)
+    assert guide.index is before
+
+
+async def test_admin_reindex_reports_and_swaps_while_queries_are_answered(own_bot) -> None:
+    fake, dataset, guide = own_bot
+    before = len(guide.index)
+    _add_photos(dataset, 150)
+    await fake.send(ADMIN, text="/reindex")
+    started = (await fake.wait_replies(ADMIN))[0]
+    assert "Rebuilding the index" in started.params["text"]
+
+    # While it runs: another admin request is refused, and a tourist gets an answer.
+    await fake.send(ADMIN, text="/reindex")
+    await fake.send_photo(55, jpeg_bytes(scene(3, 77)))
+    await fake.wait_replies(55)
+    texts = lambda: [c.params["text"] for c in fake.replies(ADMIN)]  # noqa: E731
+    await fake.wait_for(lambda: any("Index updated" in t for t in texts()), timeout=120)
+    assert any("already running" in t for t in texts())
+    done = next(t for t in texts() if "Index updated" in t)
+    assert f"{before + 150} photos" in done and "150 embedded" in done
+    assert len(guide.index) == before + 150
+    assert fake.replies(55)[0].params["text"].startswith("This is most likely")
+
+
+async def test_reindex_with_nothing_changed_says_up_to_date(own_bot) -> None:
+    fake, _, guide = own_bot
+    before = guide.index
+    await fake.send(ADMIN, text="/reindex", language_code="ru")
+    await fake.wait_for(lambda: any("уже актуален" in c.params["text"] for c in fake.replies(ADMIN)))
+    assert guide.index is before
+
+
+async def test_failed_reindex_keeps_the_old_index_serving(own_bot) -> None:
+    fake, dataset, guide = own_bot
+    before = guide.index
+    (dataset.data_dir / "places.csv").unlink()
+    await fake.send(ADMIN, text="/reindex")
+    await fake.wait_for(lambda: any("Reindex failed" in c.params["text"] for c in fake.replies(ADMIN)))
+    failure = next(c.params["text"] for c in fake.replies(ADMIN) if "Reindex failed" in c.params["text"])
+    assert "places.csv" in failure
+    assert guide.index is before
+    await fake.send_photo(56, jpeg_bytes(scene(1, 78)))
+    assert (await fake.wait_replies(56))[0].params["text"].startswith("This is most likely")
+    # And the slot is free again for the next attempt.
+    await fake.send(ADMIN, text="/reindex")
+    await fake.wait_for(lambda: sum("Reindex failed" in c.params["text"] for c in fake.replies(ADMIN)) == 2)
+
+
+def _bot_env(fake, dataset, model_dirs, **extra) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ADMIN_"))}
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=f"{fake.url}/bot",
+        TELEGRAM_FILE_URL=f"{fake.url}/file/bot",
+        DATA_DIR=str(dataset.data_dir),
+        ARTIFACTS_DIR=str(dataset.artifacts_dir),
+        IMAGE_MODEL=str(model_dirs.clip),
+        TEXT_MODEL=str(model_dirs.text),
+        LOG_LEVEL="INFO",
+        PYTHONPATH=str(REPO),
+    )
+    env.update(extra)
+    return env
+
+
+async def test_process_starts_sets_menus_answers_and_exits_0_on_sigterm(
+    fake, built_dataset, model_dirs, tmp_path
+) -> None:
+    dataset = built_dataset.copy_to(tmp_path)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=tmp_path,
+        env=_bot_env(fake, dataset, model_dirs),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await fake.wait_for(lambda: len(fake.sent("setMyCommands")) >= 3, timeout=60)
+        languages = {c.params.get("language_code") for c in fake.sent("setMyCommands")}
+        assert {"ru", "en"} <= languages
+        await fake.send_photo(60, jpeg_bytes(scene(0, 90)))
+        assert (await fake.wait_replies(60, timeout=30))[0].params["text"].startswith("This is most likely")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert TOKEN not in stderr.decode() and TOKEN.split(":")[1] not in stderr.decode()
+
+
+async def test_process_builds_a_missing_index_before_polling(fake, built_dataset, model_dirs, tmp_path) -> None:
+    dataset = built_dataset.copy_to(tmp_path)
+    env = _bot_env(fake, dataset, model_dirs, ARTIFACTS_DIR=str(tmp_path / "new-artifacts"))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=tmp_path,
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await fake.wait_for(lambda: fake.sent("setMyCommands"), timeout=90)
+        assert PhotoIndex.load(tmp_path / "new-artifacts").manifest.count == len(PhotoIndex.load(dataset.artifacts_dir))
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0
+
+
+async def test_missing_token_is_one_clear_line(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
+    env["PYTHONPATH"] = str(REPO)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    message = stderr.decode().strip()
+    assert message.count("\n") == 0 and "TELEGRAM_BOT_TOKEN" in message and "BotFather" in message

@@ -1,0 +1,12 @@
+from bot.throttle import UserRateLimiter
+
+
+def test_sliding_window_per_user() -> None:
+    now = [0.0]
+    limiter = UserRateLimiter(limit=3, window=10.0, clock=lambda: now[0])
+    assert [limiter.allow(1) for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow(2)  # other users are not affected
+    now[0] = 9.9
+    assert not limiter.allow(1)
+    now[0] = 10.0  # the first three requests leave the window
+    assert [limiter.allow(1) for _ in range(4)] == [True, True, True, False]
