@@ -90,6 +90,11 @@ class SentenceTransformerImageEncoder:
         )
         return _normalised(vectors)
 
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """CLIP's own (English) text tower: for zero-shot prompts, not for user queries."""
+        vectors = self._model.encode(list(texts), convert_to_numpy=True, show_progress_bar=False)
+        return _normalised(vectors)
+
 
 class SentenceTransformerTextEncoder:
     """Multilingual text encoder aligned to CLIP's image space, through sentence-transformers."""

@@ -1,17 +1,19 @@
-"""`python -m prep ingest|build|eval|random-models`: the offline pipeline."""
+"""`python -m prep ingest|clean|apply|build|eval|random-models`: the offline pipeline."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from core.catalog import CatalogError
 from core.cli import StageProgress, configure_logging, die, load_settings, run_cli
 from core.encoders import ModelLoadError, load_image_encoder, load_text_encoder, model_id
-from core.index import ArtifactsError, BuildInProgressError, BuildReport, PhotoIndex, build_index
+from core.index import ArtifactsError, BuildInProgressError, BuildReport, PhotoIndex, build_index, open_cache
 from core.ranking import DEFAULT_K, DEFAULT_SEARCH_DEPTH, DEFAULT_TEMPERATURE, RankingParams
 from core.settings import Settings
+from prep.checks import CHECKS, DEFAULT_CHECKS, REASONS
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -28,6 +30,23 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("--artifacts", type=Path, help="where the index goes (default: ARTIFACTS_DIR)")
     build.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    clean = commands.add_parser("clean", help="find bad photos and copy them into a review quarantine")
+    clean.add_argument("--data", type=Path, help="folder dataset (default: DATA_DIR)")
+    clean.add_argument(
+        "--quarantine", type=Path, default=Path("quarantine"), help="review folder (default: quarantine)"
+    )
+    clean.add_argument("--artifacts", type=Path, help="where the embedding cache lives (default: ARTIFACTS_DIR)")
+    clean.add_argument("--checks", help=f"comma-separated, from: {', '.join(CHECKS)} (default: all but interior)")
+    clean.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    apply = commands.add_parser("apply", help="delete from the dataset the photos still in the quarantine")
+    apply.add_argument("--data", type=Path, help="folder dataset (default: DATA_DIR)")
+    apply.add_argument(
+        "--quarantine", type=Path, default=Path("quarantine"), help="review folder (default: quarantine)"
+    )
+    apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    apply.add_argument("--json", action="store_true", help="print what was deleted as JSON (needs --yes)")
 
     evaluation = commands.add_parser("eval", help="leave-one-out accuracy of recognition and text search")
     evaluation.add_argument("--artifacts", type=Path, help="index folder (default: ARTIFACTS_DIR)")
@@ -52,7 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     settings = load_settings()
     configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING")
-    handler = {"ingest": _ingest, "build": _build, "eval": _eval, "random-models": _random_models}[args.command]
+    handler = {
+        "ingest": _ingest,
+        "build": _build,
+        "clean": _clean,
+        "apply": _apply,
+        "eval": _eval,
+        "random-models": _random_models,
+    }[args.command]
     return handler(args, settings)
 
 
@@ -110,6 +136,111 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         progress.close()
     print(json.dumps(report.to_dict(), ensure_ascii=False) if args.json else build_summary(report))
+    return 0
+
+
+def _clean(args: argparse.Namespace, settings: Settings) -> int:
+    from prep.clean import analyse, parse_checks
+    from prep.quarantine import QuarantineError, write_quarantine
+
+    data_dir = args.data or settings.data_dir
+    if not (data_dir / "images").is_dir():
+        die(f"no photos in {data_dir}/images: run `python -m prep ingest RAW_DIR` first or set DATA_DIR")
+    try:
+        checks = parse_checks(args.checks, DEFAULT_CHECKS)
+    except ValueError as exc:
+        die(str(exc))
+
+    def encoder():
+        try:
+            return load_image_encoder(settings.image_model)
+        except ModelLoadError as exc:
+            die(str(exc))
+
+    progress = StageProgress(enabled=not args.json)
+    with open_cache(args.artifacts or settings.artifacts_dir) as cache:
+        try:
+            result = analyse(data_dir, checks, encoder=encoder, cache=cache, progress=progress)
+            write_quarantine(result, data_dir, args.quarantine)
+        except QuarantineError as exc:
+            die(str(exc))
+        finally:
+            progress.close()
+    counts = result.counts()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "photos": result.photos,
+                    "candidates": len(result.findings),
+                    "by_reason": dict(counts),
+                    "checks": list(checks),
+                    "quarantine": str(args.quarantine),
+                    "notes": result.notes,
+                }
+            )
+        )
+        return 0
+    print(f"Checked {result.photos} photos with: {', '.join(checks)}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    width = max([len(r) for r in REASONS] + [6])
+    print(f"  {'reason':<{width}}  candidates")
+    for reason in REASONS:
+        if reason in counts:
+            print(f"  {reason:<{width}}  {counts[reason]:>10}")
+    print(f"  {'total':<{width}}  {len(result.findings):>10}")
+    print(
+        f"Copied to {args.quarantine}/ — review {args.quarantine / 'index.html'}, delete the copies of photos to "
+        f"keep, then run `python -m prep apply`. The dataset was not touched."
+    )
+    return 0
+
+
+def _apply(args: argparse.Namespace, settings: Settings) -> int:
+    from prep.quarantine import QuarantineError, apply_plan, plan_apply
+
+    data_dir = args.data or settings.data_dir
+    try:
+        plan = plan_apply(data_dir, args.quarantine)
+    except QuarantineError as exc:
+        die(str(exc))
+    if not args.json:
+        for copy, why in plan.kept:
+            print(f"  not deleting {copy}: {why}")
+    if not plan.delete:
+        if args.json:
+            print(json.dumps({"deleted": [], "kept": [{"path": c, "why": w} for c, w in plan.kept]}))
+        else:
+            print("Nothing to delete: no photo in the quarantine matches the dataset.")
+        return 0
+    if not args.yes:
+        if args.json or not sys.stdin.isatty():
+            die("add --yes to delete without a prompt")
+        for item in plan.delete:
+            print(f"  {item.reason:<10} {item.path}")
+        answer = input(f"Delete these {len(plan.delete)} photos from {data_dir}? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            print("Nothing deleted.")
+            return 1
+    deleted = apply_plan(plan, data_dir)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "deleted": [{"path": d.path, "reason": d.reason} for d in deleted],
+                    "kept": [{"path": c, "why": w} for c, w in plan.kept],
+                },
+                ensure_ascii=False,
+            )
+        )
+    else:
+        for item in deleted:
+            print(f"deleted {item.path} ({item.reason})")
+        print(
+            f"Deleted {len(deleted)} photos (listed in {data_dir}/removed.csv, so ingest will not bring them back). "
+            "Run `python -m prep build` to update the index."
+        )
     return 0
 
 

@@ -1,0 +1,222 @@
+"""The review quarantine: candidates are copied here, reviewed by a person, then `apply` deletes from
+the dataset exactly the photos still here — matched by relative path AND content hash.
+
+Layout: QDIR/{reason}/{CITY}/{XID}/{file}, QDIR/report.csv, QDIR/index.html, QDIR/.quarantine
+(a marker: only a folder carrying it is ever emptied by a new `prep clean`).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from PIL import Image
+
+from core.catalog import PLACES_FILE, read_places
+from core.dataset import IMAGES_DIR, REMOVED_FILE, list_photos
+from core.embedding_cache import file_hash
+from prep.checks import REASONS, Finding
+from prep.clean import CleanResult
+
+MARKER = ".quarantine"
+REPORT = "report.csv"
+PAGE = "index.html"
+REPORT_COLUMNS = ("path", "reason", "score", "threshold", "detail", "sha256", "other_reasons")
+THUMBNAIL_SIDE = 180
+COMPARISON_PHOTOS = 3  # ordinary photos of the same landmark shown beside its candidates
+
+
+class QuarantineError(ValueError):
+    """The quarantine folder is unsafe to use or unreadable; the message says why."""
+
+
+def _check_location(qdir: Path, data_dir: Path) -> None:
+    q, d = qdir.resolve(), data_dir.resolve()
+    if q == d or q in d.parents or d in q.parents:
+        raise QuarantineError(f"the quarantine {qdir} must lie outside the dataset {data_dir} and not contain it")
+    if qdir.exists() and any(qdir.iterdir()) and not (qdir / MARKER).exists():
+        raise QuarantineError(
+            f"{qdir} is not empty and is not a quarantine made by `prep clean`; choose another folder"
+        )
+
+
+def quarantine_path(qdir: Path, finding: Finding) -> Path:
+    # Dataset paths are images/{CITY}/{XID}/{file}: the reason replaces the leading folder.
+    return qdir / finding.reason / Path(finding.path).relative_to(IMAGES_DIR)
+
+
+def write_quarantine(result: CleanResult, data_dir: Path, qdir: Path) -> None:
+    """Replace the quarantine's content with copies of the candidates, the report and the review page."""
+    _check_location(qdir, data_dir)
+    if qdir.exists():
+        for child in qdir.iterdir():
+            if child.is_dir() and child.name in REASONS:
+                shutil.rmtree(child)
+            elif child.name in (REPORT, PAGE):
+                child.unlink()
+    qdir.mkdir(parents=True, exist_ok=True)
+    (qdir / MARKER).write_text("made by `python -m prep clean`; `prep apply` deletes what is still here\n")
+    reasons_of: dict[str, list[str]] = defaultdict(list)
+    for finding in result.all_findings:
+        reasons_of[finding.path].append(finding.reason)
+    for finding in result.findings:
+        target = quarantine_path(qdir, finding)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(data_dir / finding.path, target)
+    with (qdir / REPORT).open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(REPORT_COLUMNS)
+        for finding in result.findings:
+            others = [r for r in reasons_of[finding.path] if r != finding.reason]
+            writer.writerow(
+                [
+                    finding.path,
+                    finding.reason,
+                    f"{finding.score:.4g}",
+                    f"{finding.threshold:.4g}",
+                    finding.detail,
+                    result.sha256.get(finding.path, ""),
+                    ";".join(others),
+                ]
+            )
+    (qdir / PAGE).write_text(review_page(result, data_dir), encoding="utf-8")
+
+
+def _thumbnail(path: Path) -> str:
+    """A small JPEG as a data: URL, so the page is one self-contained file."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=80)
+        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+    except Exception:  # unreadable files are candidates too; they get an empty frame
+        return ""
+
+
+def review_page(result: CleanResult, data_dir: Path) -> str:
+    landmarks = {}
+    if (data_dir / PLACES_FILE).is_file():
+        landmarks = read_places(data_dir / PLACES_FILE)
+    flagged = {f.path for f in result.all_findings}
+    ordinary: dict[str, list[str]] = defaultdict(list)
+    for photo in list_photos(data_dir):
+        if photo.path not in flagged and len(ordinary[photo.xid]) < COMPARISON_PHOTOS:
+            ordinary[photo.xid].append(photo.path)
+    grouped: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
+    for finding in result.findings:
+        grouped[finding.reason][Path(finding.path).parent.name].append(finding)
+
+    def figure(path: str, caption: str, css: str) -> str:
+        src = _thumbnail(data_dir / path)
+        image = f'<img src="{src}" alt="">' if src else '<div class="broken">unreadable</div>'
+        return f'<figure class="{css}">{image}<figcaption>{html.escape(caption)}</figcaption></figure>'
+
+    parts = [
+        "<!doctype html><html lang='en'><meta charset='utf-8'><title>Cleaning review</title><style>",
+        "body{font-family:sans-serif;margin:1.5em;background:#fafafa}h2{border-bottom:2px solid #ccc}"
+        ".row{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start;margin:.5em 0 1.5em}"
+        "figure{margin:0;width:190px;font-size:12px}figure img{max-width:180px;max-height:180px;display:block}"
+        ".candidate img{outline:3px solid #d33}.ordinary{opacity:.8}.broken{width:180px;height:120px;"
+        "background:#eee;display:flex;align-items:center;justify-content:center}.sep{width:2px;background:#999;"
+        "align-self:stretch}</style>",
+        f"<h1>Cleaning review: {len(result.findings)} candidates of {result.photos} photos</h1>",
+        "<p>Red: candidates (score / threshold). Grey: ordinary photos of the same landmark. To keep a photo, "
+        "delete its copy from the quarantine folder; then <code>python -m prep apply</code> deletes from the "
+        "dataset exactly the photos still in the quarantine.</p>",
+    ]
+    for reason in REASONS:
+        if reason not in grouped:
+            continue
+        count = sum(len(v) for v in grouped[reason].values())
+        parts.append(f"<h2 id='{reason}'>{reason} ({count})</h2>")
+        for xid, findings in sorted(grouped[reason].items()):
+            landmark = landmarks.get(xid)
+            title = f"{landmark.name}, {landmark.city}" if landmark else xid
+            parts.append(f"<h3>{html.escape(title)} <small>{html.escape(xid)}</small></h3><div class='row'>")
+            for finding in findings:
+                caption = f"{Path(finding.path).name}: {finding.score:.3g} / {finding.threshold:.3g} {finding.detail}"
+                parts.append(figure(finding.path, caption, "candidate"))
+            if ordinary.get(xid):
+                parts.append("<div class='sep'></div>")
+                parts += [figure(path, Path(path).name, "ordinary") for path in ordinary[xid]]
+            parts.append("</div>")
+    parts.append("</html>")
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class PlannedDeletion:
+    path: str  # relative to the data dir
+    reason: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ApplyPlan:
+    delete: tuple[PlannedDeletion, ...]
+    kept: tuple[tuple[str, str], ...]  # (quarantine file, why it is not acted on)
+
+
+def plan_apply(data_dir: Path, qdir: Path) -> ApplyPlan:
+    """What `apply` would delete: each file still in the quarantine whose dataset twin has the same
+    relative path and the same content (and the content recorded at cleaning time)."""
+    if not (qdir / MARKER).is_file():
+        raise QuarantineError(f"{qdir} is not a quarantine made by `prep clean` (run it first)")
+    _check_location(qdir, data_dir)
+    recorded = {}
+    if (qdir / REPORT).is_file():
+        with (qdir / REPORT).open(newline="", encoding="utf-8") as f:
+            recorded = {row["path"]: row.get("sha256", "") for row in csv.DictReader(f)}
+    delete, kept = [], []
+    seen: set[str] = set()
+    for reason in REASONS:
+        folder = qdir / reason
+        if not folder.is_dir():
+            continue
+        for copy in sorted(p for p in folder.glob("*/*/*") if p.is_file()):
+            relative = f"{IMAGES_DIR}/{copy.relative_to(folder).as_posix()}"
+            original = data_dir / relative
+            shown = copy.relative_to(qdir).as_posix()
+            if relative in seen:
+                continue
+            if not original.is_file():
+                kept.append((shown, "no photo at that path in the dataset (already removed or renamed)"))
+                continue
+            digest = file_hash(original)
+            if file_hash(copy) != digest:
+                kept.append((shown, "differs from the dataset photo at that path"))
+                continue
+            if recorded.get(relative) and recorded[relative] != digest:
+                kept.append((shown, "the dataset photo changed since `prep clean`"))
+                continue
+            seen.add(relative)
+            delete.append(PlannedDeletion(relative, reason, digest))
+    return ApplyPlan(tuple(delete), tuple(kept))
+
+
+def apply_plan(plan: ApplyPlan, data_dir: Path) -> list[PlannedDeletion]:
+    """Delete the planned photos (re-checking each hash first) and record them in removed.csv."""
+    deleted = []
+    log_path = data_dir / REMOVED_FILE
+    new_log = not log_path.is_file()
+    with log_path.open("a", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        if new_log:
+            writer.writerow(["path", "sha256", "reason", "removed_at"])
+        for item in plan.delete:
+            original = data_dir / item.path
+            if not original.is_file() or file_hash(original) != item.sha256:
+                continue  # changed between planning and deleting: never delete what was not reviewed
+            original.unlink()
+            writer.writerow([item.path, item.sha256, item.reason, datetime.now(UTC).isoformat(timespec="seconds")])
+            deleted.append(item)
+    return deleted

@@ -1,0 +1,42 @@
+"""Precision and recall of every cleaning check on a labelled, generated evaluation set.
+
+Targets: precision ≥ 0.95 for every check (`apply` acts on all of them); recall ≥ 0.95 for
+grayscale, unreadable, tiny and duplicates, ≥ 0.85 for collages. Run with `-s` to see the table
+(or `python -m benchmarks.cleaning_quality`).
+"""
+
+import pytest
+
+from core.index import open_cache
+from prep.checks import DEFAULT_CHECKS
+from prep.clean import analyse
+from tests.cleaning_set import format_table, precision_recall, write_quality_dataset
+
+RECALL_TARGETS = {
+    "grayscale": 0.95,
+    "unreadable": 0.95,
+    "tiny": 0.95,
+    "duplicates": 0.95,
+    "collage": 0.85,
+    "outliers": 0.8,
+    "sepia": 0.7,
+}
+
+
+@pytest.fixture(scope="module")
+def quality(tmp_path_factory, encoders):
+    root = tmp_path_factory.mktemp("quality")
+    labels = write_quality_dataset(root / "data")
+    with open_cache(root / "artifacts") as cache:
+        result = analyse(root / "data", DEFAULT_CHECKS, encoder=lambda: encoders.image, cache=cache)
+    table = precision_recall(labels, result.all_findings)
+    print("\n" + format_table(table))
+    return table
+
+
+@pytest.mark.parametrize("check", list(RECALL_TARGETS))
+def test_precision_and_recall_meet_the_targets(quality, check: str) -> None:
+    row = quality[check]
+    assert row["positives"] > 0
+    assert row["precision"] >= 0.95, row
+    assert row["recall"] >= RECALL_TARGETS[check], row
