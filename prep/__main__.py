@@ -141,14 +141,15 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
 
 def _clean(args: argparse.Namespace, settings: Settings) -> int:
     from prep.clean import analyse, parse_checks
-    from prep.quarantine import QuarantineError, write_quarantine
+    from prep.quarantine import QuarantineError, check_location, write_quarantine
 
     data_dir = args.data or settings.data_dir
     if not (data_dir / "images").is_dir():
         die(f"no photos in {data_dir}/images: run `python -m prep ingest RAW_DIR` first or set DATA_DIR")
     try:
         checks = parse_checks(args.checks, DEFAULT_CHECKS)
-    except ValueError as exc:
+        check_location(args.quarantine, data_dir)
+    except (ValueError, QuarantineError) as exc:
         die(str(exc))
 
     def encoder():

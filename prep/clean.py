@@ -212,7 +212,13 @@ def _model_checks(
     if "outliers" in checks:
         for outlier in outlier_check.find_outliers([p.path for p in embedded], [p.xid for p in embedded], matrix):
             result.all_findings.append(
-                Finding(outlier.path, "outlier", outlier.distance, outlier.threshold, f"{outlier.method}")
+                Finding(
+                    outlier.path,
+                    "outlier",
+                    outlier.distance,
+                    outlier.threshold,
+                    f"{outlier.method}, {outlier.ratio:.1f}× the landmark's median distance",
+                )
             )
     if "interior" in checks:
         encode_texts = getattr(model, "encode_texts", None)

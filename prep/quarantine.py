@@ -37,7 +37,7 @@ class QuarantineError(ValueError):
     """The quarantine folder is unsafe to use or unreadable; the message says why."""
 
 
-def _check_location(qdir: Path, data_dir: Path) -> None:
+def check_location(qdir: Path, data_dir: Path) -> None:
     q, d = qdir.resolve(), data_dir.resolve()
     if q == d or q in d.parents or d in q.parents:
         raise QuarantineError(f"the quarantine {qdir} must lie outside the dataset {data_dir} and not contain it")
@@ -54,7 +54,7 @@ def quarantine_path(qdir: Path, finding: Finding) -> Path:
 
 def write_quarantine(result: CleanResult, data_dir: Path, qdir: Path) -> None:
     """Replace the quarantine's content with copies of the candidates, the report and the review page."""
-    _check_location(qdir, data_dir)
+    check_location(qdir, data_dir)
     if qdir.exists():
         for child in qdir.iterdir():
             if child.is_dir() and child.name in REASONS:
@@ -171,7 +171,7 @@ def plan_apply(data_dir: Path, qdir: Path) -> ApplyPlan:
     relative path and the same content (and the content recorded at cleaning time)."""
     if not (qdir / MARKER).is_file():
         raise QuarantineError(f"{qdir} is not a quarantine made by `prep clean` (run it first)")
-    _check_location(qdir, data_dir)
+    check_location(qdir, data_dir)
     recorded = {}
     if (qdir / REPORT).is_file():
         with (qdir / REPORT).open(newline="", encoding="utf-8") as f:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -106,10 +106,11 @@ def make_raw_dataset(
     *,
     first_landmark: int = 0,
     wrapping: str = "plain",
+    view: Callable[[int, int], Image.Image] = scene,
 ) -> dict[str, list[str]]:
     """NTO-format files for `cities` ({code: number of landmarks}); returns the landmark names per city.
 
-    Landmark k of the whole dataset (counted over cities in order) is drawn with scene(k, view).
+    Landmark k of the whole dataset (counted over cities in order) is drawn with view(k, v).
     """
     raw_dir.mkdir(parents=True, exist_ok=True)
     names_by_city: dict[str, list[str]] = {}
@@ -120,8 +121,8 @@ def make_raw_dataset(
         write_places_csv(raw_dir / f"{city}_places.csv", fieldnames, [r for r in rows if r["Name"] in names])
         image_rows = []
         for name in names:
-            for view in range(photos_per_landmark):
-                image_rows.append((name, encode_field(jpeg_bytes(scene(landmark, view)), wrapping)))
+            for number in range(photos_per_landmark):
+                image_rows.append((name, encode_field(jpeg_bytes(view(landmark, number)), wrapping)))
             landmark += 1
         write_images_csv(raw_dir / f"{city}_images.csv", image_rows)
         names_by_city[city] = names
