@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from telegram import Update
 
@@ -26,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         die(str(exc))
     configure_logging(settings.log_level)
     # The worker threads share the cores: each inference gets its share of them.
-    limit_threads((os.cpu_count() or 1) // settings.workers)
+    limit_threads(settings.inference_threads)
     log.info("loading models and index (image: %s, text: %s)", settings.image_model, settings.text_model)
     try:
         guide = Guide.from_settings(settings, build_missing=True, progress=_log_progress)

@@ -14,6 +14,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from core.settings import Settings
+
 log = logging.getLogger(__name__)
 
 # Characters kept from a text query before tokenising; the model sees at most 128 tokens anyway,
@@ -28,7 +30,8 @@ class ModelLoadError(RuntimeError):
 
 @runtime_checkable
 class ImageEncoder(Protocol):
-    model_name: str
+    model_name: str  # what the index manifest records and checks
+    cache_key: str  # embedding-cache key: differs for runtimes whose vectors differ (int8)
     dim: int
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
@@ -78,7 +81,7 @@ class SentenceTransformerImageEncoder:
     """CLIP image tower through sentence-transformers (PyTorch)."""
 
     def __init__(self, name_or_path: str) -> None:
-        self.model_name = model_id(name_or_path)
+        self.model_name = self.cache_key = model_id(name_or_path)
         self._model = _load_sentence_transformer(name_or_path)
         self.dim = int(self._model.get_embedding_dimension())
 
@@ -126,9 +129,43 @@ def limit_threads(threads: int) -> None:
         pass
 
 
-def load_image_encoder(name_or_path: str) -> ImageEncoder:
-    return SentenceTransformerImageEncoder(name_or_path)
+def use_onnx(settings: Settings) -> bool:
+    """Which runtime ENCODER_BACKEND asks for (auto: ONNX when an export of these models exists)."""
+    if settings.encoder_backend == "torch":
+        return False
+    from core.onnx_encoders import OnnxManifest, OnnxModelsError
+
+    try:
+        manifest = OnnxManifest.read(settings.onnx_dir)
+    except OnnxModelsError as exc:
+        if settings.encoder_backend == "onnx":
+            raise ModelLoadError(f"ENCODER_BACKEND=onnx: {exc}") from None
+        return False
+    matches = (manifest.image_model, manifest.text_model) == (
+        model_id(settings.image_model),
+        model_id(settings.text_model),
+    )
+    if not matches and settings.encoder_backend == "onnx":
+        raise ModelLoadError(
+            f"the ONNX models in {settings.onnx_dir}/ were exported from {manifest.image_model} and "
+            f"{manifest.text_model}, not from IMAGE_MODEL/TEXT_MODEL: export again with `python -m prep export-onnx`"
+        )
+    if not matches:
+        log.warning("ONNX models in %s are for other models; using torch", settings.onnx_dir)
+    return matches
 
 
-def load_text_encoder(name_or_path: str) -> TextEncoder:
-    return SentenceTransformerTextEncoder(name_or_path)
+def load_image_encoder(settings: Settings) -> ImageEncoder:
+    if use_onnx(settings):
+        from core.onnx_encoders import OnnxImageEncoder
+
+        return OnnxImageEncoder(settings.onnx_dir, settings.inference_threads)
+    return SentenceTransformerImageEncoder(settings.image_model)
+
+
+def load_text_encoder(settings: Settings) -> TextEncoder:
+    if use_onnx(settings):
+        from core.onnx_encoders import OnnxTextEncoder
+
+        return OnnxTextEncoder(settings.onnx_dir, settings.inference_threads)
+    return SentenceTransformerTextEncoder(settings.text_model)

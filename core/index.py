@@ -272,7 +272,7 @@ def build_index(
                 location=str(resolve_build(artifacts_dir)),
             )
 
-        vectors = cache.get(encoder.model_name, hashes)
+        vectors = cache.get(encoder.cache_key, hashes)
         cached = set(vectors)
         missing = [(p, h) for p, h in zip(photos, hashes, strict=True) if h not in vectors]
         missing = list({h: (p, h) for p, h in missing}.values())  # identical files are embedded once
@@ -289,7 +289,7 @@ def build_index(
                     skipped.append((photo.path, f"unreadable: {exc}"))
             if images:
                 fresh = dict(zip(digests, encoder.encode_images(images), strict=True))
-                cache.put(encoder.model_name, fresh)
+                cache.put(encoder.cache_key, fresh)
                 vectors.update(fresh)
                 embedded += len(fresh)
             report_progress("embed", min(start + ENCODE_BATCH, len(missing)), len(missing))

@@ -74,7 +74,7 @@ class Guide:
         from DATA_DIR with the image model just loaded (not a second copy of it)."""
         if not build_missing:
             index = PhotoIndex.load(settings.artifacts_dir)
-        image_encoder = load_image_encoder(settings.image_model)
+        image_encoder = load_image_encoder(settings)
         if build_missing:
             try:
                 index = PhotoIndex.load(settings.artifacts_dir)
@@ -95,7 +95,7 @@ class Guide:
                 index = PhotoIndex.load(settings.artifacts_dir)
         # Check the index before loading the second model: a mismatch is then reported at once.
         index.check_models(image_encoder.model_name)
-        text_encoder = load_text_encoder(settings.text_model)
+        text_encoder = load_text_encoder(settings)
         return cls(
             index,
             image_encoder,

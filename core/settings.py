@@ -11,6 +11,7 @@ from dotenv import dotenv_values
 
 DEFAULT_IMAGE_MODEL = "clip-ViT-B-32"
 DEFAULT_TEXT_MODEL = "clip-ViT-B-32-multilingual-v1"
+BACKENDS = ("auto", "torch", "onnx")
 
 
 class SettingsError(ValueError):
@@ -33,6 +34,20 @@ class Settings:
     # Threads doing CPU work (decode, encode, search) in the bot; one per core on a small VPS.
     workers: int = 2
     log_level: str = "INFO"
+    # torch (sentence-transformers), onnx (models exported by `prep export-onnx`), or auto: onnx when an
+    # export of the configured models exists in MODEL_DIR, torch otherwise.
+    encoder_backend: str = "auto"
+    # Where `prep export-onnx` writes and the onnx backend reads; default: `onnx/` beside ARTIFACTS_DIR.
+    model_dir: Path | None = None
+
+    @property
+    def onnx_dir(self) -> Path:
+        return self.model_dir if self.model_dir is not None else self.artifacts_dir.resolve().parent / "onnx"
+
+    @property
+    def inference_threads(self) -> int:
+        """Threads per inference: the worker threads share the cores."""
+        return max(1, (os.cpu_count() or 1) // self.workers)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env") -> Settings:
@@ -58,6 +73,8 @@ class Settings:
             match_threshold=_parse_float("MATCH_THRESHOLD", text("MATCH_THRESHOLD"), cls.match_threshold, -1, 1),
             workers=int(_parse_float("WORKERS", text("WORKERS"), cls.workers, 1, 64, integer=True)),
             log_level=_parse_level(text("LOG_LEVEL", "INFO")),
+            encoder_backend=_parse_choice("ENCODER_BACKEND", text("ENCODER_BACKEND", "auto"), BACKENDS),
+            model_dir=Path(text("MODEL_DIR")) if text("MODEL_DIR") else None,
         )
 
     def require_token(self) -> str:
@@ -106,6 +123,13 @@ def _parse_float(
         raise SettingsError(f"{name} must be {kind} between {low} and {high}, got {raw!r}") from None
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {raw!r}")
+    return value
+
+
+def _parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
     return value
 
 

@@ -61,6 +61,11 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--no-text", action="store_true", help="skip the text → photo part (no text model)")
     evaluation.add_argument("--json", action="store_true", help="print the figures as JSON")
 
+    onnx = commands.add_parser("export-onnx", help="export IMAGE_MODEL and TEXT_MODEL to ONNX for fast serving")
+    onnx.add_argument("--out", type=Path, help="model folder (default: MODEL_DIR, or onnx/ beside ARTIFACTS_DIR)")
+    onnx.add_argument("--int8", action="store_true", help="also write dynamically quantised int8 models")
+    onnx.add_argument("--json", action="store_true", help="print the parity results as JSON")
+
     models = commands.add_parser("random-models", help="write random-weight models in the real on-disk layout")
     models.add_argument("out_dir", type=Path)
     models.add_argument("--size", choices=("tiny", "full"), default="tiny")
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "clean": _clean,
         "apply": _apply,
         "eval": _eval,
+        "export-onnx": _export_onnx,
         "random-models": _random_models,
     }[args.command]
     return handler(args, settings)
@@ -118,7 +124,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     if not data_dir.is_dir():
         die(f"no dataset at {data_dir}/: run `python -m prep ingest RAW_DIR` first or set DATA_DIR")
     try:
-        encoder = load_image_encoder(settings.image_model)
+        encoder = load_image_encoder(settings)
     except ModelLoadError as exc:
         die(str(exc))
     progress = StageProgress(enabled=not args.json)
@@ -154,7 +160,7 @@ def _clean(args: argparse.Namespace, settings: Settings) -> int:
 
     def encoder():
         try:
-            return load_image_encoder(settings.image_model)
+            return load_image_encoder(settings)
         except ModelLoadError as exc:
             die(str(exc))
 
@@ -252,7 +258,7 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         index = PhotoIndex.load(args.artifacts or settings.artifacts_dir)
         text_encoder = None
         if not args.no_text:
-            text_encoder = load_text_encoder(settings.text_model)
+            text_encoder = load_text_encoder(settings)
             index.check_models(index.manifest.image_model, text_encoder.model_name, text_encoder.dim)
         params = RankingParams(
             k=args.k,
@@ -264,6 +270,46 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     except (ArtifactsError, ModelLoadError, ValueError) as exc:
         die(str(exc))
     print(json.dumps(result.to_dict()) if args.json else result.table())
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace, settings: Settings) -> int:
+    import warnings
+
+    from prep.export_onnx import export
+
+    out = args.out or settings.onnx_dir
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's tracer warnings are about code paths we do not use
+            results = export(settings.image_model, settings.text_model, out, int8=args.int8)
+    except Exception as exc:  # model loading, export and parity failures all end the same way
+        die(f"export failed: {exc}")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "out": str(out),
+                    "results": [
+                        {
+                            "tower": r.tower,
+                            "precision": r.precision,
+                            "min_cosine": r.min_cosine,
+                            "required": r.required,
+                            "written": r.passed,
+                        }
+                        for r in results
+                    ],
+                }
+            )
+        )
+        return 0
+    print(f"ONNX models written to {out}/")
+    print(f"  {'model':<6} {'precision':<9} {'min cosine':>10} {'required':>8}")
+    for r in results:
+        verdict = "ok" if r.passed else "FAILED parity: not written"
+        print(f"  {r.tower:<6} {r.precision:<9} {r.min_cosine:>10.5f} {r.required:>8}  {verdict}")
+    print("With ENCODER_BACKEND=auto (the default) the bot and prep now use them; int8 is preferred when present.")
     return 0
 
 

@@ -85,7 +85,7 @@ def analyse(
         if model is None or not pending:
             return
         fresh = dict(zip([h for h, _ in pending], model.encode_images([im for _, im in pending]), strict=True))
-        cache.put(model.model_name, fresh)
+        cache.put(model.cache_key, fresh)
         vectors.update(fresh)
         pending.clear()
 
@@ -125,7 +125,7 @@ def analyse(
         )
         if model is not None:
             if digest not in vectors:
-                cached = cache.get(model.model_name, [digest])
+                cached = cache.get(model.cache_key, [digest])
                 if cached:
                     vectors.update(cached)
                 elif digest not in {h for h, _ in pending}:

@@ -91,3 +91,30 @@ def settings_for(model_dirs: ModelDirs):
         return Settings(**values)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory, model_dirs: ModelDirs) -> Path:
+    """The tiny models exported by `prep export-onnx --int8` (fp32 and int8)."""
+    import warnings
+
+    from prep.export_onnx import export
+
+    out = tmp_path_factory.mktemp("onnx-export") / "onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export(str(model_dirs.clip), str(model_dirs.text), out, int8=True)
+    return out
+
+
+BACKENDS = ("torch", "onnx")
+
+
+def encoders_for(request: pytest.FixtureRequest, backend: str) -> Encoders:
+    """The encoders of one runtime, both behind the same Protocols."""
+    from core.onnx_encoders import OnnxImageEncoder, OnnxTextEncoder
+
+    if backend == "torch":
+        return request.getfixturevalue("encoders")
+    folder = request.getfixturevalue("onnx_dir")
+    return Encoders(OnnxImageEncoder(folder), OnnxTextEncoder(folder))

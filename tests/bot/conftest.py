@@ -14,7 +14,7 @@ from core.index import PhotoIndex
 from core.service import Guide
 from core.settings import Settings
 from tests.bot.fake_telegram import FakeTelegram
-from tests.conftest import BuiltDataset, Encoders, ModelDirs
+from tests.conftest import BACKENDS, BuiltDataset, ModelDirs, encoders_for
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")  # a proxy in the environment would capture loopback
 TOKEN = "123456:TEST-TOKEN-never-logged"
@@ -29,8 +29,10 @@ async def fake() -> AsyncIterator[FakeTelegram]:
     await server.stop()
 
 
-@pytest.fixture(scope="session")
-def shared_guide(built_dataset: BuiltDataset, encoders: Encoders) -> Guide:
+@pytest.fixture(scope="session", params=BACKENDS)
+def shared_guide(request: pytest.FixtureRequest, built_dataset: BuiltDataset) -> Guide:
+    """The conversation tests run on both runtimes."""
+    encoders = encoders_for(request, request.param)
     return Guide(
         PhotoIndex.load(built_dataset.artifacts_dir), encoders.image, encoders.text, data_dir=built_dataset.data_dir
     )

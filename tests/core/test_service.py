@@ -9,14 +9,16 @@ from core.imaging import ImageDecodeError
 from core.index import PhotoIndex
 from core.ranking import RankingParams
 from core.service import EmptyQueryError, Guide
-from tests.conftest import CITIES, BuiltDataset, Encoders
+from tests.conftest import BACKENDS, CITIES, BuiltDataset, encoders_for
 from tests.datagen import jpeg_bytes, scene
 
 FRESH_VIEWS = range(50, 54)  # views the index has never seen
 
 
-@pytest.fixture(scope="module")
-def guide(built_dataset: BuiltDataset, encoders: Encoders) -> Guide:
+@pytest.fixture(scope="module", params=BACKENDS)
+def guide(request: pytest.FixtureRequest, built_dataset: BuiltDataset) -> Guide:
+    """The same tests run on both runtimes (the index was built with the torch one)."""
+    encoders = encoders_for(request, request.param)
     return Guide(PhotoIndex.load(built_dataset.artifacts_dir), encoders.image, encoders.text)
 
 

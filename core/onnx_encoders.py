@@ -1,0 +1,122 @@
+"""Encoders on ONNX Runtime, from the folder `python -m prep export-onnx` writes (MODEL_DIR).
+
+Nothing here imports torch, transformers or sentence-transformers: a serving process on this
+backend holds only ONNX Runtime, the `tokenizers` library, NumPy and Pillow.
+
+MODEL_DIR layout:
+    onnx.json          models it was exported from, dimension, preprocessing, files and parity
+    image.onnx         CLIP vision tower + projection, fp32 (image.int8.onnx: dynamic int8)
+    text.onnx          multilingual transformer + mean pooling + dense, fp32 (text.int8.onnx)
+    tokenizer.json     the text model's tokenizer
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.preprocess import ClipPreprocessing
+
+MANIFEST = "onnx.json"
+TOKENIZER = "tokenizer.json"
+ONNX_SCHEMA = 1
+PRECISIONS = ("int8", "fp32")  # preferred first
+
+
+class OnnxModelsError(RuntimeError):
+    """The exported models are missing or do not match the configured ones."""
+
+
+@dataclass(frozen=True)
+class OnnxManifest:
+    image_model: str
+    text_model: str
+    dim: int
+    preprocess: dict
+    text_max_length: int
+    files: dict  # {"image": {"fp32": {"file": ..., "cosine": ...}, "int8": ...}, "text": {...}}
+
+    @classmethod
+    def read(cls, model_dir: Path) -> OnnxManifest:
+        path = model_dir / MANIFEST
+        if not path.is_file():
+            raise OnnxModelsError(f"no exported ONNX models in {model_dir}/: run `python -m prep export-onnx`")
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if raw.get("schema") != ONNX_SCHEMA:
+            raise OnnxModelsError(f"{path} has another schema: export again with `python -m prep export-onnx`")
+        return cls(**{name: raw[name] for name in cls.__dataclass_fields__})
+
+    def best(self, tower: str) -> tuple[str, Path]:
+        for precision in PRECISIONS:
+            if precision in self.files.get(tower, {}):
+                return precision, Path(self.files[tower][precision]["file"])
+        raise OnnxModelsError(f"no {tower} model in the ONNX manifest")
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _normalised(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+class OnnxImageEncoder:
+    def __init__(self, model_dir: Path, threads: int = 1, precision: str | None = None) -> None:
+        manifest = OnnxManifest.read(model_dir)
+        self.precision, file = (
+            (precision, Path(manifest.files["image"][precision]["file"])) if precision else (manifest.best("image"))
+        )
+        self.model_name = manifest.image_model
+        self.dim = manifest.dim
+        # int8 vectors differ slightly from fp32/torch ones: they get their own cache entries.
+        self.cache_key = self.model_name if self.precision == "fp32" else f"{self.model_name}#{self.precision}"
+        self._preprocess = ClipPreprocessing.from_dict(manifest.preprocess)
+        self._session = _session(model_dir / file, threads)
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        outputs = []
+        for start in range(0, len(images), 32):
+            pixels = self._preprocess(list(images[start : start + 32]))
+            outputs.append(self._session.run(None, {"pixel_values": pixels})[0])
+        return _normalised(np.concatenate(outputs))
+
+
+class OnnxTextEncoder:
+    def __init__(self, model_dir: Path, threads: int = 1, precision: str | None = None) -> None:
+        from tokenizers import Tokenizer
+
+        manifest = OnnxManifest.read(model_dir)
+        self.precision, file = (
+            (precision, Path(manifest.files["text"][precision]["file"])) if precision else (manifest.best("text"))
+        )
+        self.model_name = manifest.text_model
+        self.dim = manifest.dim
+        self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER))
+        self._tokenizer.enable_truncation(max_length=manifest.text_max_length)
+        self._tokenizer.enable_padding(pad_id=self._tokenizer.token_to_id("[PAD]") or 0)
+        self._session = _session(model_dir / file, threads)
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        from core.encoders import MAX_QUERY_CHARS
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch([text[:MAX_QUERY_CHARS] for text in texts])
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        return _normalised(self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0])

@@ -1,0 +1,80 @@
+"""CLIP image preprocessing in Pillow + NumPy, so the ONNX path needs neither torch nor transformers.
+
+Matches transformers' CLIPImageProcessor (resize the shortest edge with bicubic resampling, centre
+crop, rescale to 0–1, normalise per channel) within float tolerance on the same decoded pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class ClipPreprocessing:
+    shortest_edge: int = 224
+    crop_height: int = 224
+    crop_width: int = 224
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+    resample: int = Image.Resampling.BICUBIC
+
+    @classmethod
+    def from_processor_config(cls, raw: dict) -> ClipPreprocessing:
+        """From a Hugging Face image-processor config (`preprocessor_config.json`, or `to_dict()`)."""
+        raw = raw.get("image_processor", raw)
+        size, crop = raw.get("size", {}), raw.get("crop_size", {})
+        edge = size.get("shortest_edge", size) if isinstance(size, dict) else size
+        return cls(
+            shortest_edge=int(edge),
+            crop_height=int(crop.get("height", edge)) if isinstance(crop, dict) else int(crop),
+            crop_width=int(crop.get("width", edge)) if isinstance(crop, dict) else int(crop),
+            mean=tuple(raw.get("image_mean", CLIP_MEAN)),
+            std=tuple(raw.get("image_std", CLIP_STD)),
+            resample=int(raw.get("resample", Image.Resampling.BICUBIC)),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "shortest_edge": self.shortest_edge,
+            "crop_height": self.crop_height,
+            "crop_width": self.crop_width,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "resample": self.resample,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> ClipPreprocessing:
+        return cls(**{**raw, "mean": tuple(raw["mean"]), "std": tuple(raw["std"])})
+
+    def __call__(self, images: list[Image.Image]) -> np.ndarray:
+        """(n, 3, H, W) float32 pixel values."""
+        return np.stack([self._one(image) for image in images]).astype(np.float32)
+
+    def _one(self, image: Image.Image) -> np.ndarray:
+        image = image.convert("RGB")
+        width, height = image.size
+        short, long = (width, height) if width <= height else (height, width)
+        new_long = int(self.shortest_edge * long / short)
+        size = (self.shortest_edge, new_long) if width <= height else (new_long, self.shortest_edge)
+        resized = image.resize(size, resample=self.resample)
+        left = (resized.width - self.crop_width) // 2
+        top = (resized.height - self.crop_height) // 2
+        pixels = np.asarray(resized, dtype=np.float32)
+        pixels = _crop_or_pad(pixels, top, left, self.crop_height, self.crop_width) / 255.0
+        pixels = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        return pixels.transpose(2, 0, 1)
+
+
+def _crop_or_pad(pixels: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
+    if top >= 0 and left >= 0:
+        return pixels[top : top + height, left : left + width]
+    padded = np.zeros((max(height, pixels.shape[0]), max(width, pixels.shape[1]), 3), np.float32)
+    padded[: pixels.shape[0], : pixels.shape[1]] = pixels
+    return padded[max(top, 0) : max(top, 0) + height, max(left, 0) : max(left, 0) + width]

@@ -1,0 +1,192 @@
+"""`prep export-onnx`: IMAGE_MODEL's vision tower and the whole TEXT_MODEL pipeline to ONNX.
+
+sentence-transformers' own ONNX backend cannot encode CLIP images (no get_image_features) and its
+[onnx] extra conflicts with transformers 5, so both are exported by hand with torch.onnx, checked
+for parity against sentence-transformers on a few inputs, and optionally quantised to int8 with
+ONNX Runtime's dynamic quantisation. An int8 model that fails parity is not written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from core.encoders import model_id
+from core.onnx_encoders import MANIFEST, ONNX_SCHEMA, TOKENIZER, OnnxImageEncoder, OnnxTextEncoder
+from core.preprocess import ClipPreprocessing
+
+log = logging.getLogger(__name__)
+
+# Minimum cosine between sentence-transformers' and the ONNX embedding of the same input.
+FP32_MIN_COSINE = 0.999
+INT8_MIN_COSINE = 0.99
+OPSET = 17
+PARITY_TEXTS = (
+    "Храм на Крови",
+    "white cathedral by the river",
+    "Нижегородский кремль зимой",
+    "a monument in a park",
+    "памятник",
+)
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    tower: str
+    precision: str
+    min_cosine: float
+    required: float
+
+    @property
+    def passed(self) -> bool:
+        return self.min_cosine >= self.required
+
+
+def parity_images() -> list[Image.Image]:
+    """A few varied inputs: gradients, noise, flat colours, portrait and landscape shapes."""
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))]
+    ramp = np.linspace(0, 255, 300, dtype=np.float32)
+    images.append(Image.fromarray(np.stack([np.tile(ramp, (400, 1))] * 3, -1).astype(np.uint8)))
+    images.append(Image.new("RGB", (256, 256), (200, 40, 40)))
+    blocks = np.kron(rng.integers(0, 256, (6, 8, 3)), np.ones((40, 40, 1))).astype(np.uint8)
+    images.append(Image.fromarray(blocks))
+    return images
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(axis=1)
+
+
+def export(image_model: str, text_model: str, out_dir: Path, *, int8: bool = False) -> list[ParityResult]:
+    """Export into a fresh folder, check parity, then replace `out_dir` with it."""
+    from sentence_transformers import SentenceTransformer
+
+    clip = SentenceTransformer(image_model, device="cpu")
+    text = SentenceTransformer(text_model, device="cpu")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".onnx-", dir=out_dir.parent))
+    try:
+        vision = _VisionTower(clip[0].model).eval()
+        with torch.no_grad():
+            torch.onnx.export(
+                vision,
+                (torch.zeros(1, 3, 224, 224),),
+                str(staging / "image.onnx"),
+                input_names=["pixel_values"],
+                output_names=["embedding"],
+                dynamic_axes={"pixel_values": {0: "batch"}, "embedding": {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+            pipeline = _TextPipeline(text[0].model, text[2].linear).eval()
+            ids = torch.ones(1, 8, dtype=torch.long)
+            torch.onnx.export(
+                pipeline,
+                (ids, torch.ones_like(ids)),
+                str(staging / "text.onnx"),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "embedding": {0: "batch"},
+                },
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        text.tokenizer.backend_tokenizer.save(str(staging / TOKENIZER))
+        preprocess = ClipPreprocessing.from_processor_config(clip[0].processor.image_processor.to_dict())
+        files = {"image": {"fp32": {"file": "image.onnx"}}, "text": {"fp32": {"file": "text.onnx"}}}
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # the quantiser advises pre-processing on the root logger, every time
+            try:
+                for tower in ("image", "text"):
+                    quantize_dynamic(
+                        str(staging / f"{tower}.onnx"), str(staging / f"{tower}.int8.onnx"), weight_type=QuantType.QInt8
+                    )
+                    files[tower]["int8"] = {"file": f"{tower}.int8.onnx"}
+            finally:
+                root.setLevel(level)
+        manifest = {
+            "schema": ONNX_SCHEMA,
+            "image_model": model_id(image_model),
+            "text_model": model_id(text_model),
+            "dim": int(clip.get_embedding_dimension()),
+            "preprocess": preprocess.to_dict(),
+            "text_max_length": int(text.max_seq_length),
+            "files": files,
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+        results = _check_parity(staging, clip, text, files)
+        for result in results:
+            entry = files[result.tower][result.precision]
+            entry["cosine"] = round(result.min_cosine, 6)
+            if not result.passed:
+                if result.precision == "fp32":
+                    raise RuntimeError(f"the fp32 {result.tower} export fails parity (cosine {result.min_cosine:.5f})")
+                (staging / entry["file"]).unlink()
+                del files[result.tower][result.precision]
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+        return results
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_parity(folder: Path, clip, text, files: dict) -> list[ParityResult]:
+    images = parity_images()
+    reference_images = clip.encode(images, convert_to_numpy=True)
+    reference_texts = text.encode(list(PARITY_TEXTS), convert_to_numpy=True)
+    results = []
+    for precision in ("fp32", "int8"):
+        required = FP32_MIN_COSINE if precision == "fp32" else INT8_MIN_COSINE
+        if precision in files["image"]:
+            onnx = OnnxImageEncoder(folder, precision=precision).encode_images(images)
+            results.append(ParityResult("image", precision, float(_cosines(onnx, reference_images).min()), required))
+        if precision in files["text"]:
+            onnx = OnnxTextEncoder(folder, precision=precision).encode_texts(list(PARITY_TEXTS))
+            results.append(ParityResult("text", precision, float(_cosines(onnx, reference_texts).min()), required))
+    return results
+
+
+class _VisionTower(torch.nn.Module):
+    """CLIP's get_image_features: vision transformer → pooled output → visual projection."""
+
+    def __init__(self, clip) -> None:
+        super().__init__()
+        self.vision, self.projection = clip.vision_model, clip.visual_projection
+
+    def forward(self, pixel_values):
+        return self.projection(self.vision(pixel_values=pixel_values).pooler_output)
+
+
+class _TextPipeline(torch.nn.Module):
+    """The multilingual sentence-transformers pipeline: transformer → mean pooling → dense to 512."""
+
+    def __init__(self, transformer, dense) -> None:
+        super().__init__()
+        self.transformer, self.dense = transformer, dense
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        return self.dense(pooled)
