@@ -24,13 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         die(str(exc))
     configure_logging(settings.log_level)
-    # The worker threads share the cores: each inference gets its share of them.
-    limit_threads(settings.inference_threads)
     log.info("loading models and index (image: %s, text: %s)", settings.image_model, settings.text_model)
     try:
         guide = Guide.from_settings(settings, build_missing=True, progress=_log_progress)
     except (ArtifactsError, ModelLoadError, CatalogError, BuildInProgressError) as exc:
         die(str(exc))
+    limit_threads(settings.inference_threads)
     application = build_application(settings, guide)
     # run_polling stops cleanly on SIGINT and SIGTERM and returns; the process then exits with 0.
     application.run_polling(allowed_updates=Update.ALL_TYPES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,6 +19,7 @@ from telegram.ext import (
 
 from bot import handlers
 from bot.context import SERVICES_KEY, Services
+from bot.health import heartbeat
 from bot.reindex import Reindexer
 from bot.texts import COMMANDS, LANGUAGES
 from bot.throttle import UserRateLimiter
@@ -84,11 +86,14 @@ async def _post_init(application: Application) -> None:
         commands = [BotCommand(name, description) for name, description in COMMANDS[lang]]
         await application.bot.set_my_commands(commands, language_code=lang)
     await application.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS["en"]])
-    guide = application.bot_data[SERVICES_KEY].guide
-    log.info("bot @%s ready: %d photos indexed", application.bot.username, len(guide.index))
+    services_ = application.bot_data[SERVICES_KEY]
+    services_.heartbeat = asyncio.create_task(heartbeat(application, services_.settings.health_file))
+    log.info("bot @%s ready: %d photos indexed", application.bot.username, len(services_.guide.index))
 
 
 async def _post_shutdown(application: Application) -> None:
     services_ = application.bot_data[SERVICES_KEY]
+    if services_.heartbeat is not None:
+        services_.heartbeat.cancel()
     services_.reindexer.shutdown()
     services_.pool.shutdown(wait=False, cancel_futures=True)

@@ -26,6 +26,7 @@ class Services:
     pool: ThreadPoolExecutor
     limiter: UserRateLimiter
     reindexer: Reindexer
+    heartbeat: asyncio.Task | None = None
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
         """CPU work (decode, encode, search) goes to the bounded worker pool, never the event loop."""

@@ -29,18 +29,13 @@ def load_settings() -> Settings:
 
 def configure_logging(level: str = "WARNING") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Model loading chatter (weight-loading bars, deprecation notes) is noise for our users.
+    # Model loading chatter (weight-loading bars, deprecation notes) is noise for our users. Only
+    # environment variables here: importing transformers would cost the ONNX backend ~250 MB.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for name in ("transformers", "sentence_transformers", "httpx", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
-    try:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-        transformers.logging.disable_progress_bar()
-    except ImportError:
-        pass
 
 
 class StageProgress:

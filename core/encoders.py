@@ -62,7 +62,10 @@ def model_id(name_or_path: str) -> str:
 
 
 def _load_sentence_transformer(name_or_path: str):
+    import transformers
     from sentence_transformers import SentenceTransformer
+
+    transformers.logging.disable_progress_bar()  # the per-load "Loading weights" bar
 
     try:
         return SentenceTransformer(name_or_path, device="cpu")
@@ -71,7 +74,7 @@ def _load_sentence_transformer(name_or_path: str):
         raise ModelLoadError(f"cannot load model {name_or_path!r}: {first_line}") from exc
 
 
-def _normalised(vectors: np.ndarray) -> np.ndarray:
+def normalise_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
@@ -91,12 +94,12 @@ class SentenceTransformerImageEncoder:
         vectors = self._model.encode(
             list(images), batch_size=IMAGE_BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False
         )
-        return _normalised(vectors)
+        return normalise_rows(vectors)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         """CLIP's own (English) text tower: for zero-shot prompts, not for user queries."""
         vectors = self._model.encode(list(texts), convert_to_numpy=True, show_progress_bar=False)
-        return _normalised(vectors)
+        return normalise_rows(vectors)
 
 
 class SentenceTransformerTextEncoder:
@@ -112,21 +115,20 @@ class SentenceTransformerTextEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         clipped = [text[:MAX_QUERY_CHARS] for text in texts]
         vectors = self._model.encode(clipped, convert_to_numpy=True, show_progress_bar=False)
-        return _normalised(vectors)
+        return normalise_rows(vectors)
 
 
 def limit_threads(threads: int) -> None:
-    """Threads each inference may use. Serving runs several queries in parallel worker threads, so
-    each one gets a share of the cores; FAISS answers a single query faster on one thread."""
+    """Threads each inference may use, once the models are loaded. Serving runs queries in several
+    worker threads, so each gets a share of the cores; FAISS answers one query faster on one thread.
+    torch is only touched if the torch backend already loaded it (importing it costs ~200 MB)."""
+    import sys
+
     import faiss
 
     faiss.omp_set_num_threads(1)
-    try:
-        import torch
-
-        torch.set_num_threads(max(1, threads))
-    except ImportError:
-        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(max(1, threads))
 
 
 def use_onnx(settings: Settings) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.encoders import MAX_QUERY_CHARS, normalise_rows
 from core.preprocess import ClipPreprocessing
 
 MANIFEST = "onnx.json"
@@ -51,11 +52,14 @@ class OnnxManifest:
             raise OnnxModelsError(f"{path} has another schema: export again with `python -m prep export-onnx`")
         return cls(**{name: raw[name] for name in cls.__dataclass_fields__})
 
-    def best(self, tower: str) -> tuple[str, Path]:
-        for precision in PRECISIONS:
-            if precision in self.files.get(tower, {}):
-                return precision, Path(self.files[tower][precision]["file"])
-        raise OnnxModelsError(f"no {tower} model in the ONNX manifest")
+    def choose(self, tower: str, precision: str | None = None) -> tuple[str, Path]:
+        """The model file of `tower` at `precision`, or at the best one exported (int8 before fp32)."""
+        available = self.files.get(tower, {})
+        for candidate in (precision,) if precision else PRECISIONS:
+            if candidate in available:
+                return candidate, Path(available[candidate]["file"])
+        wanted = f"{precision} {tower}" if precision else tower
+        raise OnnxModelsError(f"no {wanted} model in the ONNX manifest: export again with `python -m prep export-onnx`")
 
 
 def _session(path: Path, threads: int):
@@ -68,17 +72,10 @@ def _session(path: Path, threads: int):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _normalised(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
 class OnnxImageEncoder:
     def __init__(self, model_dir: Path, threads: int = 1, precision: str | None = None) -> None:
         manifest = OnnxManifest.read(model_dir)
-        self.precision, file = (
-            (precision, Path(manifest.files["image"][precision]["file"])) if precision else (manifest.best("image"))
-        )
+        self.precision, file = manifest.choose("image", precision)
         self.model_name = manifest.image_model
         self.dim = manifest.dim
         # int8 vectors differ slightly from fp32/torch ones: they get their own cache entries.
@@ -93,7 +90,7 @@ class OnnxImageEncoder:
         for start in range(0, len(images), 32):
             pixels = self._preprocess(list(images[start : start + 32]))
             outputs.append(self._session.run(None, {"pixel_values": pixels})[0])
-        return _normalised(np.concatenate(outputs))
+        return normalise_rows(np.concatenate(outputs))
 
 
 class OnnxTextEncoder:
@@ -101,9 +98,7 @@ class OnnxTextEncoder:
         from tokenizers import Tokenizer
 
         manifest = OnnxManifest.read(model_dir)
-        self.precision, file = (
-            (precision, Path(manifest.files["text"][precision]["file"])) if precision else (manifest.best("text"))
-        )
+        self.precision, file = manifest.choose("text", precision)
         self.model_name = manifest.text_model
         self.dim = manifest.dim
         self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER))
@@ -112,11 +107,9 @@ class OnnxTextEncoder:
         self._session = _session(model_dir / file, threads)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        from core.encoders import MAX_QUERY_CHARS
-
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encodings = self._tokenizer.encode_batch([text[:MAX_QUERY_CHARS] for text in texts])
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        return _normalised(self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0])
+        return normalise_rows(self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0])

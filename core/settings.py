@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ class Settings:
     encoder_backend: str = "auto"
     # Where `prep export-onnx` writes and the onnx backend reads; default: `onnx/` beside ARTIFACTS_DIR.
     model_dir: Path | None = None
+    # Touched by the running bot every 30 s; `python -m bot.health` (the Docker healthcheck) reads it.
+    health_file: Path = Path(tempfile.gettempdir()) / "landmark-guide.alive"
 
     @property
     def onnx_dir(self) -> Path:
@@ -75,6 +78,7 @@ class Settings:
             log_level=_parse_level(text("LOG_LEVEL", "INFO")),
             encoder_backend=_parse_choice("ENCODER_BACKEND", text("ENCODER_BACKEND", "auto"), BACKENDS),
             model_dir=Path(text("MODEL_DIR")) if text("MODEL_DIR") else None,
+            health_file=Path(text("HEALTH_FILE") or cls.health_file),
         )
 
     def require_token(self) -> str:

@@ -74,6 +74,10 @@ def export(image_model: str, text_model: str, out_dir: Path, *, int8: bool = Fal
 
     clip = SentenceTransformer(image_model, device="cpu")
     text = SentenceTransformer(text_model, device="cpu")
+    # Plain attention exports to MatMul/Softmax that ONNX Runtime quantises and runs well; the default
+    # SDPA path exports to a slower graph (measured: int8 ViT-B/32 35 ms eager vs 52 ms SDPA, 2 threads).
+    clip[0].model.set_attn_implementation("eager")
+    text[0].model.set_attn_implementation("eager")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".onnx-", dir=out_dir.parent))
     try:

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -103,23 +104,31 @@ def _bot_env(fake, dataset, model_dirs, **extra) -> dict[str, str]:
     return env
 
 
+async def _start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """`python -m bot` as a separate process, as a user or Docker starts it."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+
+
 async def test_process_starts_sets_menus_answers_and_exits_0_on_sigterm(
     fake, built_dataset, model_dirs, tmp_path
 ) -> None:
     dataset = built_dataset.copy_to(tmp_path)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=_bot_env(fake, dataset, model_dirs),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    alive = tmp_path / "alive"
+    env = _bot_env(fake, dataset, model_dirs, HEALTH_FILE=str(alive))
+    health = [sys.executable, "-m", "bot.health"]
+    assert subprocess.run(health, env=env, cwd=tmp_path, capture_output=True).returncode == 1  # not running yet
+    process = await _start_bot(env, tmp_path)
     try:
         await fake.wait_for(lambda: len(fake.sent("setMyCommands")) >= 3, timeout=60)
         languages = {c.params.get("language_code") for c in fake.sent("setMyCommands")}
         assert {"ru", "en"} <= languages
+        for _ in range(100):  # the heartbeat starts once polling runs
+            if alive.exists():
+                break
+            await asyncio.sleep(0.1)
+        assert subprocess.run(health, env=env, cwd=tmp_path, capture_output=True).returncode == 0
         await fake.send_photo(60, jpeg_bytes(scene(0, 90)))
         assert (await fake.wait_replies(60, timeout=30))[0].params["text"].startswith("This is most likely")
     finally:
@@ -132,14 +141,7 @@ async def test_process_starts_sets_menus_answers_and_exits_0_on_sigterm(
 async def test_process_builds_a_missing_index_before_polling(fake, built_dataset, model_dirs, tmp_path) -> None:
     dataset = built_dataset.copy_to(tmp_path)
     env = _bot_env(fake, dataset, model_dirs, ARTIFACTS_DIR=str(tmp_path / "new-artifacts"))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=env,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await _start_bot(env, tmp_path)
     try:
         await fake.wait_for(lambda: fake.sent("setMyCommands"), timeout=90)
         assert PhotoIndex.load(tmp_path / "new-artifacts").manifest.count == len(PhotoIndex.load(dataset.artifacts_dir))
@@ -152,15 +154,7 @@ async def test_process_builds_a_missing_index_before_polling(fake, built_dataset
 async def test_missing_token_is_one_clear_line(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
     env["PYTHONPATH"] = str(REPO)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await _start_bot(env, tmp_path)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 2
     message = stderr.decode().strip()

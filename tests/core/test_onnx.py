@@ -88,8 +88,10 @@ def test_onnx_serving_never_imports_torch(model_dirs, onnx_dir, built_dataset) -
     code = f"""
 import sys
 from pathlib import Path
+from core.cli import configure_logging
 from core.service import Guide
 from core.settings import Settings
+configure_logging("INFO")
 settings = Settings(image_model={str(model_dirs.clip)!r}, text_model={str(model_dirs.text)!r},
                     artifacts_dir=Path({str(built_dataset.artifacts_dir)!r}), model_dir=Path({str(onnx_dir)!r}))
 guide = Guide.from_settings(settings)

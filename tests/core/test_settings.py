@@ -31,6 +31,7 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ("MATCH_THRESHOLD", "3"),
         ("WORKERS", "0"),
         ("LOG_LEVEL", "loud"),
+        ("ENCODER_BACKEND", "tensorflow"),
     ],
 )
 def test_invalid_value_names_the_variable(tmp_path: Path, variable: str, value: str) -> None:
@@ -60,5 +61,8 @@ def test_env_example_lists_every_setting() -> None:
         "MATCH_THRESHOLD",
         "WORKERS",
         "LOG_LEVEL",
+        "ENCODER_BACKEND",
+        "MODEL_DIR",
+        "HEALTH_FILE",
     ):
         assert f"{variable}=" in example, variable
