@@ -223,6 +223,68 @@ def open_cache(artifacts_dir: Path) -> EmbeddingCache:
     return EmbeddingCache(artifacts_dir / CACHE_DIR / CACHE_FILE)
 
 
+@dataclass(frozen=True)
+class _Scan:
+    landmarks: dict[str, Landmark]
+    photos: list[DatasetPhoto]
+    hashes: list[str]
+    skipped: list[tuple[str, str]]
+    fingerprint: str
+
+
+def _scan(data_dir: Path, cache: EmbeddingCache, report_progress: ProgressFn) -> _Scan:
+    """The dataset's photos with their content hashes (memoised by size and mtime) and its fingerprint."""
+    landmarks = read_places(data_dir / PLACES_FILE)
+    skipped: list[tuple[str, str]] = []
+    photos: list[DatasetPhoto] = []
+    for photo in list_photos(data_dir):
+        if photo.xid in landmarks:
+            photos.append(photo)
+        else:
+            skipped.append((photo.path, f"landmark {photo.xid} is not in {PLACES_FILE}"))
+    hashes: list[str] = []
+    for done, photo in enumerate(photos, 1):
+        hashes.append(cache.hash_file(data_dir / photo.path))
+        if done % 200 == 0 or done == len(photos):
+            report_progress("hash", done, len(photos))
+    cache.commit()
+    return _Scan(landmarks, photos, hashes, skipped, _fingerprint(photos, hashes, data_dir / PLACES_FILE))
+
+
+def _up_to_date(
+    artifacts_dir: Path, scan: _Scan, image_model: str, text_model: str, started: float
+) -> BuildReport | None:
+    previous = _current_manifest(artifacts_dir)
+    if (
+        previous is None
+        or previous.dataset_fingerprint != scan.fingerprint
+        or previous.image_model != image_model
+        or previous.text_model != text_model
+    ):
+        return None
+    return BuildReport(
+        photos=previous.count,
+        landmarks=previous.landmarks,
+        embedded=0,
+        from_cache=previous.count,
+        skipped=tuple(scan.skipped),
+        seconds=time.monotonic() - started,
+        up_to_date=True,
+        location=str(resolve_build(artifacts_dir)),
+    )
+
+
+def check_up_to_date(
+    data_dir: Path, artifacts_dir: Path, *, image_model: str, text_model: str, progress: ProgressFn | None = None
+) -> BuildReport | None:
+    """An "up to date" report if the published index matches the dataset and models, else None.
+    Reads no image whose size and mtime are unchanged, and needs no model: callers can skip loading one."""
+    started = time.monotonic()
+    with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
+        scan = _scan(data_dir, cache, progress or (lambda stage, done, total: None))
+        return _up_to_date(artifacts_dir, scan, image_model, text_model, started)
+
+
 def build_index(
     data_dir: Path,
     artifacts_dir: Path,
@@ -236,41 +298,11 @@ def build_index(
     started = time.monotonic()
     report_progress = progress or (lambda stage, done, total: None)
     with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
-        landmarks = read_places(data_dir / PLACES_FILE)
-        skipped: list[tuple[str, str]] = []
-        photos: list[DatasetPhoto] = []
-        for photo in list_photos(data_dir):
-            if photo.xid in landmarks:
-                photos.append(photo)
-            else:
-                skipped.append((photo.path, f"landmark {photo.xid} is not in {PLACES_FILE}"))
-
-        hashes: list[str] = []
-        for done, photo in enumerate(photos, 1):
-            hashes.append(cache.hash_file(data_dir / photo.path))
-            if done % 200 == 0 or done == len(photos):
-                report_progress("hash", done, len(photos))
-        cache.commit()
-
-        fingerprint = _fingerprint(photos, hashes, data_dir / PLACES_FILE)
-        previous = _current_manifest(artifacts_dir)
-        if (
-            not force
-            and previous is not None
-            and previous.dataset_fingerprint == fingerprint
-            and previous.image_model == encoder.model_name
-            and previous.text_model == text_model
-        ):
-            return BuildReport(
-                photos=previous.count,
-                landmarks=previous.landmarks,
-                embedded=0,
-                from_cache=previous.count,
-                skipped=tuple(skipped),
-                seconds=time.monotonic() - started,
-                up_to_date=True,
-                location=str(resolve_build(artifacts_dir)),
-            )
+        scan = _scan(data_dir, cache, report_progress)
+        if not force and (report := _up_to_date(artifacts_dir, scan, encoder.model_name, text_model, started)):
+            return report
+        landmarks, photos, hashes, skipped = scan.landmarks, scan.photos, scan.hashes, scan.skipped
+        fingerprint = scan.fingerprint
 
         vectors = cache.get(encoder.cache_key, hashes)
         cached = set(vectors)

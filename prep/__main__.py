@@ -10,7 +10,15 @@ from pathlib import Path
 from core.catalog import CatalogError
 from core.cli import StageProgress, configure_logging, die, load_settings, run_cli
 from core.encoders import ModelLoadError, load_image_encoder, load_text_encoder, model_id
-from core.index import ArtifactsError, BuildInProgressError, BuildReport, PhotoIndex, build_index, open_cache
+from core.index import (
+    ArtifactsError,
+    BuildInProgressError,
+    BuildReport,
+    PhotoIndex,
+    build_index,
+    check_up_to_date,
+    open_cache,
+)
 from core.ranking import DEFAULT_K, DEFAULT_SEARCH_DEPTH, DEFAULT_TEMPERATURE, RankingParams
 from core.settings import Settings
 from prep.checks import CHECKS, DEFAULT_CHECKS, REASONS
@@ -123,11 +131,27 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     artifacts_dir = args.artifacts or settings.artifacts_dir
     if not data_dir.is_dir():
         die(f"no dataset at {data_dir}/: run `python -m prep ingest RAW_DIR` first or set DATA_DIR")
+    progress = StageProgress(enabled=not args.json)
+    if not args.force:
+        # Checked before any model is loaded: an unchanged dataset costs seconds, not a model load.
+        try:
+            report = check_up_to_date(
+                data_dir,
+                artifacts_dir,
+                image_model=model_id(settings.image_model),
+                text_model=model_id(settings.text_model),
+                progress=progress,
+            )
+        except (CatalogError, BuildInProgressError) as exc:
+            die(str(exc))
+        if report is not None:
+            progress.close()
+            print(json.dumps(report.to_dict(), ensure_ascii=False) if args.json else build_summary(report))
+            return 0
     try:
         encoder = load_image_encoder(settings)
     except ModelLoadError as exc:
         die(str(exc))
-    progress = StageProgress(enabled=not args.json)
     try:
         report = build_index(
             data_dir,

@@ -17,7 +17,13 @@ def test_build_twice_second_embeds_nothing(monkeypatch, tmp_path, dataset, model
     # A fresh artifacts folder has a fresh cache: every photo is embedded once.
     assert first["embedded"] == first["photos"] and not first["up_to_date"]
     assert first["photos"] == sum(CITIES.values()) * PHOTOS_PER_LANDMARK
-    second = run_json(main, ["build"], capsys)
+
+    def no_model(settings):
+        raise AssertionError("an up-to-date check must not load the model")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("prep.__main__.load_image_encoder", no_model)
+        second = run_json(main, ["build"], capsys)
     assert second["up_to_date"] and second["embedded"] == 0
     code, out, _ = run(main, ["build"], capsys)
     assert code == 0 and "up to date" in out
