@@ -23,7 +23,7 @@ from bot.texts import (
     text,
     wikidata_url,
 )
-from core.imaging import ImageDecodeError
+from core.imaging import ImageDecodeError, ImageTooLargeError
 from core.index import BuildInProgressError
 from core.ranking import Recognition
 from core.service import ALBUM_SIZE, EmptyQueryError, PhotoHit
@@ -105,8 +105,12 @@ async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id
     data = bytes(await (await context.bot.get_file(file_id)).download_as_bytearray())
     try:
         result: Recognition = await svc.run(svc.guide.recognize, data)
+    except ImageTooLargeError:
+        await message.reply_text(text("too_many_pixels", lang_))
+        return
     except ImageDecodeError as exc:
-        await message.reply_text(text("bad_image", lang_, reason=str(exc)))
+        log.info("undecodable image from user %s: %s", update.effective_user.id if update.effective_user else "?", exc)
+        await message.reply_text(text("bad_image", lang_))
         return
     await message.reply_text(
         format_recognition(result, lang_), parse_mode=ParseMode.HTML, reply_markup=_landmark_buttons(result, lang_)

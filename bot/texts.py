@@ -65,8 +65,12 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "The file is over 20 MB, which Telegram does not let bots download. Please send a smaller photo.",
     },
     "bad_image": {
-        "ru": "Не получается открыть это изображение ({reason}). Пришлите обычное фото JPEG или PNG.",
-        "en": "I can't open this image ({reason}). Please send an ordinary JPEG or PNG photo.",
+        "ru": "Не получается открыть это изображение — возможно, файл повреждён. Пришлите обычное фото JPEG или PNG.",
+        "en": "I can't open this image — the file may be damaged. Please send an ordinary JPEG or PNG photo.",
+    },
+    "too_many_pixels": {
+        "ru": "Изображение слишком большое (больше 40 мегапикселей). Пришлите фото поменьше.",
+        "en": "The image is too large (over 40 megapixels). Please send a smaller photo.",
     },
     "not_image_file": {
         "ru": "Это файл, а не изображение. Пришлите фото — или файл JPEG/PNG.",

@@ -19,6 +19,10 @@ class ImageDecodeError(ValueError):
     """The bytes are not a complete image we can read; the message is short and user-presentable."""
 
 
+class ImageTooLargeError(ImageDecodeError):
+    """More pixels than MAX_PIXELS (refused from the header, before decoding)."""
+
+
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, draft: bool = False) -> Image.Image:
     """Fully decode `data` into an RGB image with its EXIF orientation applied."""
     if not data:
@@ -29,7 +33,7 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, draft: bool = Fal
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageDecodeError(f"image too large ({width}×{height} pixels)")
+                raise ImageTooLargeError(f"image too large ({width}×{height} pixels)")
             if draft and image.format == "JPEG":
                 image.draft("RGB", DRAFT_SIZE)
             # A full load, not verify(): only decoding every pixel catches truncated JPEGs.

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -196,7 +196,6 @@ class BuildReport:
     seconds: float = 0.0
     up_to_date: bool = False
     location: str = ""
-    details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = asdict(self)
