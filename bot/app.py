@@ -14,6 +14,8 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
+    PersistenceInput,
+    PicklePersistence,
     filters,
 )
 
@@ -44,6 +46,12 @@ def build_application(settings: Settings, guide: Guide) -> Application:
         .concurrent_updates(CONCURRENT_UPDATES)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
+        .persistence(
+            PicklePersistence(
+                settings.state_file,
+                store_data=PersistenceInput(bot_data=False, chat_data=False, user_data=True, callback_data=False),
+            )
+        )
     )
     if settings.telegram_api_url:
         builder = builder.base_url(settings.telegram_api_url)

@@ -40,12 +40,18 @@ class Settings:
     encoder_backend: str = "auto"
     # Where `prep export-onnx` writes and the onnx backend reads; default: `onnx/` beside ARTIFACTS_DIR.
     model_dir: Path | None = None
+    # The bot's per-user state (chosen language), kept across restarts; default: ARTIFACTS_DIR/bot_state.pickle.
+    bot_state_file: Path | None = None
     # Touched by the running bot every 30 s; `python -m bot.health` (the Docker healthcheck) reads it.
     health_file: Path = Path(tempfile.gettempdir()) / "landmark-guide.alive"
 
     @property
     def onnx_dir(self) -> Path:
         return self.model_dir if self.model_dir is not None else self.artifacts_dir.resolve().parent / "onnx"
+
+    @property
+    def state_file(self) -> Path:
+        return self.bot_state_file if self.bot_state_file is not None else self.artifacts_dir / "bot_state.pickle"
 
     @property
     def inference_threads(self) -> int:
@@ -79,6 +85,7 @@ class Settings:
             encoder_backend=_parse_choice("ENCODER_BACKEND", text("ENCODER_BACKEND", "auto"), BACKENDS),
             model_dir=Path(text("MODEL_DIR")) if text("MODEL_DIR") else None,
             health_file=Path(text("HEALTH_FILE") or cls.health_file),
+            bot_state_file=Path(text("BOT_STATE_FILE")) if text("BOT_STATE_FILE") else None,
         )
 
     def require_token(self) -> str:

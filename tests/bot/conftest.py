@@ -69,6 +69,7 @@ async def running_bot(settings: Settings, guide: Guide) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def bot(fake: FakeTelegram, built_dataset: BuiltDataset, model_dirs: ModelDirs, shared_guide: Guide):
-    async with running_bot(bot_settings(fake, built_dataset, model_dirs), shared_guide):
+async def bot(fake: FakeTelegram, built_dataset: BuiltDataset, model_dirs: ModelDirs, shared_guide: Guide, tmp_path):
+    settings = bot_settings(fake, built_dataset, model_dirs, bot_state_file=tmp_path / "state.pickle")
+    async with running_bot(settings, shared_guide):
         yield fake

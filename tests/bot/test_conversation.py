@@ -4,6 +4,7 @@ import io
 
 from PIL import Image
 
+from tests.bot.conftest import bot_settings, running_bot
 from tests.bot.fake_telegram import FakeTelegram
 from tests.datagen import jpeg_bytes, scene
 
@@ -70,6 +71,18 @@ async def test_lang_buttons_switch_the_language(bot: FakeTelegram) -> None:
     assert replies[-1].params["text"].startswith("Hello!")
     await bot.send(USER, text="/lang ru", language_code="ru")
     assert (await bot.wait_replies(USER, 4))[-1].params["text"].startswith("Готово")
+
+
+async def test_the_chosen_language_survives_a_restart(fake, built_dataset, model_dirs, shared_guide, tmp_path) -> None:
+    dataset = built_dataset.copy_to(tmp_path)
+    settings = bot_settings(fake, dataset, model_dirs)
+    async with running_bot(settings, shared_guide):
+        await fake.send(USER, text="/lang en", language_code="ru")
+        assert (await fake.wait_replies(USER))[0].params["text"].startswith("Done")
+    assert settings.state_file == dataset.artifacts_dir / "bot_state.pickle" and settings.state_file.is_file()
+    async with running_bot(settings, shared_guide):
+        await fake.send(USER, text="/start", language_code="ru")
+        assert (await fake.wait_replies(USER, 2))[-1].params["text"].startswith("Hello!")
 
 
 async def test_hostile_and_odd_inputs_each_get_a_short_helpful_reply(bot: FakeTelegram) -> None:

@@ -64,5 +64,6 @@ def test_env_example_lists_every_setting() -> None:
         "ENCODER_BACKEND",
         "MODEL_DIR",
         "HEALTH_FILE",
+        "BOT_STATE_FILE",
     ):
         assert f"{variable}=" in example, variable
