@@ -139,7 +139,7 @@ def analyse(
         result.all_findings = [f for f in result.all_findings if f.reason != "unreadable"]
     if "duplicates" in checks:
         for duplicate in duplicate_check.find_duplicates(hashed):
-            kind = "exact" if duplicate.distance == 0 else "near"
+            kind = "exact" if duplicate.exact else "near"
             result.all_findings.append(
                 Finding(
                     duplicate.path,

@@ -34,7 +34,8 @@ class HashedPhoto:
 class Duplicate:
     path: str
     kept: str
-    distance: int
+    distance: int  # pHash bits apart (0 for identical bytes, and often for a recompressed copy)
+    exact: bool  # identical bytes
 
 
 def perceptual_hash(image: Image.Image) -> int:
@@ -59,13 +60,14 @@ def _landmark_duplicates(members: list[HashedPhoto]) -> list[Duplicate]:
     for member in sorted(members, key=lambda m: (not m.colour, -m.pixels, m.path)):
         match = None
         for keeper in kept:
-            distance = 0 if member.sha256 == keeper.sha256 else _hamming_one(member.phash, keeper.phash)
-            if distance <= NEAR_MAX_DISTANCE and (match is None or distance < match[1]):
-                match = (keeper, distance)
+            exact = member.sha256 == keeper.sha256
+            distance = 0 if exact else _hamming_one(member.phash, keeper.phash)
+            if distance <= NEAR_MAX_DISTANCE and (match is None or (not match[2], distance) < (not exact, match[1])):
+                match = (keeper, distance, exact)
         if match is None:
             kept.append(member)
         else:
-            found.append(Duplicate(member.path, match[0].path, match[1]))
+            found.append(Duplicate(member.path, match[0].path, match[1], match[2]))
     return found
 
 

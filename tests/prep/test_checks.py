@@ -77,7 +77,8 @@ def test_duplicates_keep_the_colour_then_the_largest_member(photos) -> None:
     found = {d.path: d for d in find_duplicates(members)}
     assert set(found) == {"a_gray.jpg", "b_small.jpg", "d_exact.jpg"}
     assert all(d.kept == "c_original.jpg" for d in found.values())
-    assert found["d_exact.jpg"].distance == 0
+    assert found["d_exact.jpg"].distance == 0 and found["d_exact.jpg"].exact
+    assert not found["b_small.jpg"].exact and not found["a_gray.jpg"].exact
 
 
 def test_duplicates_are_only_looked_for_within_a_landmark(photos) -> None:
