@@ -7,6 +7,7 @@ from pathlib import Path
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, Update
 from telegram.constants import ChatAction, FileSizeLimit, ParseMode
+from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.context import services
@@ -102,7 +103,14 @@ async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id
     if not await _within_rate_limit(update, context, lang_):
         return
     await message.reply_chat_action(ChatAction.TYPING)
-    data = bytes(await (await context.bot.get_file(file_id)).download_as_bytearray())
+    try:
+        data = bytes(await (await context.bot.get_file(file_id)).download_as_bytearray())
+    except BadRequest as exc:
+        if "too big" not in exc.message.lower():
+            raise
+        # Telegram does not always report a size up front; it refuses the download instead.
+        await message.reply_text(text("too_big", lang_))
+        return
     try:
         result: Recognition = await svc.run(svc.guide.recognize, data)
     except ImageTooLargeError:

@@ -46,6 +46,7 @@ class FakeTelegram:
         self.url = ""
         self._updates: list[dict] = []
         self._files: dict[str, bytes] = {}
+        self.too_big: set[str] = set()  # file ids whose getFile Telegram refuses ("file is too big")
         self._failures: dict[str, list[int]] = {}
         self._ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
@@ -215,6 +216,10 @@ class FakeTelegram:
             return BOT_USER
         if method == "getFile":
             file_id = params["file_id"]
+            if file_id in self.too_big:
+                return web.json_response(
+                    {"ok": False, "error_code": 400, "description": "Bad Request: file is too big"}, status=400
+                )
             if file_id not in self._files:
                 return web.json_response(
                     {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"}, status=400

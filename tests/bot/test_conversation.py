@@ -128,6 +128,15 @@ async def test_hostile_and_odd_inputs_each_get_a_short_helpful_reply(bot: FakeTe
     assert len(bot.sent("getFile")) == 2
 
 
+async def test_a_download_telegram_refuses_as_too_big_gets_the_size_message(bot: FakeTelegram) -> None:
+    file = bot.add_file(b"\xff\xd8", file_size=None)
+    bot.too_big.add(file["file_id"])
+    del file["file_size"]  # Telegram does not always say how big a document is
+    await bot.send(USER, document=file | {"mime_type": "image/jpeg", "file_name": "huge.jpg"})
+    reply = (await bot.wait_replies(USER))[0]
+    assert "over 20 MB" in reply.params["text"]
+
+
 async def test_longest_possible_text_is_searched(bot: FakeTelegram) -> None:
     await bot.send(USER, text=("собор " * 700)[:4096])
     reply = (await bot.wait_replies(USER))[0]
