@@ -55,10 +55,11 @@ class ClipPreprocessing:
 
     def __call__(self, images: list[Image.Image]) -> np.ndarray:
         """(n, 3, H, W) float32 pixel values."""
-        return np.stack([self._one(image) for image in images]).astype(np.float32)
+        return np.stack([self._one(image) for image in images])
 
     def _one(self, image: Image.Image) -> np.ndarray:
-        image = image.convert("RGB")
+        if image.mode != "RGB":
+            image = image.convert("RGB")
         width, height = image.size
         short, long = (width, height) if width <= height else (height, width)
         new_long = int(self.shortest_edge * long / short)
@@ -66,9 +67,15 @@ class ClipPreprocessing:
         resized = image.resize(size, resample=self.resample)
         left = (resized.width - self.crop_width) // 2
         top = (resized.height - self.crop_height) // 2
-        pixels = np.asarray(resized, dtype=np.float32)
-        pixels = _crop_or_pad(pixels, top, left, self.crop_height, self.crop_width) / 255.0
-        pixels = (pixels - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        if left >= 0 and top >= 0:  # the usual case: crop before converting, on the uint8 pixels
+            pixels = np.asarray(
+                resized.crop((left, top, left + self.crop_width, top + self.crop_height)), dtype=np.float32
+            )
+        else:
+            pixels = _crop_or_pad(np.asarray(resized, dtype=np.float32), top, left, self.crop_height, self.crop_width)
+        pixels *= np.float32(1 / 255)
+        pixels -= np.asarray(self.mean, np.float32)
+        pixels /= np.asarray(self.std, np.float32)
         return pixels.transpose(2, 0, 1)
 
 
