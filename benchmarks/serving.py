@@ -71,74 +71,116 @@ def prepare(work: Path) -> None:
             for view in range(5):
                 (folder / f"{view}.jpg").write_bytes(jpeg_bytes(scene(k, view)))
         write_places(data / "places.csv", landmarks)
+    if not (work / "artifacts" / "current").exists():
+        from core.encoders import load_image_encoder, model_id
+        from core.index import build_index
+
+        settings = _settings(work, "onnx-fp32", 1)
+        build_index(
+            data, settings.artifacts_dir, load_image_encoder(settings), text_model=model_id(settings.text_model)
+        )
     photos = work / "photos"
     photos.mkdir(exist_ok=True)
     (photos / "large.jpg").write_bytes(jpeg_bytes(scene(3, 77, (1280, 960)), 90))
     (photos / "thumb.jpg").write_bytes(jpeg_bytes(scene(3, 78, (320, 240)), 90))
 
 
-def measure(work: Path, runtime: str, workers: int, runs: int) -> dict:
-    """In this process: one runtime, `workers` worker threads."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import numpy as np
-
-    from core.cli import configure_logging
-    from core.encoders import limit_threads, load_image_encoder, load_text_encoder, model_id
-    from core.index import PhotoIndex, build_index
-    from core.service import Guide
+def _settings(work: Path, runtime: str, workers: int):
     from core.settings import Settings
 
-    configure_logging("ERROR")
-    settings = Settings(
+    return Settings(
         data_dir=work / "data",
-        artifacts_dir=work / f"artifacts-{runtime}",
+        artifacts_dir=work / "artifacts",
         image_model=str(work / "models" / "clip-ViT-B-32"),
         text_model=str(work / "models" / "clip-ViT-B-32-multilingual-v1"),
         encoder_backend="torch" if runtime == "torch" else "onnx",
         model_dir=work / runtime if runtime != "torch" else None,
-        workers=max(workers, 1),
+        workers=workers,
     )
-    result: dict = {"runtime": runtime, "workers": workers, "threads_per_inference": settings.inference_threads}
-    if workers == 0:  # build mode: index-build throughput, and the index the serving runs load
-        shutil.rmtree(settings.artifacts_dir, ignore_errors=True)
-        image_encoder = load_image_encoder(settings)
-        started = time.perf_counter()
-        report = build_index(
-            settings.data_dir, settings.artifacts_dir, image_encoder, text_model=model_id(settings.text_model)
-        )
-        result["build_images_per_s"] = report.embedded / (time.perf_counter() - started)
-        return result
+
+
+def _guide(work: Path, runtime: str, workers: int):
+    from core.encoders import load_image_encoder, load_text_encoder
+    from core.index import PhotoIndex
+    from core.service import Guide
+
+    settings = _settings(work, runtime, workers)
+    return Guide(PhotoIndex.load(settings.artifacts_dir), load_image_encoder(settings), load_text_encoder(settings))
+
+
+def measure_build(work: Path, runtime: str) -> dict:
+    """Index-build throughput of one runtime, into a fresh artifacts folder of its own."""
+    from core.encoders import load_image_encoder, model_id
+    from core.index import build_index
+
+    settings = _settings(work, runtime, 1)
+    artifacts = work / f"build-{runtime}"
+    shutil.rmtree(artifacts, ignore_errors=True)
+    encoder = load_image_encoder(settings)
     started = time.perf_counter()
-    image_encoder = load_image_encoder(settings)
-    guide = Guide(PhotoIndex.load(settings.artifacts_dir), image_encoder, load_text_encoder(settings))
-    limit_threads(settings.inference_threads)
-    result["load_s"] = time.perf_counter() - started
+    report = build_index(settings.data_dir, artifacts, encoder, text_model=model_id(settings.text_model))
+    return {"runtime": runtime, "build_images_per_s": report.embedded / (time.perf_counter() - started)}
+
+
+def measure_memory(work: Path, runtime: str) -> dict:
+    """Resident memory of a serving process of one runtime with both models loaded."""
+    from core.encoders import limit_threads
+
+    guide = _guide(work, runtime, 1)
+    limit_threads(_settings(work, runtime, 1).inference_threads)
+    large = (work / "photos" / "large.jpg").read_bytes()
+    for _ in range(5):
+        guide.recognize(large)
+        guide.search(QUERY)
+    memory = _memory_mb()
+    return {"runtime": runtime, "peak_rss_mb": memory["VmHWM"], "rss_mb": memory["VmRSS"]}
+
+
+def measure_speed(work: Path, workers: int, runs: int) -> list[dict]:
+    """All runtimes loaded in one process and measured interleaved, query by query, so that the
+    load of a shared machine falls on all of them alike and the ratios are fair."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from core.encoders import limit_threads
+
+    guides = {runtime: _guide(work, runtime, workers) for runtime in RUNTIMES}
+    limit_threads(_settings(work, "torch", workers).inference_threads)
     large = (work / "photos" / "large.jpg").read_bytes()
     thumb = (work / "photos" / "thumb.jpg").read_bytes()
-
-    def latency(call, n: int) -> tuple[float, float]:
-        for _ in range(3):
-            call()
-        times = []
-        for _ in range(n):
-            t = time.perf_counter()
-            call()
-            times.append((time.perf_counter() - t) * 1000)
-        return float(np.percentile(times, 50)), float(np.percentile(times, 95))
-
-    if workers == 1:
-        result["photo_1280_p50_ms"], result["photo_1280_p95_ms"] = latency(lambda: guide.recognize(large), runs)
-        result["photo_320_p50_ms"], result["photo_320_p95_ms"] = latency(lambda: guide.recognize(thumb), runs)
-        result["text_p50_ms"], result["text_p95_ms"] = latency(lambda: guide.search(QUERY), runs)
+    calls = {
+        "photo_1280": lambda guide: guide.recognize(large),
+        "photo_320": lambda guide: guide.recognize(thumb),
+        "text": lambda guide: guide.search(QUERY),
+    }
+    times: dict[tuple[str, str], list[float]] = {(r, c): [] for r in RUNTIMES for c in calls}
+    photos: dict[str, float] = dict.fromkeys(RUNTIMES, 0.0)
+    seconds: dict[str, float] = dict.fromkeys(RUNTIMES, 0.0)
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda _: guide.recognize(large), range(workers * 2)))
-        t = time.perf_counter()
-        list(pool.map(lambda _: guide.recognize(large), range(runs * 2)))
-        result["photos_per_s"] = runs * 2 / (time.perf_counter() - t)
-    memory = _memory_mb()
-    result["peak_rss_mb"], result["rss_mb"] = memory["VmHWM"], memory["VmRSS"]
-    return result
+        for _ in range(3):  # warm-up
+            for guide in guides.values():
+                for call in calls.values():
+                    call(guide)
+        for _ in range(runs):
+            for runtime, guide in guides.items():
+                if workers == 1:
+                    for name, call in calls.items():
+                        started = time.perf_counter()
+                        call(guide)
+                        times[(runtime, name)].append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                list(pool.map(lambda _, g=guide: g.recognize(large), range(2 * workers)))
+                seconds[runtime] += time.perf_counter() - started
+                photos[runtime] += 2 * workers
+    results = []
+    for runtime in RUNTIMES:
+        result = {"runtime": runtime, "workers": workers, "photos_per_s": photos[runtime] / seconds[runtime]}
+        for name in calls if workers == 1 else ():
+            result[f"{name}_p50_ms"] = float(np.percentile(times[(runtime, name)], 50))
+            result[f"{name}_p95_ms"] = float(np.percentile(times[(runtime, name)], 95))
+        results.append(result)
+    return results
 
 
 def _memory_mb() -> dict[str, float]:
@@ -152,36 +194,35 @@ def _memory_mb() -> dict[str, float]:
     return values
 
 
-def table(results: list[dict]) -> str:
-    by = {(r["runtime"], r["workers"]): r for r in results if r["workers"]}
-    for r in results:
-        if not r["workers"]:
-            by[(r["runtime"], 1)]["build_images_per_s"] = r["build_images_per_s"]
-    base = by[("torch", 1)]
-    rows = [
-        ("photo 1280×960 p50 / p95, ms", "photo_1280_p50_ms", "photo_1280_p95_ms", True),
-        ("photo 320×240 p50 / p95, ms", "photo_320_p50_ms", "photo_320_p95_ms", True),
-        ("text query p50 / p95, ms", "text_p50_ms", "text_p95_ms", True),
-    ]
-    head = f"{'':34}" + "".join(f"{rt:>22}" for rt in RUNTIMES)
-    lines = [head]
-    for label, p50, p95, lower_better in rows:
-        cells = []
-        for runtime in RUNTIMES:
-            r = by[(runtime, 1)]
-            ratio = base[p50] / r[p50] if lower_better else r[p50] / base[p50]
-            cells.append(f"{r[p50]:.1f} / {r[p95]:.1f} ({ratio:.1f}×)")
-        lines.append(f"{label:34}" + "".join(f"{c:>22}" for c in cells))
-    for workers in (1, 2):
-        cells = []
-        for runtime in RUNTIMES:
-            r = by[(runtime, workers)]
-            cells.append(f"{r['photos_per_s']:.1f} ({r['photos_per_s'] / by[('torch', workers)]['photos_per_s']:.1f}×)")
-        lines.append(f"{f'throughput, {workers} worker(s), photos/s':34}" + "".join(f"{c:>22}" for c in cells))
-    cells = [f"{by[(rt, 1)]['rss_mb']:.0f} / {by[(rt, 1)]['peak_rss_mb']:.0f}" for rt in RUNTIMES]
-    lines.append(f"{'RSS serving / peak, MB':34}" + "".join(f"{c:>22}" for c in cells))
-    cells = [f"{by[(rt, 1)]['build_images_per_s']:.1f}" for rt in RUNTIMES]
-    lines.append(f"{'index build, images/s':34}" + "".join(f"{c:>22}" for c in cells))
+def table(speed: dict[int, list[dict]], memory: list[dict], build: list[dict]) -> str:
+    one = {r["runtime"]: r for r in speed[1]}
+    base = one["torch"]
+    lines = [f"{'':36}" + "".join(f"{runtime:>22}" for runtime in RUNTIMES)]
+    for label, key in (
+        ("photo 1280×960 p50 / p95, ms", "photo_1280"),
+        ("photo 320×240 p50 / p95, ms", "photo_320"),
+        ("text query p50 / p95, ms", "text"),
+    ):
+        cells = [
+            f"{one[r][key + '_p50_ms']:.1f} / {one[r][key + '_p95_ms']:.1f} "
+            f"({base[key + '_p50_ms'] / one[r][key + '_p50_ms']:.1f}×)"
+            for r in RUNTIMES
+        ]
+        lines.append(f"{label:36}" + "".join(f"{c:>22}" for c in cells))
+    for workers, rows in sorted(speed.items()):
+        by = {r["runtime"]: r for r in rows}
+        cells = [
+            f"{by[r]['photos_per_s']:.1f} ({by[r]['photos_per_s'] / by['torch']['photos_per_s']:.1f}×)"
+            for r in RUNTIMES
+        ]
+        label = f"throughput, {workers} worker(s), photos/s"
+        lines.append(f"{label:36}" + "".join(f"{c:>22}" for c in cells))
+    mem = {r["runtime"]: r for r in memory}
+    cells = [f"{mem[r]['rss_mb']:.0f} / {mem[r]['peak_rss_mb']:.0f}" for r in RUNTIMES]
+    lines.append(f"{'RSS serving / peak, MB':36}" + "".join(f"{c:>22}" for c in cells))
+    builds = {r["runtime"]: r for r in build}
+    cells = [f"{builds[r]['build_images_per_s']:.1f}" for r in RUNTIMES]
+    lines.append(f"{'index build, images/s':36}" + "".join(f"{c:>22}" for c in cells))
     return "\n".join(lines)
 
 
@@ -190,39 +231,51 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(".benchmark-cache"), help="models and data are kept here")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--measure", nargs=2, metavar=("RUNTIME", "WORKERS"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=2, metavar=("KIND", "ARG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.work, args.measure[0], int(args.measure[1]), args.runs)))
+        from core.cli import configure_logging
+
+        configure_logging("ERROR")
+        kind, arg = args.measure
+        if kind == "build":
+            print(json.dumps(measure_build(args.work, arg)))
+        elif kind == "memory":
+            print(json.dumps(measure_memory(args.work, arg)))
+        else:
+            print(json.dumps(measure_speed(args.work, int(arg), args.runs)))
         return
     prepare(args.work)
-    results = []
-    for runtime in RUNTIMES:
-        for workers in (0, 1, 2):
-            print(f"measuring {runtime}, {workers} worker(s)…", file=sys.stderr)
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "benchmarks.serving",
-                    "--work",
-                    str(args.work),
-                    "--runs",
-                    str(args.runs),
-                    "--measure",
-                    runtime,
-                    str(workers),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            results.append(json.loads(out.strip().splitlines()[-1]))
+
+    def child(kind: str, arg: str):
+        print(f"measuring {kind} {arg}…", file=sys.stderr)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.serving",
+                "--work",
+                str(args.work),
+                "--runs",
+                str(args.runs),
+                "--measure",
+                kind,
+                arg,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    build = [child("build", runtime) for runtime in RUNTIMES]
+    memory = [child("memory", runtime) for runtime in RUNTIMES]
+    speed = {workers: child("speed", str(workers)) for workers in (1, 2)}
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"build": build, "memory": memory, "speed": speed}, indent=2))
     else:
-        print(f"{os.cpu_count()} CPUs, {args.runs} runs per figure, random-weight full-size models")
-        print(table(results))
+        print(f"{os.cpu_count()} CPUs, {args.runs} interleaved runs per figure, random-weight full-size models")
+        print(table(speed, memory, build))
 
 
 if __name__ == "__main__":
