@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from core.catalog import CatalogError
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data:
         overrides["data_dir"] = args.data
     try:
-        guide = Guide.from_settings(settings.__class__(**{**settings.__dict__, **overrides}))
+        guide = Guide.from_settings(replace(settings, **overrides))
         if args.command == "recognize":
             result = guide.recognize(image)
             print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else recognition_table(result))

@@ -43,6 +43,23 @@ class PhotoHit:
         return {"path": str(path), "xid": self.xid, "name": self.name, "score": round(self.score, 4)}
 
 
+def _build_first_index(settings: Settings, image_encoder: ImageEncoder, progress: ProgressFn | None) -> PhotoIndex:
+    if not settings.data_dir.is_dir():
+        raise ArtifactsError(
+            f"no index in {settings.artifacts_dir}/ and no dataset in {settings.data_dir}/ to build one "
+            "from: run `python -m prep ingest RAW_DIR` (or set DATA_DIR)"
+        )
+    log.warning("no index yet: building it from %s (this runs once)", settings.data_dir)
+    build_index(
+        settings.data_dir,
+        settings.artifacts_dir,
+        image_encoder,
+        text_model=model_id(settings.text_model),
+        progress=progress,
+    )
+    return PhotoIndex.load(settings.artifacts_dir)
+
+
 class Guide:
     """Recognition and search over one index; `swap` replaces the index without stopping queries.
 
@@ -72,27 +89,15 @@ class Guide:
     ) -> Guide:
         """Load the index and both models once. With build_missing, an absent index is first built
         from DATA_DIR with the image model just loaded (not a second copy of it)."""
-        if not build_missing:
-            index = PhotoIndex.load(settings.artifacts_dir)
+        try:
+            index: PhotoIndex | None = PhotoIndex.load(settings.artifacts_dir)
+        except ArtifactsError:
+            if not build_missing:
+                raise  # before loading any model: a missing index is reported at once
+            index = None
         image_encoder = load_image_encoder(settings)
-        if build_missing:
-            try:
-                index = PhotoIndex.load(settings.artifacts_dir)
-            except ArtifactsError:
-                if not settings.data_dir.is_dir():
-                    raise ArtifactsError(
-                        f"no index in {settings.artifacts_dir}/ and no dataset in {settings.data_dir}/ to build one "
-                        "from: run `python -m prep ingest RAW_DIR` (or set DATA_DIR)"
-                    ) from None
-                log.warning("no index yet: building it from %s (this runs once)", settings.data_dir)
-                build_index(
-                    settings.data_dir,
-                    settings.artifacts_dir,
-                    image_encoder,
-                    text_model=model_id(settings.text_model),
-                    progress=progress,
-                )
-                index = PhotoIndex.load(settings.artifacts_dir)
+        if index is None:
+            index = _build_first_index(settings, image_encoder, progress)
         # Check the index before loading the second model: a mismatch is then reported at once.
         index.check_models(image_encoder.model_name)
         text_encoder = load_text_encoder(settings)

@@ -9,7 +9,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -164,7 +164,7 @@ def read_raw_places(path: Path, city_code: str, skipped: list[Skipped]) -> dict[
                 by_name[key] = landmark
             else:
                 merged_kinds = tuple(dict.fromkeys(first.kinds + landmark.kinds))
-                by_name[key] = Landmark(**{**first.__dict__, "kinds": merged_kinds})
+                by_name[key] = replace(first, kinds=merged_kinds)
     return by_name
 
 
