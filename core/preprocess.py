@@ -55,33 +55,41 @@ class ClipPreprocessing:
 
     def __call__(self, images: list[Image.Image]) -> np.ndarray:
         """(n, 3, H, W) float32 pixel values."""
-        return np.stack([self._one(image) for image in images])
+        batch = np.empty((len(images), 3, self.crop_height, self.crop_width), dtype=np.float32)
+        lookup = self._lookup()
+        for image, out in zip(images, batch, strict=True):
+            pixels = self._resized_crop(image)
+            for channel in range(3):
+                # A 256-entry table per channel: rescale and normalise in one gather, written
+                # straight into the batch in channel-first order.
+                np.take(lookup[channel], pixels[..., channel], out=out[channel])
+        return batch
 
-    def _one(self, image: Image.Image) -> np.ndarray:
+    def _lookup(self) -> np.ndarray:
+        values = np.arange(256, dtype=np.float32) * np.float32(1 / 255)
+        mean, std = np.asarray(self.mean, np.float32), np.asarray(self.std, np.float32)
+        return (values[None, :] - mean[:, None]) / std[:, None]
+
+    def _resized_crop(self, image: Image.Image) -> np.ndarray:
+        """uint8 (H, W, 3): the shortest edge resized to `shortest_edge`, then the centre crop."""
         if image.mode != "RGB":
             image = image.convert("RGB")
         width, height = image.size
         short, long = (width, height) if width <= height else (height, width)
         new_long = int(self.shortest_edge * long / short)
-        size = (self.shortest_edge, new_long) if width <= height else (new_long, self.shortest_edge)
-        resized = image.resize(size, resample=self.resample)
-        left = (resized.width - self.crop_width) // 2
-        top = (resized.height - self.crop_height) // 2
-        if left >= 0 and top >= 0:  # the usual case: crop before converting, on the uint8 pixels
-            pixels = np.asarray(
-                resized.crop((left, top, left + self.crop_width, top + self.crop_height)), dtype=np.float32
-            )
-        else:
-            pixels = _crop_or_pad(np.asarray(resized, dtype=np.float32), top, left, self.crop_height, self.crop_width)
-        pixels *= np.float32(1 / 255)
-        pixels -= np.asarray(self.mean, np.float32)
-        pixels /= np.asarray(self.std, np.float32)
-        return pixels.transpose(2, 0, 1)
+        new_width, new_height = (self.shortest_edge, new_long) if width <= height else (new_long, self.shortest_edge)
+        resized = image.resize((new_width, new_height), resample=self.resample)
+        left = (new_width - self.crop_width) // 2
+        top = (new_height - self.crop_height) // 2
+        if left >= 0 and top >= 0:  # the usual case
+            return np.asarray(resized.crop((left, top, left + self.crop_width, top + self.crop_height)))
+        # (Resampling only the crop through resize(box=…) is ~0.3 ms faster but differs from
+        # transformers by one grey level in some pixels.)
+        return _crop_or_pad(np.asarray(resized), top, left, self.crop_height, self.crop_width)
 
 
 def _crop_or_pad(pixels: np.ndarray, top: int, left: int, height: int, width: int) -> np.ndarray:
-    if top >= 0 and left >= 0:
-        return pixels[top : top + height, left : left + width]
-    padded = np.zeros((max(height, pixels.shape[0]), max(width, pixels.shape[1]), 3), np.float32)
+    """A centre crop larger than the image is padded with black, as transformers' center_crop does."""
+    padded = np.zeros((max(height, pixels.shape[0]), max(width, pixels.shape[1]), 3), pixels.dtype)
     padded[: pixels.shape[0], : pixels.shape[1]] = pixels
     return padded[max(top, 0) : max(top, 0) + height, max(left, 0) : max(left, 0) + width]
