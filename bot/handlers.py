@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, PhotoSize, Update
 from telegram.constants import ChatAction, FileSizeLimit, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
@@ -24,7 +25,7 @@ from bot.texts import (
     text,
     wikidata_url,
 )
-from core.imaging import ImageDecodeError, ImageTooLargeError
+from core.imaging import MODEL_INPUT_SIDE, ImageDecodeError, ImageTooLargeError
 from core.index import BuildInProgressError
 from core.ranking import Recognition
 from core.service import ALBUM_SIZE, EmptyQueryError, PhotoHit
@@ -80,9 +81,18 @@ async def lang_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Recognise the landmark in a photo (the largest size Telegram offers)."""
-    largest = update.effective_message.photo[-1]
-    await _recognize(update, context, largest.file_id, largest.file_size)
+    """Recognise the landmark in a photo, from the smallest size Telegram offers that is big enough."""
+    chosen = _smallest_sufficient_size(update.effective_message.photo)
+    await _recognize(update, context, chosen.file_id, chosen.file_size)
+
+
+def _smallest_sufficient_size(sizes: Sequence[PhotoSize]) -> PhotoSize:
+    """The model sees 224 px: Telegram's 320 px version carries all of that for a 4:3 photo and is
+    ~10× fewer bytes to download and decode than the 1280 px one. The largest size if none is enough."""
+    enough = [size for size in sizes if min(size.width, size.height) >= MODEL_INPUT_SIDE]
+    if not enough:
+        return max(sizes, key=lambda size: size.width * size.height)
+    return min(enough, key=lambda size: size.width * size.height)
 
 
 async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

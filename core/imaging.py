@@ -10,10 +10,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Pixel budget checked from the header before any pixel is decoded: a decompression bomb
 # (a tiny file claiming gigapixels) is refused without allocating it. 40 MP covers any phone photo.
 MAX_PIXELS = 40_000_000
-# Images are only ever looked at by CLIP at 224 px; JPEG draft mode decodes at the smallest DCT scale
-# (1/2, 1/4, 1/8) that stays at least this large, several times faster for camera-sized photos
-# (1280×960: 1.5 ms at 320×240 instead of 6 ms in full), and the resize to 224 gets cheaper too.
-DRAFT_SIZE = (224, 224)
+# CLIP ViT-B/32 looks at a 224 px centre crop of the photo resized to 224 px on its shorter side:
+# more pixels than that are decoded and thrown away.
+MODEL_INPUT_SIDE = 224
+# JPEG draft mode decodes at the smallest DCT scale (1/2, 1/4, 1/8) that stays at least this large,
+# several times faster for camera-sized photos, and the resize to 224 gets cheaper too.
+DRAFT_SIZE = (MODEL_INPUT_SIDE, MODEL_INPUT_SIDE)
 
 
 class ImageDecodeError(ValueError):

@@ -7,6 +7,7 @@ every other call with its parameters and uploaded files. Tests push updates as u
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from PIL import Image, UnidentifiedImageError
 
 BOT_USER = {
     "id": 999,
@@ -46,6 +48,7 @@ class FakeTelegram:
         self.url = ""
         self._updates: list[dict] = []
         self._files: dict[str, bytes] = {}
+        self._downloads: list[str] = []
         self.too_big: set[str] = set()  # file ids whose getFile Telegram refuses ("file is too big")
         self._failures: dict[str, list[int]] = {}
         self._ids = itertools.count(1)
@@ -103,11 +106,30 @@ class FakeTelegram:
             message["edit_date"] = int(time.time())
         return await self._push({"edited_message" if edited else "message": message})
 
-    async def send_photo(self, user_id: int, data: bytes, file_size: int | None = None, **kw: Any) -> int:
-        file = self.add_file(data, file_size)
-        small = self.add_file(data[: max(1, len(data) // 10)])  # a smaller size Telegram also offers
-        sizes = [small | {"width": 90, "height": 67}, file | {"width": 320, "height": 240}]
+    async def send_photo(
+        self,
+        user_id: int,
+        data: bytes,
+        file_size: int | None = None,
+        *,
+        larger: list[tuple[bytes, int, int]] = (),
+        **kw: Any,
+    ) -> int:
+        """A photo as Telegram offers it: a 90 px thumbnail (not decodable here, so using it shows),
+        `data` at its own size, then any `larger` (data, width, height) versions."""
+        width, height = _image_size(data)
+        small = self.add_file(data[: max(1, len(data) // 10)])
+        sizes = [small | {"width": 90, "height": 90 * height // width}]
+        sizes.append(self.add_file(data, file_size) | {"width": width, "height": height})
+        sizes += [self.add_file(more) | {"width": w, "height": h} for more, w, h in larger]
         return await self.send(user_id, photo=sizes, **kw)
+
+    def downloaded(self) -> list[str]:
+        """File ids whose bytes were fetched, oldest first."""
+        return list(self._downloads)
+
+    def file(self, file_id: str) -> bytes:
+        return self._files[file_id]
 
     async def send_document(
         self, user_id: int, data: bytes, mime: str, name: str, file_size: int | None = None, **kw: Any
@@ -256,7 +278,16 @@ class FakeTelegram:
         file_id = request.match_info["path"].rsplit("/", 1)[-1].removesuffix(".jpg")
         if file_id not in self._files:
             raise web.HTTPNotFound()
+        self._downloads.append(file_id)
         return web.Response(body=self._files[file_id])
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    """The size Telegram would state; hostile test inputs that are not images get a camera-like one."""
+    try:
+        return Image.open(io.BytesIO(data)).size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return 1280, 960
 
 
 def _ok(result: Any) -> web.Response:

@@ -38,8 +38,24 @@ async def test_photo_gets_landmarks_categories_and_a_map_button(bot: FakeTelegra
     assert any("wikidata.org/wiki/Q" in b["url"] for b in buttons)
     actions = bot.sent("sendChatAction", USER)
     assert actions and actions[0].params["action"] == "typing"
-    # The largest size was downloaded, not the thumbnail.
-    assert bot.sent("getFile")[-1].params["file_id"] == bot.sent("getFile")[-1].params["_result"]["file_id"]
+
+
+async def test_photo_is_fetched_at_the_smallest_size_the_model_can_use(bot: FakeTelegram, shared_guide) -> None:
+    view = scene(2, 61, (1280, 960))
+    small = jpeg_bytes(view.resize((320, 240)))
+    await bot.send_photo(
+        USER, small, larger=[(jpeg_bytes(view.resize((800, 600))), 800, 600), (jpeg_bytes(view), 1280, 960)]
+    )
+    reply = (await bot.wait_replies(USER))[0]
+    (downloaded,) = bot.downloaded()
+    assert bot.file(downloaded) == small
+    assert shared_guide.recognize(small).landmarks[0].landmark.name in reply.params["text"].splitlines()[1]
+    # A wide photo's 320 px version is 180 px high, too small for the model: the next size up is used.
+    wide = scene(2, 62, (1280, 720))
+    medium = jpeg_bytes(wide.resize((800, 450)))
+    await bot.send_photo(USER + 1, jpeg_bytes(wide.resize((320, 180))), larger=[(medium, 800, 450)])
+    await bot.wait_replies(USER + 1)
+    assert bot.file(bot.downloaded()[-1]) == medium
 
 
 async def test_image_sent_as_a_file_is_recognised(bot: FakeTelegram) -> None:
