@@ -136,6 +136,64 @@ def measure_memory(work: Path, runtime: str) -> dict:
     return {"runtime": runtime, "peak_rss_mb": memory["VmHWM"], "rss_mb": memory["VmRSS"]}
 
 
+def _gemm_probe(threads: int):
+    """One int8 GEMM of the tower's commonest shape (50 tokens × 768 → 3072, as in every MLP), run by
+    ONNX Runtime as the quantised model runs it. Its rate says how fast this machine is right now."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from core.onnx_encoders import session_options
+
+    tokens, width, hidden = 50, 768, 3072
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(rng.integers(-127, 128, (width, hidden), dtype=np.int8), "W")
+    scale = numpy_helper.from_array(np.array(0.01, np.float32), "scale")
+    zero = numpy_helper.from_array(np.array(0, np.int8), "zero")
+    node = helper.make_node("DynamicQuantizeMatMul", ["A", "W", "scale", "zero"], ["Y"], domain="com.microsoft")
+    graph = helper.make_graph(
+        [node],
+        "gemm",
+        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [tokens, width])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [tokens, hidden])],
+        [weights, scale, zero],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
+    options = session_options(threads)
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    inputs = {"A": rng.standard_normal((tokens, width)).astype(np.float32)}
+
+    def gmacs_per_s() -> float:
+        started = time.perf_counter()
+        for _ in range(20):
+            session.run(None, inputs)
+        return 20 * tokens * width * hidden / (time.perf_counter() - started) / 1e9
+
+    onnx.checker.check_model(model)
+    return gmacs_per_s
+
+
+def vision_tower_gmacs(config: dict) -> float:
+    """Multiply-adds of the exported image tower (the last layer for the class token only)."""
+    vision = config.get("vision_config", {})
+    width, hidden = vision.get("hidden_size", 768), vision.get("intermediate_size", 3072)
+    layers, patch, side = (
+        vision.get("num_hidden_layers", 12),
+        vision.get("patch_size", 32),
+        vision.get("image_size", 224),
+    )
+    patches = (side // patch) ** 2
+    tokens = patches + 1
+    layer = tokens * (4 * width * width + 2 * width * hidden) + 2 * tokens * tokens * width
+    last = 2 * tokens * width * width + 2 * width * width + 2 * width * hidden + 2 * tokens * width
+    patch_embedding = patches * 3 * patch * patch * width
+    projection = width * config.get("projection_dim", 512)
+    return (patch_embedding + (layers - 1) * layer + last + projection) / 1e9
+
+
 def measure_speed(work: Path, workers: int, runs: int) -> list[dict]:
     """All runtimes loaded in one process and measured interleaved, query by query, so that the
     load of a shared machine falls on all of them alike and the ratios are fair."""
@@ -146,7 +204,8 @@ def measure_speed(work: Path, workers: int, runs: int) -> list[dict]:
     from core.encoders import limit_threads
 
     guides = {runtime: _guide(work, runtime, workers) for runtime in RUNTIMES}
-    limit_threads(_settings(work, "torch", workers).inference_threads)
+    threads = _settings(work, "torch", workers).inference_threads
+    limit_threads(threads)
     large = (work / "photos" / "large.jpg").read_bytes()
     thumb = (work / "photos" / "thumb.jpg").read_bytes()
     calls = {
@@ -154,6 +213,8 @@ def measure_speed(work: Path, workers: int, runs: int) -> list[dict]:
         "photo_320": lambda guide: guide.recognize(thumb),
         "text": lambda guide: guide.search(QUERY),
     }
+    probe = _gemm_probe(threads)
+    rates: list[float] = []
     times: dict[tuple[str, str], list[float]] = {(r, c): [] for r in RUNTIMES for c in calls}
     photos: dict[str, float] = dict.fromkeys(RUNTIMES, 0.0)
     seconds: dict[str, float] = dict.fromkeys(RUNTIMES, 0.0)
@@ -169,6 +230,8 @@ def measure_speed(work: Path, workers: int, runs: int) -> list[dict]:
                         started = time.perf_counter()
                         call(guide)
                         times[(runtime, name)].append((time.perf_counter() - started) * 1000)
+                if workers == 1:
+                    rates.append(probe())
                 started = time.perf_counter()
                 list(pool.map(lambda _, g=guide: g.recognize(large), range(2 * workers)))
                 seconds[runtime] += time.perf_counter() - started
@@ -176,6 +239,8 @@ def measure_speed(work: Path, workers: int, runs: int) -> list[dict]:
     results = []
     for runtime in RUNTIMES:
         result = {"runtime": runtime, "workers": workers, "photos_per_s": photos[runtime] / seconds[runtime]}
+        if workers == 1:
+            result["machine_int8_gmacs_per_s"] = float(np.median(rates))
         for name in calls if workers == 1 else ():
             result[f"{name}_p50_ms"] = float(np.percentile(times[(runtime, name)], 50))
             result[f"{name}_p95_ms"] = float(np.percentile(times[(runtime, name)], 95))
@@ -226,6 +291,29 @@ def table(speed: dict[int, list[dict]], memory: list[dict], build: list[dict]) -
     return "\n".join(lines)
 
 
+# The issue's targets for ONNX int8 on 2 cores: (label, measured value, passes).
+def targets(speed: dict[int, list[dict]], memory: list[dict]) -> list[tuple[str, float, bool]]:
+    one = {r["runtime"]: r for r in speed[1]}
+    int8, torch = one["onnx-int8"], one["torch"]
+    rss = {r["runtime"]: r for r in memory}["onnx-int8"]["peak_rss_mb"]
+    checks = []
+    for key, size in (("photo_1280", "1280×960"), ("photo_320", "320×240")):
+        checks.append((f"int8 photo {size} p50 ≤ 40 ms", int8[f"{key}_p50_ms"], int8[f"{key}_p50_ms"] <= 40))
+        ratio = torch[f"{key}_p50_ms"] / int8[f"{key}_p50_ms"]
+        checks.append((f"int8 photo {size} ≥ 3× torch", ratio, ratio >= 3))
+    checks.append(("int8 text query p50 ≤ 15 ms", int8["text_p50_ms"], int8["text_p50_ms"] <= 15))
+    checks.append(("int8 serving peak RSS ≤ 500 MB", rss, rss <= 500))
+    return checks
+
+
+def machine(speed: dict[int, list[dict]], work: Path) -> dict:
+    """How fast the machine was during the run, and what that allows the int8 image tower at best."""
+    config = json.loads((work / "models" / "clip-ViT-B-32" / "0_CLIPModel" / "config.json").read_text())
+    rate = speed[1][0]["machine_int8_gmacs_per_s"]
+    gmacs = vision_tower_gmacs(config)
+    return {"int8_gemm_gmacs_per_s": rate, "image_tower_gmacs": gmacs, "image_tower_gemm_floor_ms": 1000 * gmacs / rate}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path(".benchmark-cache"), help="models and data are kept here")
@@ -272,10 +360,22 @@ def main() -> None:
     memory = [child("memory", runtime) for runtime in RUNTIMES]
     speed = {workers: child("speed", str(workers)) for workers in (1, 2)}
     if args.json:
-        print(json.dumps({"build": build, "memory": memory, "speed": speed}, indent=2))
+        checks = [{"target": label, "value": value, "met": met} for label, value, met in targets(speed, memory)]
+        report = {"build": build, "memory": memory, "speed": speed, "machine": machine(speed, args.work)}
+        print(json.dumps(report | {"targets": checks}, indent=2))
     else:
         print(f"{os.cpu_count()} CPUs, {args.runs} interleaved runs per figure, random-weight full-size models")
         print(table(speed, memory, build))
+        state = machine(speed, args.work)
+        threads = _settings(args.work, "torch", 1).inference_threads
+        print(
+            f"\nmachine during the run: int8 GEMM {state['int8_gemm_gmacs_per_s']:.0f} G multiply-adds/s "
+            f"(ONNX Runtime, {threads} threads); the int8 image tower's {state['image_tower_gmacs']:.2f} G "
+            f"multiply-adds need ≥ {state['image_tower_gemm_floor_ms']:.0f} ms at that rate"
+        )
+        print("targets (ONNX int8):")
+        for label, value, met in targets(speed, memory):
+            print(f"  {'met ' if met else 'MISSED'} {label}: {value:.1f}")
 
 
 if __name__ == "__main__":
