@@ -96,8 +96,12 @@ class OnnxImageEncoder:
         self.precision, file = manifest.choose("image", precision)
         self.model_name = manifest.image_model
         self.dim = manifest.dim
-        # int8 vectors differ slightly from fp32/torch ones: they get their own cache entries.
-        self.cache_key = self.model_name if self.precision == "fp32" else f"{self.model_name}#{self.precision}"
+        self.cache_key = self.model_name
+        if self.precision != "fp32":
+            # Quantised vectors differ slightly from fp32/torch ones, and from another export's: they
+            # get cache entries of their own, so that an index never mixes two of them.
+            digest = manifest.files["image"][self.precision].get("sha256", "")[:12]
+            self.cache_key = f"{self.model_name}#{self.precision}" + (f"@{digest}" if digest else "")
         self._preprocess = ClipPreprocessing.from_dict(manifest.preprocess)
         self._session = _session(model_dir / file, threads, single_batch=True)
 

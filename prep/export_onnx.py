@@ -8,6 +8,7 @@ ONNX Runtime's dynamic quantisation. An int8 model that fails parity is not writ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -155,6 +156,8 @@ def export(image_model: str, text_model: str, out_dir: Path, *, int8: bool = Fal
                     raise RuntimeError(f"the fp32 {result.tower} export fails parity (cosine {result.min_cosine:.5f})")
                 (staging / entry["file"]).unlink()
                 del files[result.tower][result.precision]
+            elif result.precision != "fp32":
+                entry["sha256"] = _sha256(staging / entry["file"])
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -162,6 +165,14 @@ def export(image_model: str, text_model: str, out_dir: Path, *, int8: bool = Fal
         return results
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _check_parity(folder: Path, clip, text, files: dict) -> list[ParityResult]:

@@ -1,5 +1,6 @@
 """The ONNX Runtime backend: preprocessing, export parity, backend selection, no torch at serving."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -80,7 +81,11 @@ def test_backend_selection(model_dirs, onnx_dir, tmp_path) -> None:
     assert not use_onnx(_settings(model_dirs, onnx_dir, "auto", image_model="clip-ViT-L-14"))
     image = load_image_encoder(_settings(model_dirs, onnx_dir, "auto"))
     assert isinstance(image, OnnxImageEncoder) and image.precision == "int8"
-    assert image.cache_key == "clip-ViT-B-32#int8" and image.model_name == "clip-ViT-B-32"
+    # int8 vectors are cached apart from fp32/torch ones and from another export's int8 ones.
+    int8_file = onnx_dir / json.loads((onnx_dir / "onnx.json").read_text())["files"]["image"]["int8"]["file"]
+    digest = hashlib.sha256(int8_file.read_bytes()).hexdigest()[:12]
+    assert image.cache_key == f"clip-ViT-B-32#int8@{digest}" and image.model_name == "clip-ViT-B-32"
+    assert OnnxImageEncoder(onnx_dir, precision="fp32").cache_key == "clip-ViT-B-32"
     assert isinstance(load_text_encoder(_settings(model_dirs, onnx_dir, "auto")), OnnxTextEncoder)
 
 
