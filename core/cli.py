@@ -41,7 +41,8 @@ def configure_logging(level: str = "WARNING") -> None:
 class StageProgress:
     """A tqdm bar per stage for callbacks of the form progress(stage, done, total)."""
 
-    LABELS = {"hash": "checking files", "embed": "embedding", "clean": "checking"}
+    LABELS = {"hash": "checking files", "embed": "embedding", "clean": "checking", "export": "exporting"}
+    UNITS = {"export": " steps"}
 
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -52,7 +53,9 @@ class StageProgress:
             return
         bar = self._bars.get(stage)
         if bar is None:
-            bar = self._bars[stage] = tqdm(total=total, desc=self.LABELS.get(stage, stage), unit=" photos")
+            bar = self._bars[stage] = tqdm(
+                total=total, desc=self.LABELS.get(stage, stage), unit=self.UNITS.get(stage, " photos")
+            )
         bar.update(done - bar.n)
         if done >= total:
             bar.close()

@@ -306,7 +306,8 @@ def _export_onnx(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's tracer warnings are about code paths we do not use
-            results = export(settings.image_model, settings.text_model, out, int8=args.int8)
+            progress = StageProgress(enabled=not args.json)
+            results = export(settings.image_model, settings.text_model, out, int8=args.int8, progress=progress)
     except Exception as exc:  # model loading, export and parity failures all end the same way
         die(f"export failed: {exc}")
     if args.json:

@@ -16,6 +16,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from PIL import Image
 from core.encoders import model_id
 from core.onnx_encoders import MANIFEST, ONNX_SCHEMA, TOKENIZER, OnnxImageEncoder, OnnxTextEncoder
 from core.preprocess import ClipPreprocessing
+
+if TYPE_CHECKING:
+    from core.index import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +78,24 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1)
 
 
-def export(image_model: str, text_model: str, out_dir: Path, *, int8: bool = False) -> list[ParityResult]:
-    """Export into a fresh folder, check parity, then replace `out_dir` with it."""
+def export(
+    image_model: str, text_model: str, out_dir: Path, *, int8: bool = False, progress: ProgressFn | None = None
+) -> list[ParityResult]:
+    """Export into a fresh folder, check parity, then replace `out_dir` with it.
+
+    `progress("export", done, total)` is called after each step (loading, each tower's export, each
+    quantisation, the parity check): a minute or more on a small server."""
     from sentence_transformers import SentenceTransformer
+
+    steps = iter(range(1, 7 if int8 else 5))
+
+    def step_done() -> None:
+        if progress:
+            progress("export", next(steps), 6 if int8 else 4)
 
     clip = SentenceTransformer(image_model, device="cpu")
     text = SentenceTransformer(text_model, device="cpu")
+    step_done()
     # Plain attention exports to MatMul/Softmax that ONNX Runtime quantises and runs well; the default
     # SDPA path exports to a slower graph (measured: int8 ViT-B/32 35 ms eager vs 52 ms SDPA, 2 threads).
     clip[0].model.set_attn_implementation("eager")
@@ -99,6 +115,7 @@ def export(image_model: str, text_model: str, out_dir: Path, *, int8: bool = Fal
                 opset_version=OPSET,
                 dynamo=False,
             )
+        step_done()
         with torch.no_grad():
             pipeline = _TextPipeline(text[0].model, text[2].linear).eval()
             ids = torch.ones(1, 8, dtype=torch.long)
@@ -116,6 +133,7 @@ def export(image_model: str, text_model: str, out_dir: Path, *, int8: bool = Fal
                 opset_version=OPSET,
                 dynamo=False,
             )
+        step_done()
         text.tokenizer.backend_tokenizer.save(str(staging / TOKENIZER))
         preprocess = ClipPreprocessing.from_processor_config(clip[0].processor.image_processor.to_dict())
         files = {"image": {"fp32": {"file": "image.onnx"}}, "text": {"fp32": {"file": "text.onnx"}}}
@@ -134,6 +152,7 @@ def export(image_model: str, text_model: str, out_dir: Path, *, int8: bool = Fal
                         op_types_to_quantize=QUANTIZED_OPS[tower],
                     )
                     files[tower]["int8"] = {"file": f"{tower}.int8.onnx"}
+                    step_done()
             finally:
                 root.setLevel(level)
         manifest = {
@@ -148,6 +167,7 @@ def export(image_model: str, text_model: str, out_dir: Path, *, int8: bool = Fal
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
         results = _check_parity(staging, clip, text, files)
+        step_done()
         for result in results:
             entry = files[result.tower][result.precision]
             entry["cosine"] = round(result.min_cosine, 6)

@@ -57,7 +57,15 @@ def test_int8_that_fails_parity_is_not_written(model_dirs, tmp_path, monkeypatch
     monkeypatch.setattr(export_module, "INT8_MIN_COSINE", 1.01)  # no quantised model can reach it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = export_module.export(str(model_dirs.clip), str(model_dirs.text), tmp_path / "onnx", int8=True)
+        steps = []
+        results = export_module.export(
+            str(model_dirs.clip),
+            str(model_dirs.text),
+            tmp_path / "onnx",
+            int8=True,
+            progress=lambda *a: steps.append(a),
+        )
+    assert steps == [("export", done, 6) for done in range(1, 7)]
     assert [r.passed for r in results if r.precision == "int8"] == [False, False]
     manifest = json.loads((tmp_path / "onnx" / "onnx.json").read_text())
     assert set(manifest["files"]["image"]) == {"fp32"} and not (tmp_path / "onnx" / "image.int8.onnx").exists()
