@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 FP32_MIN_COSINE = 0.999
 INT8_MIN_COSINE = 0.99
 OPSET = 17
-# Operators quantised per tower. The vision tower keeps its patch-embedding Conv in fp32: ONNX Runtime's
-# ConvInteger took 7 of 63 ms there, fp32 about 2. The text tower's list includes Gather, so its
-# 119k-token embedding table is stored in int8 (saves ~270 MB of RAM).
+# Operators quantised per tower. Conv is left out (ONNX Runtime's ConvInteger took 7 of 63 ms): the
+# patch embedding is exported as a MatMul instead (_PatchEmbeddingAsMatMul). The text tower's list
+# includes Gather, so its 119k-token embedding table is stored in int8 (saves ~270 MB of RAM).
 QUANTIZED_OPS = {"image": ["MatMul", "Gemm"], "text": ["MatMul", "Gemm", "Gather", "Attention"]}
 PARITY_TEXTS = (
     "Храм на Крови",
