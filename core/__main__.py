@@ -32,7 +32,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    settings = load_settings()
+    settings = load_settings(all_cores=True)
     configure_logging("WARNING")
     if args.command == "recognize":
         try:

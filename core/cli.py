@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import NoReturn
 
 from tqdm import tqdm
@@ -20,11 +21,16 @@ def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise SystemExit(code)
 
 
-def load_settings() -> Settings:
+def load_settings(*, all_cores: bool = False) -> Settings:
+    """Settings from the environment and `.env`; an invalid value ends the command with one line.
+
+    all_cores: for commands that run one inference at a time (prep, the query CLI). WORKERS is the
+    bot's concurrency and splits the cores between its workers; here one stream gets them all."""
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
     except SettingsError as exc:
         die(str(exc))
+    return replace(settings, workers=1) if all_cores else settings
 
 
 def configure_logging(level: str = "WARNING") -> None:

@@ -82,7 +82,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    settings = load_settings()
+    settings = load_settings(all_cores=True)
     configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING")
     handler = {
         "ingest": _ingest,

@@ -68,3 +68,14 @@ def test_wrong_model_is_reported_not_served(capsys, monkeypatch, tmp_path: Path)
     monkeypatch.setenv("IMAGE_MODEL", str(tmp_path / "no-such-model"))
     code, _, err = run(main, ["recognize", "photo.jpg"], capsys)
     assert code == 2 and "no-such-model" in err
+
+
+def test_commands_give_each_inference_all_cores_the_bot_shares_them(monkeypatch) -> None:
+    import os
+
+    from core.cli import load_settings
+
+    monkeypatch.setenv("WORKERS", "2")
+    cores = os.cpu_count() or 1
+    assert load_settings().inference_threads == max(1, cores // 2)  # the bot: two workers share the cores
+    assert load_settings(all_cores=True).inference_threads == cores  # prep, the query CLI: one stream
