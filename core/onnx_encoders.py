@@ -103,7 +103,9 @@ class OnnxImageEncoder:
             digest = manifest.files["image"][self.precision].get("sha256", "")[:12]
             self.cache_key = f"{self.model_name}#{self.precision}" + (f"@{digest}" if digest else "")
         self._preprocess = ClipPreprocessing.from_dict(manifest.preprocess)
-        self._session = _session(model_dir / file, threads, single_batch=True)
+        # Fixing the batch at one pays for int8 (~5 % faster, 19 MB less RSS) but not for fp32, where
+        # ONNX Runtime then keeps ~100 MB more (both measured on ViT-B/32).
+        self._session = _session(model_dir / file, threads, single_batch=self.precision != "fp32")
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
