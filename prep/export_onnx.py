@@ -8,7 +8,6 @@ ONNX Runtime's dynamic quantisation. An int8 model that fails parity is not writ
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.embedding_cache import file_hash
 from core.encoders import model_id
 from core.onnx_encoders import MANIFEST, ONNX_SCHEMA, TOKENIZER, OnnxImageEncoder, OnnxTextEncoder
 from core.preprocess import ClipPreprocessing
@@ -87,11 +87,12 @@ def export(
     quantisation, the parity check): a minute or more on a small server."""
     from sentence_transformers import SentenceTransformer
 
-    steps = iter(range(1, 7 if int8 else 5))
+    total_steps = 6 if int8 else 4
+    steps = iter(range(1, total_steps + 1))
 
     def step_done() -> None:
         if progress:
-            progress("export", next(steps), 6 if int8 else 4)
+            progress("export", next(steps), total_steps)
 
     clip = SentenceTransformer(image_model, device="cpu")
     text = SentenceTransformer(text_model, device="cpu")
@@ -177,7 +178,7 @@ def export(
                 (staging / entry["file"]).unlink()
                 del files[result.tower][result.precision]
             elif result.precision != "fp32":
-                entry["sha256"] = _sha256(staging / entry["file"])
+                entry["sha256"] = file_hash(staging / entry["file"])
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -185,14 +186,6 @@ def export(
         return results
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_parity(folder: Path, clip, text, files: dict) -> list[ParityResult]:
