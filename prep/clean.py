@@ -167,30 +167,17 @@ def _pixel_checks(path: str, image: Image.Image, checks: tuple[str, ...], findin
     flags = set()
     if {"grayscale", "sepia"} & set(checks):
         scores = colour_check.colour_scores(pixels)
+        colour: Finding | None = None
         if scores.grayscale:
-            flags.add("grayscale")
-            if "grayscale" in checks:
-                findings.append(
-                    Finding(
-                        path,
-                        "grayscale",
-                        scores.chroma_p95,
-                        colour_check.GRAY_MAX_P95_CHROMA,
-                        f"{100 * scores.coloured_share:.2f}% coloured pixels",
-                    )
-                )
+            detail = f"{100 * scores.coloured_share:.2f}% coloured pixels"
+            colour = Finding(path, "grayscale", scores.chroma_p95, colour_check.GRAY_MAX_P95_CHROMA, detail)
         elif scores.sepia:
-            flags.add("sepia")
-            if "sepia" in checks:
-                findings.append(
-                    Finding(
-                        path,
-                        "sepia",
-                        scores.tint_spread,
-                        colour_check.SEPIA_MAX_SPREAD,
-                        f"tint {scores.tint_strength:.1f}, hue spread {scores.hue_spread:.0f}°",
-                    )
-                )
+            detail = f"tint {scores.tint_strength:.1f}, hue spread {scores.hue_spread:.0f}°"
+            colour = Finding(path, "sepia", scores.tint_spread, colour_check.SEPIA_MAX_SPREAD, detail)
+        if colour is not None:
+            flags.add(colour.reason)  # recorded even when not reported: duplicates keep the colour copy
+            if colour.reason in checks:
+                findings.append(colour)
     if "collage" in checks:
         lines = collage_check.grid_lines(pixels)
         if collage_check.is_collage(lines):
