@@ -22,12 +22,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from core.cli import configure_logging
-    from core.encoders import SentenceTransformerImageEncoder
+    from core.encoders.torch_runtime import SentenceTransformerImageEncoder
     from core.index import open_cache
     from prep.checks import DEFAULT_CHECKS
     from prep.clean import analyse
     from prep.random_models import build_clip
-    from tests.cleaning_set import format_table, precision_recall, write_quality_dataset
+    from tests.helpers.cleaning_set import format_table, precision_recall, write_quality_dataset
 
     configure_logging("WARNING")
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,7 +36,7 @@ def prepare(work: Path) -> None:
     from core.catalog import Landmark, write_places
     from prep.export_onnx import export
     from prep.random_models import build_clip, build_multilingual
-    from tests.datagen import jpeg_bytes, scene
+    from tests.helpers.datagen import jpeg_bytes, scene
 
     models = work / "models"
     if not (models / "clip-ViT-B-32" / "modules.json").exists():
@@ -72,12 +72,15 @@ def prepare(work: Path) -> None:
                 (folder / f"{view}.jpg").write_bytes(jpeg_bytes(scene(k, view)))
         write_places(data / "places.csv", landmarks)
     if not (work / "artifacts" / "current").exists():
-        from core.encoders import load_image_encoder, model_id
+        from core.encoders import choose_runtime, model_id
         from core.index import build_index
 
         settings = _settings(work, "onnx-fp32", 1)
         build_index(
-            data, settings.artifacts_dir, load_image_encoder(settings), text_model=model_id(settings.text_model)
+            data,
+            settings.artifacts_dir,
+            choose_runtime(settings).image_encoder(),
+            text_model=model_id(settings.text_model),
         )
     photos = work / "photos"
     photos.mkdir(exist_ok=True)
@@ -86,7 +89,7 @@ def prepare(work: Path) -> None:
 
 
 def _settings(work: Path, runtime: str, workers: int):
-    from core.settings import Settings
+    from core.settings import Settings, usable_cpus
 
     return Settings(
         data_dir=work / "data",
@@ -95,28 +98,29 @@ def _settings(work: Path, runtime: str, workers: int):
         text_model=str(work / "models" / "clip-ViT-B-32-multilingual-v1"),
         encoder_backend="torch" if runtime == "torch" else "onnx",
         model_dir=work / runtime if runtime != "torch" else None,
-        workers=workers,
+        inference_threads=max(1, usable_cpus() // workers),
     )
 
 
 def _guide(work: Path, runtime: str, workers: int):
-    from core.encoders import load_image_encoder, load_text_encoder
+    from core.encoders import load_encoders
     from core.index import PhotoIndex
     from core.service import Guide
 
     settings = _settings(work, runtime, workers)
-    return Guide(PhotoIndex.load(settings.artifacts_dir), load_image_encoder(settings), load_text_encoder(settings))
+    encoders = load_encoders(settings)
+    return Guide(PhotoIndex.load(settings.artifacts_dir), encoders.image, encoders.text)
 
 
 def measure_build(work: Path, runtime: str) -> dict:
     """Index-build throughput of one runtime, into a fresh artifacts folder of its own."""
-    from core.encoders import load_image_encoder, model_id
+    from core.encoders import choose_runtime, model_id
     from core.index import build_index
 
     settings = _settings(work, runtime, 1)
     artifacts = work / f"build-{runtime}"
     shutil.rmtree(artifacts, ignore_errors=True)
-    encoder = load_image_encoder(settings)
+    encoder = choose_runtime(settings).image_encoder()
     started = time.perf_counter()
     report = build_index(settings.data_dir, artifacts, encoder, text_model=model_id(settings.text_model))
     return {"runtime": runtime, "build_images_per_s": report.embedded / (time.perf_counter() - started)}
@@ -127,7 +131,7 @@ def measure_memory(work: Path, runtime: str) -> dict:
     from core.encoders import limit_threads
 
     guide = _guide(work, runtime, 1)
-    limit_threads(_settings(work, runtime, 1).inference_threads)
+    limit_threads(_settings(work, runtime, 1).threads)
     large = (work / "photos" / "large.jpg").read_bytes()
     for _ in range(5):
         guide.recognize(large)
@@ -144,7 +148,7 @@ def _gemm_probe(threads: int):
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from core.onnx_encoders import session_options
+    from core.encoders.onnx_runtime import session_options
 
     tokens, width, hidden = 50, 768, 3072
     rng = np.random.default_rng(0)
@@ -204,7 +208,7 @@ def measure_speed(work: Path, workers: int, runs: int) -> list[dict]:
     from core.encoders import limit_threads
 
     guides = {runtime: _guide(work, runtime, workers) for runtime in RUNTIMES}
-    threads = _settings(work, "torch", workers).inference_threads
+    threads = _settings(work, "torch", workers).threads
     limit_threads(threads)
     large = (work / "photos" / "large.jpg").read_bytes()
     thumb = (work / "photos" / "thumb.jpg").read_bytes()
@@ -367,7 +371,7 @@ def main() -> None:
         print(f"{os.cpu_count()} CPUs, {args.runs} interleaved runs per figure, random-weight full-size models")
         print(table(speed, memory, build))
         state = machine(speed, args.work)
-        threads = _settings(args.work, "torch", 1).inference_threads
+        threads = _settings(args.work, "torch", 1).threads
         print(
             f"\nmachine during the run: int8 GEMM {state['int8_gemm_gmacs_per_s']:.0f} G multiply-adds/s "
             f"(ONNX Runtime, {threads} threads); the int8 image tower's {state['image_tower_gmacs']:.2f} G "

@@ -23,10 +23,10 @@ from bot import handlers
 from bot.context import SERVICES_KEY, Services
 from bot.health import heartbeat
 from bot.reindex import Reindexer
+from bot.settings import BotSettings
 from bot.texts import COMMANDS, LANGUAGES
 from bot.throttle import UserRateLimiter
-from core.service import Guide
-from core.settings import Settings
+from core import Guide
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ CONCURRENT_UPDATES = 64
 FLOOD_RETRIES = 3
 
 
-def build_application(settings: Settings, guide: Guide) -> Application:
+def build_application(settings: BotSettings, guide: Guide) -> Application:
     token = settings.require_token()
     builder = (
         ApplicationBuilder()
@@ -63,7 +63,7 @@ def build_application(settings: Settings, guide: Guide) -> Application:
         guide=guide,
         pool=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="guide"),
         limiter=UserRateLimiter(),
-        reindexer=Reindexer(guide, settings.data_dir, settings.artifacts_dir),
+        reindexer=Reindexer(guide, settings.core.data_dir, settings.core.artifacts_dir),
     )
     _add_handlers(application)
     return application

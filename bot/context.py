@@ -11,9 +11,9 @@ from typing import TypeVar
 from telegram.ext import ContextTypes
 
 from bot.reindex import Reindexer
+from bot.settings import BotSettings
 from bot.throttle import UserRateLimiter
-from core.service import Guide
-from core.settings import Settings
+from core import Guide
 
 SERVICES_KEY = "services"
 T = TypeVar("T")
@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 @dataclass
 class Services:
-    settings: Settings
+    settings: BotSettings
     guide: Guide
     pool: ThreadPoolExecutor
     limiter: UserRateLimiter

@@ -25,10 +25,16 @@ from bot.texts import (
     text,
     wikidata_url,
 )
-from core.imaging import MODEL_INPUT_SIDE, ImageDecodeError, ImageTooLargeError
-from core.index import BuildInProgressError
-from core.ranking import Recognition
-from core.service import ALBUM_SIZE, EmptyQueryError, PhotoHit
+from core import (
+    ALBUM_SIZE,
+    BuildInProgressError,
+    EmptyQueryError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    PhotoHit,
+    Recognition,
+)
+from core.imaging import MODEL_INPUT_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +222,7 @@ async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except ReindexBusyError:
         await message.reply_text(text("reindex_busy", lang_))
         return
-    status = await message.reply_text(text("reindex_started", lang_, data_dir=svc.settings.data_dir))
+    status = await message.reply_text(text("reindex_started", lang_, data_dir=svc.settings.core.data_dir))
     context.application.create_task(_run_reindex(context, status, lang_), update=update)
 
 

@@ -11,8 +11,10 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from telegram.ext import Application
+if TYPE_CHECKING:
+    from telegram.ext import Application
 
 HEARTBEAT_SECONDS = 30
 STALE_SECONDS = 120
@@ -42,11 +44,13 @@ def is_alive(path: Path, now: float | None = None) -> bool:
 
 
 def main() -> int:
-    from core.settings import Settings, SettingsError
+    # Cheap on purpose (it runs every minute): no PTB, no models, only the settings.
+    from bot.settings import BotSettings
+    from core.errors import GuideError
 
     try:
-        path = Settings.from_env().health_file
-    except SettingsError as exc:
+        path = BotSettings.from_env().health_file
+    except GuideError as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1
     if is_alive(path):

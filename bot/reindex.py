@@ -9,8 +9,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from core.index import BuildReport
-from core.service import Guide
+from core import BuildReport, Guide
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Literal
 
-from core.catalog import Landmark
-from core.ranking import Recognition
+from core import Landmark, Recognition
 
 Lang = Literal["ru", "en"]
 LANGUAGES: tuple[Lang, ...] = ("ru", "en")

@@ -3,21 +3,55 @@
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.catalog import CatalogError
-from core.cli import configure_logging, die, load_settings, run_cli
-from core.encoders import ModelLoadError
+from core.cli import configure_logging, die, emit, load_settings, package_version, run_cli
+from core.errors import GuideError
 from core.imaging import ImageDecodeError
-from core.index import ArtifactsError
 from core.ranking import Recognition
-from core.service import EmptyQueryError, Guide, PhotoHit
+from core.service import Guide, PhotoHit
+from core.settings import Settings
 
 
-def _build_parser() -> argparse.ArgumentParser:
+@dataclass(frozen=True)
+class RecognizeReport:
+    result: Recognition
+
+    def to_dict(self) -> dict:
+        return self.result.to_dict()
+
+    def summary(self) -> str:
+        result = self.result
+        verdict = "recognised" if result.match else "not sure — no landmark matches closely"
+        lines = [f"{verdict} (best similarity {result.best_similarity:.3f})", "", " #  score  landmark"]
+        for rank, hit in enumerate(result.landmarks, 1):
+            lines.append(f"{rank:>2}  {hit.score:5.3f}  {hit.landmark.name} ({hit.landmark.city}) [{hit.xid}]")
+        lines += ["", " #  score  category"]
+        for rank, category in enumerate(result.categories, 1):
+            lines.append(f"{rank:>2}  {category.score:5.3f}  {category.category}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SearchReport:
+    hits: list[PhotoHit]
+    cwd: Path
+
+    def to_dict(self) -> dict:
+        return {"photos": [hit.to_dict(relative_to=self.cwd) for hit in self.hits]}
+
+    def summary(self) -> str:
+        lines = [" #  score  landmark / photo"]
+        for rank, hit in enumerate(self.hits, 1):
+            lines.append(f"{rank:>2}  {hit.score:5.3f}  {hit.name} ({hit.city})")
+            lines.append(f"           {hit.to_dict(relative_to=self.cwd)['path']}")
+        return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Recognise landmarks, search photos.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     recognize = commands.add_parser("recognize", help="top-5 landmarks and categories for a photo")
     recognize.add_argument("image", type=Path)
@@ -30,55 +64,44 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
-    settings = load_settings(all_cores=True)
-    configure_logging("WARNING")
-    if args.command == "recognize":
-        try:
-            image = args.image.read_bytes()
-        except OSError as exc:
-            die(f"cannot read {args.image}: {exc.strerror or exc}")
-    elif not args.text.strip():
-        die("the search text is empty")
-    overrides = {"artifacts_dir": args.artifacts or settings.artifacts_dir}
+def _guide(args: argparse.Namespace, settings: Settings) -> Guide:
+    overrides: dict = {"artifacts_dir": args.artifacts or settings.artifacts_dir}
     if args.data:
         overrides["data_dir"] = args.data
+    return Guide.from_settings(replace(settings, **overrides))
+
+
+def _recognize(args: argparse.Namespace, settings: Settings) -> RecognizeReport:
     try:
-        guide = Guide.from_settings(replace(settings, **overrides))
-        if args.command == "recognize":
-            result = guide.recognize(image)
-            print(json.dumps(result.to_dict(), ensure_ascii=False) if args.json else recognition_table(result))
-        else:
-            hits = guide.search(args.text)
-            cwd = Path.cwd()
-            payload = {"photos": [hit.to_dict(relative_to=cwd) for hit in hits]}
-            print(json.dumps(payload, ensure_ascii=False) if args.json else search_table(hits, cwd))
+        image = args.image.read_bytes()
+    except OSError as exc:
+        die(f"cannot read {args.image}: {exc.strerror or exc}")
+    guide = _guide(args, settings)
+    try:
+        return RecognizeReport(guide.recognize(image))
     except ImageDecodeError as exc:
         die(f"{args.image}: {exc}")
-    except (ArtifactsError, ModelLoadError, CatalogError, EmptyQueryError) as exc:
+
+
+def _search(args: argparse.Namespace, settings: Settings) -> SearchReport:
+    if not args.text.strip():
+        die("the search text is empty")
+    return SearchReport(_guide(args, settings).search(args.text), Path.cwd())
+
+
+COMMANDS = {"recognize": _recognize, "search": _search}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings()
+    configure_logging("WARNING")
+    try:
+        emit(COMMANDS[args.command](args, settings), args.json)
+    except GuideError as exc:
         die(str(exc))
     return 0
 
 
-def recognition_table(result: Recognition) -> str:
-    verdict = "recognised" if result.match else "not sure — no landmark matches closely"
-    lines = [f"{verdict} (best similarity {result.best_similarity:.3f})", "", " #  score  landmark"]
-    for rank, hit in enumerate(result.landmarks, 1):
-        lines.append(f"{rank:>2}  {hit.score:5.3f}  {hit.landmark.name} ({hit.landmark.city}) [{hit.xid}]")
-    lines += ["", " #  score  category"]
-    for rank, category in enumerate(result.categories, 1):
-        lines.append(f"{rank:>2}  {category.score:5.3f}  {category.category}")
-    return "\n".join(lines)
-
-
-def search_table(hits: list[PhotoHit], cwd: Path) -> str:
-    lines = [" #  score  landmark / photo"]
-    for rank, hit in enumerate(hits, 1):
-        lines.append(f"{rank:>2}  {hit.score:5.3f}  {hit.name} ({hit.city})")
-        lines.append(f"           {hit.to_dict(relative_to=cwd)['path']}")
-    return "\n".join(lines)
-
-
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(lambda: main())

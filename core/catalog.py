@@ -1,4 +1,4 @@
-"""Landmarks of the folder dataset: `DATA_DIR/places.csv`, one row per landmark."""
+"""Landmarks and their CSV row format (the dataset's places.csv, the index's landmarks.csv)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-PLACES_FILE = "places.csv"
+from core.errors import GuideError
+
 PLACES_COLUMNS = ("xid", "name", "city", "city_code", "kinds", "lat", "lon", "wikidata", "osm")
 KINDS_SEPARATOR = ";"
 # Every OpenTripMap object carries this kind, so it says nothing about a photo.
@@ -77,7 +78,7 @@ def parse_coordinate(raw: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class CatalogError(ValueError):
+class CatalogError(GuideError, ValueError):
     """places.csv is missing or malformed."""
 
 

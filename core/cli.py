@@ -1,19 +1,38 @@
-"""Command-line plumbing shared by `python -m core`, `python -m prep` and `python -m bot`."""
+"""Command-line plumbing shared by `python -m core`, `python -m prep` and `python -m bot`.
+
+Every command returns a report object (`to_dict()` for `--json`, `summary()` for people) and
+`emit` prints it, so the choice between the two forms is made in one place.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
-from tqdm import tqdm
-
-from core.settings import Settings, SettingsError
+from core.errors import GuideError
+from core.settings import Settings
 
 EXIT_USAGE = 2
+
+
+class Report(Protocol):
+    def to_dict(self) -> dict: ...
+
+    def summary(self) -> str: ...
+
+
+def package_version() -> str:
+    """The installed version, for every entry point's --version (nothing heavy is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("landmark-guide")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -21,16 +40,16 @@ def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise SystemExit(code)
 
 
-def load_settings(*, all_cores: bool = False) -> Settings:
-    """Settings from the environment and `.env`; an invalid value ends the command with one line.
+def emit(report: Report, as_json: bool) -> None:
+    print(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.summary())
 
-    all_cores: for commands that run one inference at a time (prep, the query CLI). WORKERS is the
-    bot's concurrency and splits the cores between its workers; here one stream gets them all."""
+
+def load_settings() -> Settings:
+    """Core's settings from the environment and `.env`; an invalid value ends the command with one line."""
     try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
+        return Settings.from_env()
+    except GuideError as exc:
         die(str(exc))
-    return replace(settings, workers=1) if all_cores else settings
 
 
 def configure_logging(level: str = "WARNING") -> None:
@@ -40,41 +59,18 @@ def configure_logging(level: str = "WARNING") -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    for name in ("transformers", "sentence_transformers", "httpx", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
-
-
-class StageProgress:
-    """A tqdm bar per stage for callbacks of the form progress(stage, done, total)."""
-
-    LABELS = {"hash": "checking files", "embed": "embedding", "clean": "checking", "export": "exporting"}
-    UNITS = {"export": " steps"}
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self._bars: dict[str, tqdm] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled or total == 0:
-            return
-        bar = self._bars.get(stage)
-        if bar is None:
-            bar = self._bars[stage] = tqdm(
-                total=total, desc=self.LABELS.get(stage, stage), unit=self.UNITS.get(stage, " photos")
-            )
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-
-    def close(self) -> None:
-        for bar in self._bars.values():
-            bar.close()
+    for name in ("transformers", "sentence_transformers", "httpx", "httpcore", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_cli(main: Callable[[], int]) -> NoReturn:
-    """Exit with main's code; Ctrl-C ends quietly with 130 instead of a traceback."""
+    """Exit with main's code. A GuideError that escaped is one line and exit 2; Ctrl-C ends quietly
+    with 130 instead of a traceback."""
     try:
         code = main()
+    except GuideError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         code = 130

@@ -1,13 +1,31 @@
-"""The folder dataset: `DATA_DIR/places.csv` and `DATA_DIR/images/{CITY}/{XID}/{file}`."""
+"""The folder dataset, known only to the `Dataset` type:
+
+    DATA_DIR/places.csv                          one row per landmark (columns: core.catalog)
+    DATA_DIR/images/{CITY}/{XID}/{file}          the photos
+    DATA_DIR/removed.csv                         photos deleted by `prep apply`: ingest never brings them back
+    DATA_DIR/ingest_report.csv                   rows the last `prep ingest` skipped, with the reason
+
+Every prep step and the index build reach these files through a `Dataset`, never by name.
+"""
 
 from __future__ import annotations
 
+import csv
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from core.catalog import Landmark, read_places, write_places
+
+PLACES_FILE = "places.csv"
 IMAGES_DIR = "images"
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+REMOVED_FILE = "removed.csv"
+INGEST_REPORT_FILE = "ingest_report.csv"
+REMOVED_COLUMNS = ("path", "sha256", "reason", "removed_at")
+INGEST_REPORT_COLUMNS = ("source", "row", "name", "reason")
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"})
 # City codes and XIDs become folder names: only these characters, so no value can climb out of DATA_DIR.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -23,20 +41,107 @@ class DatasetPhoto:
     xid: str
 
 
-def list_photos(data_dir: Path) -> list[DatasetPhoto]:
-    """Every photo of the dataset, sorted by path; hidden files and unknown suffixes ignored."""
-    root = data_dir / IMAGES_DIR
-    photos = []
-    if not root.is_dir():
+@dataclass(frozen=True)
+class RemovedPhoto:
+    path: str
+    sha256: str
+    reason: str
+
+
+class Dataset:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Dataset({str(self.root)!r})"
+
+    @property
+    def places_path(self) -> Path:
+        return self.root / PLACES_FILE
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / IMAGES_DIR
+
+    @property
+    def ingest_report_path(self) -> Path:
+        return self.root / INGEST_REPORT_FILE
+
+    @property
+    def removed_path(self) -> Path:
+        return self.root / REMOVED_FILE
+
+    def has_photos(self) -> bool:
+        return self.images_dir.is_dir()
+
+    # --- landmarks -------------------------------------------------------------------------------
+    def landmarks(self) -> dict[str, Landmark]:
+        """Landmarks by xid (CatalogError if places.csv is missing or malformed)."""
+        return read_places(self.places_path)
+
+    def write_landmarks(self, landmarks: Iterable[Landmark]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_places(self.places_path, landmarks)
+
+    # --- photos ----------------------------------------------------------------------------------
+    def photos(self) -> list[DatasetPhoto]:
+        """Every photo of the dataset, sorted by path; hidden files, links and unknown suffixes ignored."""
+        photos = []
+        if not self.images_dir.is_dir():
+            return photos
+        for file in self.images_dir.glob("*/*/*"):
+            if file.name.startswith(".") or file.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if file.is_symlink() or not file.is_file():
+                continue
+            city_code, xid = file.parent.parent.name, file.parent.name
+            photos.append(DatasetPhoto(file.relative_to(self.root).as_posix(), city_code, xid))
+        photos.sort(key=lambda p: p.path)
         return photos
-    for file in root.glob("*/*/*"):
-        if file.name.startswith(".") or file.suffix.lower() not in IMAGE_SUFFIXES or not file.is_file():
-            continue
-        city_code, xid = file.parent.parent.name, file.parent.name
-        photos.append(DatasetPhoto(file.relative_to(data_dir).as_posix(), city_code, xid))
-    photos.sort(key=lambda p: p.path)
-    return photos
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+    @staticmethod
+    def photo_relative(city_code: str, xid: str, file_name: str) -> str:
+        return f"{IMAGES_DIR}/{city_code}/{xid}/{file_name}"
+
+    def write_photo(self, relative: str, data: bytes) -> bool:
+        """Write atomically; True if written, False if the same bytes were already there."""
+        target = self.path(relative)
+        if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+        return True
+
+    # --- review decisions ------------------------------------------------------------------------
+    def removed_paths(self) -> set[str]:
+        if not self.removed_path.is_file():
+            return set()
+        with self.removed_path.open(newline="", encoding="utf-8") as f:
+            return {row["path"] for row in csv.DictReader(f) if row.get("path")}
+
+    def record_removed(self, photo: RemovedPhoto) -> None:
+        """Append one deletion (called right after the file is deleted, so a crash loses no record)."""
+        new = not self.removed_path.is_file()
+        with self.removed_path.open("a", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(REMOVED_COLUMNS)
+            writer.writerow([photo.path, photo.sha256, photo.reason, datetime.now(UTC).isoformat(timespec="seconds")])
+
+    # --- ingest report ---------------------------------------------------------------------------
+    def write_ingest_report(self, rows: Iterable[tuple[str, int, str, str]]) -> Path:
+        with self.ingest_report_path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(INGEST_REPORT_COLUMNS)
+            writer.writerows(rows)
+        return self.ingest_report_path
 
 
-# Photos deleted by `prep apply` are listed here, so that a later `prep ingest` does not bring them back.
-REMOVED_FILE = "removed.csv"
+def list_photos(data_dir: Path) -> list[DatasetPhoto]:
+    """Shorthand for `Dataset(data_dir).photos()`."""
+    return Dataset(data_dir).photos()

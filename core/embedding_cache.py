@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from core.encoders.base import ImageEncoder
+from core.imaging import ImageDecodeError, decode_image
+
 CACHE_FILE = "embeddings.sqlite"
+# Photos embedded per call of the encoder.
+EMBED_BATCH = 32
 
 
 def content_hash(data: bytes) -> str:
@@ -86,3 +92,58 @@ class EmbeddingCache:
 
     def commit(self) -> None:
         self._db.commit()
+
+
+# progress(stage, done, total): stages "hash" and "embed" of a build, "clean" of `prep clean`.
+ProgressFn = Callable[[str, int, int], None]
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class PhotoToEmbed:
+    sha256: str
+    path: Path
+    label: str  # how reports name it (the dataset-relative path)
+
+
+@dataclass
+class Embedded:
+    vectors: dict[str, np.ndarray]  # sha256 → vector, cached and fresh
+    embedded: int = 0  # how many were computed now
+    cached: set[str] = field(default_factory=set)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (label, reason)
+
+
+def embed_missing(
+    encoder: ImageEncoder,
+    cache: EmbeddingCache,
+    photos: Sequence[PhotoToEmbed],
+    *,
+    progress: ProgressFn = no_progress,
+    batch_size: int = EMBED_BATCH,
+) -> Embedded:
+    """Vectors for `photos`: from the cache where it has them, else decoded, embedded in batches and
+    cached. Shared by the index build and `prep clean`, so either one leaves the other nothing to do.
+    Identical files are embedded once; unreadable or vanished files are skipped and listed."""
+    result = Embedded(cache.get(encoder.cache_key, [p.sha256 for p in photos]))
+    result.cached = set(result.vectors)
+    missing = list({p.sha256: p for p in photos if p.sha256 not in result.vectors}.values())
+    progress("embed", 0, len(missing))
+    for start in range(0, len(missing), batch_size):
+        images, digests = [], []
+        for photo in missing[start : start + batch_size]:
+            try:
+                images.append(decode_image(photo.path.read_bytes(), draft=True))
+                digests.append(photo.sha256)
+            except (ImageDecodeError, OSError) as exc:
+                result.skipped.append((photo.label, f"unreadable: {getattr(exc, 'strerror', None) or exc}"))
+        if images:
+            fresh = dict(zip(digests, encoder.encode_images(images), strict=True))
+            cache.put(encoder.cache_key, fresh)
+            result.vectors.update(fresh)
+            result.embedded += len(fresh)
+        progress("embed", min(start + batch_size, len(missing)), len(missing))
+    return result

@@ -7,6 +7,8 @@ import warnings
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.errors import GuideError
+
 # Pixel budget checked from the header before any pixel is decoded: a decompression bomb
 # (a tiny file claiming gigapixels) is refused without allocating it. 40 MP covers any phone photo.
 MAX_PIXELS = 40_000_000
@@ -18,7 +20,7 @@ MODEL_INPUT_SIDE = 224
 DRAFT_SIZE = (MODEL_INPUT_SIDE, MODEL_INPUT_SIDE)
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(GuideError, ValueError):
     """The bytes are not a complete image we can read; the message is short and user-presentable."""
 
 

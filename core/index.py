@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -33,11 +33,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from core.catalog import PLACES_FILE, Landmark, read_places, write_places
-from core.dataset import DatasetPhoto, list_photos
-from core.embedding_cache import CACHE_FILE, EmbeddingCache
-from core.encoders import ImageEncoder
-from core.imaging import ImageDecodeError, decode_image
+from core.catalog import Landmark, read_places, write_places
+from core.dataset import PLACES_FILE, Dataset, DatasetPhoto
+from core.embedding_cache import CACHE_FILE, EmbeddingCache, PhotoToEmbed, ProgressFn, embed_missing, no_progress
+from core.encoders.base import ImageEncoder
+from core.errors import GuideError
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +50,13 @@ MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.faiss"
 PHOTOS_FILE = "photos.csv"
 LANDMARKS_FILE = "landmarks.csv"
-ENCODE_BATCH = 32
-
-# progress(stage, done, total); stages: "hash", "embed"
-ProgressFn = Callable[[str, int, int], None]
 
 
-class ArtifactsError(RuntimeError):
+class ArtifactsError(GuideError, RuntimeError):
     """Artifacts are missing, damaged or built for other models; the message says what to do."""
 
 
-class BuildInProgressError(RuntimeError):
+class BuildInProgressError(GuideError, RuntimeError):
     """Another build holds the artifacts lock."""
 
 
@@ -164,6 +160,18 @@ class PhotoIndex:
         k = max(1, min(k, len(self.photos))) if self.photos else 1
         return self._index.search(queries, k)
 
+    def neighbours(
+        self, similarities: np.ndarray, rows: np.ndarray, exclude_sha256: str | None = None
+    ) -> tuple[list[float], list[str]]:
+        """One query's search result as (similarities, landmark xids), without the -1 padding and,
+        for leave-one-out evaluation, without the copies of the query photo itself."""
+        keep = [
+            (float(s), int(r))
+            for s, r in zip(similarities, rows, strict=True)
+            if r >= 0 and (exclude_sha256 is None or self.photos[r].sha256 != exclude_sha256)
+        ]
+        return [s for s, _ in keep], [self.photos[r].xid for _, r in keep]
+
     def vectors(self) -> np.ndarray:
         return self._index.reconstruct_n(0, self._index.ntotal)
 
@@ -202,6 +210,22 @@ class BuildReport:
         data["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
         return data
 
+    def summary(self, listed: int = 10) -> str:
+        if self.up_to_date:
+            return (
+                f"Index is up to date: {self.photos} photos of {self.landmarks} landmarks "
+                f"(checked in {self.seconds:.1f} s)"
+            )
+        lines = [
+            f"Indexed {self.photos} photos of {self.landmarks} landmarks in {self.seconds:.1f} s: "
+            f"{self.embedded} embedded, {self.from_cache} from cache, {len(self.skipped)} skipped",
+            f"→ {self.location}",
+        ]
+        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped[:listed]]
+        if len(self.skipped) > listed:
+            lines.append(f"  … and {len(self.skipped) - listed} more")
+        return "\n".join(lines)
+
 
 @contextmanager
 def build_lock(artifacts_dir: Path) -> Iterator[None]:
@@ -231,23 +255,23 @@ class _Scan:
     fingerprint: str
 
 
-def _scan(data_dir: Path, cache: EmbeddingCache, report_progress: ProgressFn) -> _Scan:
+def _scan(dataset: Dataset, cache: EmbeddingCache, report_progress: ProgressFn) -> _Scan:
     """The dataset's photos with their content hashes (memoised by size and mtime) and its fingerprint."""
-    landmarks = read_places(data_dir / PLACES_FILE)
+    landmarks = dataset.landmarks()
     skipped: list[tuple[str, str]] = []
     photos: list[DatasetPhoto] = []
-    for photo in list_photos(data_dir):
+    for photo in dataset.photos():
         if photo.xid in landmarks:
             photos.append(photo)
         else:
             skipped.append((photo.path, f"landmark {photo.xid} is not in {PLACES_FILE}"))
     hashes: list[str] = []
     for done, photo in enumerate(photos, 1):
-        hashes.append(cache.hash_file(data_dir / photo.path))
+        hashes.append(cache.hash_file(dataset.path(photo.path)))
         if done % 200 == 0 or done == len(photos):
             report_progress("hash", done, len(photos))
     cache.commit()
-    return _Scan(landmarks, photos, hashes, skipped, _fingerprint(photos, hashes, data_dir / PLACES_FILE))
+    return _Scan(landmarks, photos, hashes, skipped, _fingerprint(photos, hashes, dataset.places_path))
 
 
 def _up_to_date(
@@ -280,7 +304,7 @@ def check_up_to_date(
     Reads no image whose size and mtime are unchanged, and needs no model: callers can skip loading one."""
     started = time.monotonic()
     with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
-        scan = _scan(data_dir, cache, progress or (lambda stage, done, total: None))
+        scan = _scan(Dataset(data_dir), cache, progress or no_progress)
         return _up_to_date(artifacts_dir, scan, image_model, text_model, started)
 
 
@@ -295,36 +319,16 @@ def build_index(
 ) -> BuildReport:
     """Embed the folder dataset (reusing cached embeddings) and publish a new index atomically."""
     started = time.monotonic()
-    report_progress = progress or (lambda stage, done, total: None)
+    report_progress = progress or no_progress
+    dataset = Dataset(data_dir)
     with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
-        scan = _scan(data_dir, cache, report_progress)
+        scan = _scan(dataset, cache, report_progress)
         if not force and (report := _up_to_date(artifacts_dir, scan, encoder.model_name, text_model, started)):
             return report
-        landmarks, photos, hashes, skipped = scan.landmarks, scan.photos, scan.hashes, scan.skipped
-        fingerprint = scan.fingerprint
-
-        vectors = cache.get(encoder.cache_key, hashes)
-        cached = set(vectors)
-        missing = [(p, h) for p, h in zip(photos, hashes, strict=True) if h not in vectors]
-        missing = list({h: (p, h) for p, h in missing}.values())  # identical files are embedded once
-        embedded = 0
-        report_progress("embed", 0, len(missing))
-        for start in range(0, len(missing), ENCODE_BATCH):
-            batch = missing[start : start + ENCODE_BATCH]
-            images, digests = [], []
-            for photo, digest in batch:
-                try:
-                    images.append(decode_image((data_dir / photo.path).read_bytes(), draft=True))
-                    digests.append(digest)
-                except (ImageDecodeError, OSError) as exc:
-                    skipped.append((photo.path, f"unreadable: {exc}"))
-            if images:
-                fresh = dict(zip(digests, encoder.encode_images(images), strict=True))
-                cache.put(encoder.cache_key, fresh)
-                vectors.update(fresh)
-                embedded += len(fresh)
-            report_progress("embed", min(start + ENCODE_BATCH, len(missing)), len(missing))
-
+        landmarks, photos, hashes, fingerprint = scan.landmarks, scan.photos, scan.hashes, scan.fingerprint
+        to_embed = [PhotoToEmbed(h, dataset.path(p.path), p.path) for p, h in zip(photos, hashes, strict=True)]
+        embedded = embed_missing(encoder, cache, to_embed, progress=report_progress)
+        vectors, skipped = embedded.vectors, scan.skipped + embedded.skipped
         records = [PhotoRecord(p.path, p.xid, h) for p, h in zip(photos, hashes, strict=True) if h in vectors]
         matrix = np.stack([vectors[r.sha256] for r in records]) if records else np.zeros((0, encoder.dim))
         indexed_xids = {r.xid for r in records}
@@ -345,8 +349,8 @@ def build_index(
         return BuildReport(
             photos=len(records),
             landmarks=len(indexed_xids),
-            embedded=embedded,
-            from_cache=sum(1 for r in records if r.sha256 in cached),
+            embedded=embedded.embedded,
+            from_cache=sum(1 for r in records if r.sha256 in embedded.cached),
             skipped=tuple(skipped),
             seconds=time.monotonic() - started,
             location=str(location),

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.encoders import ImageEncoder, TextEncoder, load_image_encoder, load_text_encoder, model_id
+from core.embedding_cache import ProgressFn
+from core.encoders import ImageEncoder, TextEncoder, choose_runtime, model_id
+from core.errors import GuideError
 from core.imaging import decode_image
-from core.index import ArtifactsError, BuildReport, PhotoIndex, ProgressFn, build_index
+from core.index import ArtifactsError, BuildReport, PhotoIndex, build_index
 from core.ranking import RankingParams, Recognition, vote
 from core.settings import Settings
 
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 ALBUM_SIZE = 5
 
 
-class EmptyQueryError(ValueError):
+class EmptyQueryError(GuideError, ValueError):
     """The text query has nothing to search for."""
 
 
@@ -95,12 +97,13 @@ class Guide:
             if not build_missing:
                 raise  # before loading any model: a missing index is reported at once
             index = None
-        image_encoder = load_image_encoder(settings)
+        runtime = choose_runtime(settings)
+        image_encoder = runtime.image_encoder()
         if index is None:
             index = _build_first_index(settings, image_encoder, progress)
         # Check the index before loading the second model: a mismatch is then reported at once.
         index.check_models(image_encoder.model_name)
-        text_encoder = load_text_encoder(settings)
+        text_encoder = runtime.text_encoder()
         return cls(
             index,
             image_encoder,
@@ -139,7 +142,7 @@ class Guide:
     def recognize_vector(self, vector: np.ndarray, index: PhotoIndex | None = None) -> Recognition:
         index = index or self._index
         similarities, rows = index.search(vector[None, :], self.params.search_depth)
-        return vote(*self._neighbours(index, similarities[0], rows[0]), index.landmarks, self.params)
+        return vote(*index.neighbours(similarities[0], rows[0]), index.landmarks, self.params)
 
     def search(self, text: str, limit: int = ALBUM_SIZE) -> list[PhotoHit]:
         """The photos that best match a text query in any language the text model knows."""
@@ -161,8 +164,3 @@ class Guide:
                 )
             )
         return hits
-
-    @staticmethod
-    def _neighbours(index: PhotoIndex, similarities: np.ndarray, rows: np.ndarray) -> tuple[list[float], list[str]]:
-        keep = rows >= 0
-        return similarities[keep].tolist(), [index.photos[r].xid for r in rows[keep]]

@@ -1,8 +1,9 @@
-"""`prep clean`: run the checks over the folder dataset and collect candidates in a quarantine.
+"""`prep clean`: run the registered checks over the folder dataset and collect candidates.
 
-One pass reads every photo once: it is fully decoded, scored by the pixel checks on a ≤512 px
-copy, perceptually hashed, and (if a model-based check runs) embedded through the shared
-embedding cache, so the `prep build` after cleaning embeds nothing again.
+One pass reads every photo once: it is hashed, fully decoded and shown to each per-photo check;
+then its pixels are released, keeping what the collection checks need (perceptual hash, colour
+flags). Embedding checks get vectors through the embedding cache that `prep build` shares, so
+the build after cleaning embeds nothing again.
 """
 
 from __future__ import annotations
@@ -11,29 +12,22 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-from core.dataset import list_photos
-from core.embedding_cache import EmbeddingCache, content_hash
+from core.dataset import Dataset, DatasetPhoto
+from core.embedding_cache import (
+    EmbeddingCache,
+    PhotoToEmbed,
+    ProgressFn,
+    content_hash,
+    embed_missing,
+    no_progress,
+)
 from core.encoders import ImageEncoder
 from core.imaging import ImageDecodeError
-from core.index import ProgressFn
-from prep.checks import CHECKS, REASONS, Finding
-from prep.checks import collage as collage_check
-from prep.checks import colour as colour_check
-from prep.checks import decode as decode_check
-from prep.checks import duplicates as duplicate_check
-from prep.checks import interior as interior_check
-from prep.checks import outliers as outlier_check
+from prep.checks import BY_NAME, CHECKS, REASONS, Collection, Finding, PhotoUnderReview
+from prep.checks.decode import read_photo
 
 log = logging.getLogger(__name__)
-
-ANALYSIS_SIDE = 512  # pixel checks look at a copy no larger than this
-EMBED_BATCH = 32
-MODEL_CHECKS = frozenset({"outliers", "interior"})
 
 
 @dataclass
@@ -60,7 +54,7 @@ def parse_checks(raw: str | None, default: Iterable[str]) -> tuple[str, ...]:
 
 
 def analyse(
-    data_dir: Path,
+    data_dir,
     checks: tuple[str, ...],
     *,
     encoder: Callable[[], ImageEncoder] | None = None,
@@ -68,155 +62,64 @@ def analyse(
     progress: ProgressFn | None = None,
 ) -> CleanResult:
     """Run `checks` over every photo of the dataset; nothing is written."""
-    report = progress or (lambda stage, done, total: None)
+    report = progress or no_progress
+    dataset = Dataset(data_dir)
+    selected = [BY_NAME[name] for name in checks]
+    photo_checks = [c for c in selected if c.needs == "pixels"]
+    keeps = [keep for c in selected if c.needs != "pixels" for keep in c.keeps]
     result = CleanResult(checks=checks)
-    photos = list_photos(data_dir)
+    photos = dataset.photos()
     result.photos = len(photos)
-    needs_model = bool(MODEL_CHECKS & set(checks)) and encoder is not None and cache is not None
-    if MODEL_CHECKS & set(checks) and not needs_model:
-        result.notes.append("model-based checks skipped: no image model")
-    model: ImageEncoder | None = encoder() if needs_model else None
-
-    hashed: list[duplicate_check.HashedPhoto] = []
-    vectors: dict[str, np.ndarray] = {}
-    pending: list[tuple[str, Image.Image]] = []
-
-    def flush() -> None:
-        if model is None or not pending:
-            return
-        fresh = dict(zip([h for h, _ in pending], model.encode_images([im for _, im in pending]), strict=True))
-        cache.put(model.cache_key, fresh)
-        vectors.update(fresh)
-        pending.clear()
-
+    reviewed: list[PhotoUnderReview] = []
     for done, photo in enumerate(photos, 1):
-        data = (data_dir / photo.path).read_bytes()
-        digest = content_hash(data)
-        result.sha256[photo.path] = digest
-        try:
-            image = decode_check.read_photo(data)
-        except ImageDecodeError as exc:
-            result.all_findings.append(Finding(photo.path, "unreadable", 1.0, 1.0, str(exc)))
-            report("clean", done, len(photos))
-            continue
-        colour_flags = set()
-        if decode_check.is_tiny(image):
-            if "tiny" in checks:
-                result.all_findings.append(
-                    Finding(
-                        photo.path,
-                        "tiny",
-                        float(min(image.size)),
-                        decode_check.MIN_SIDE,
-                        "×".join(map(str, image.size)),
-                    )
-                )
-        else:
-            colour_flags = _pixel_checks(photo.path, image, checks, result.all_findings)
-        hashed.append(
-            duplicate_check.HashedPhoto(
-                photo.path,
-                photo.xid,
-                digest,
-                duplicate_check.perceptual_hash(image),
-                image.width * image.height,
-                colour=not colour_flags,
-            )
-        )
-        if model is not None:
-            if digest not in vectors:
-                cached = cache.get(model.cache_key, [digest])
-                if cached:
-                    vectors.update(cached)
-                elif digest not in {h for h, _ in pending}:
-                    pending.append((digest, image))
-            if len(pending) >= EMBED_BATCH:
-                flush()
+        item = _read(dataset, photo)
+        result.sha256[item.path] = item.sha256
+        result.all_findings += [f for check in photo_checks if (f := check.inspect(item)) is not None]
+        for keep in keeps if item.decoded else ():
+            item.derived(keep)
+        item.release()
+        reviewed.append(item)
         report("clean", done, len(photos))
-    flush()
-
-    if "unreadable" not in checks:
-        result.all_findings = [f for f in result.all_findings if f.reason != "unreadable"]
-    if "duplicates" in checks:
-        for duplicate in duplicate_check.find_duplicates(hashed):
-            kind = "exact" if duplicate.exact else "near"
-            result.all_findings.append(
-                Finding(
-                    duplicate.path,
-                    "duplicate",
-                    float(duplicate.distance),
-                    duplicate_check.NEAR_MAX_DISTANCE,
-                    f"{kind} duplicate of {duplicate.kept}",
-                )
-            )
-    if model is not None:
-        _model_checks(model, hashed, vectors, checks, result)
-
-    order = {reason: i for i, reason in enumerate(REASONS)}
-    primary: dict[str, Finding] = {}
-    for finding in sorted(result.all_findings, key=lambda f: (f.path, order[f.reason])):
-        primary.setdefault(finding.path, finding)
-    result.findings = sorted(primary.values(), key=lambda f: (order[f.reason], f.path))
+    collection = Collection(reviewed, {}, notes=result.notes)
+    if any(c.needs == "embeddings" for c in selected):
+        collection = _with_embeddings(collection, dataset, encoder, cache, report)
+    for check in selected:
+        if check.needs != "pixels":
+            result.all_findings += check.review(collection)
+    result.findings = _first_reason_per_photo(result.all_findings)
     return result
 
 
-def _pixel_checks(path: str, image: Image.Image, checks: tuple[str, ...], findings: list[Finding]) -> set[str]:
-    small = image.copy()
-    small.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.NEAREST)
-    pixels = np.asarray(small)
-    flags = set()
-    if {"grayscale", "sepia"} & set(checks):
-        scores = colour_check.colour_scores(pixels)
-        colour: Finding | None = None
-        if scores.grayscale:
-            detail = f"{100 * scores.coloured_share:.2f}% coloured pixels"
-            colour = Finding(path, "grayscale", scores.chroma_p95, colour_check.GRAY_MAX_P95_CHROMA, detail)
-        elif scores.sepia:
-            detail = f"tint {scores.tint_strength:.1f}, hue spread {scores.hue_spread:.0f}°"
-            colour = Finding(path, "sepia", scores.tint_spread, colour_check.SEPIA_MAX_SPREAD, detail)
-        if colour is not None:
-            flags.add(colour.reason)  # recorded even when not reported: duplicates keep the colour copy
-            if colour.reason in checks:
-                findings.append(colour)
-    if "collage" in checks:
-        lines = collage_check.grid_lines(pixels)
-        if collage_check.is_collage(lines):
-            findings.append(Finding(path, "collage", float(len(lines)), collage_check.MIN_GRID_LINES, ", ".join(lines)))
-    return flags
+def _read(dataset: Dataset, photo: DatasetPhoto) -> PhotoUnderReview:
+    data = dataset.path(photo.path).read_bytes()
+    digest = content_hash(data)
+    try:
+        return PhotoUnderReview(photo.path, photo.xid, digest, read_photo(data))
+    except ImageDecodeError as exc:
+        return PhotoUnderReview(photo.path, photo.xid, digest, None, str(exc))
 
 
-def _model_checks(
-    model: ImageEncoder,
-    photos: list[duplicate_check.HashedPhoto],
-    vectors: dict[str, np.ndarray],
-    checks: tuple[str, ...],
-    result: CleanResult,
-) -> None:
-    embedded = [p for p in photos if p.sha256 in vectors]
-    if not embedded:
-        return
-    matrix = np.stack([vectors[p.sha256] for p in embedded])
-    if "outliers" in checks:
-        for outlier in outlier_check.find_outliers([p.path for p in embedded], [p.xid for p in embedded], matrix):
-            result.all_findings.append(
-                Finding(
-                    outlier.path,
-                    "outlier",
-                    outlier.distance,
-                    outlier.threshold,
-                    f"{outlier.method}, {outlier.ratio:.1f}× the landmark's median distance",
-                )
-            )
-    if "interior" in checks:
-        encode_texts = getattr(model, "encode_texts", None)
-        if encode_texts is None:
-            result.notes.append("interior check skipped: the image model has no text tower")
-            return
-        indoor = interior_check.prompt_vectors(encode_texts, interior_check.INDOOR_PROMPTS)
-        outdoor = interior_check.prompt_vectors(encode_texts, interior_check.OUTDOOR_PROMPTS)
-        probabilities = interior_check.indoor_probability(matrix, indoor, outdoor)
-        for photo, probability in zip(embedded, probabilities, strict=True):
-            if probability > interior_check.INDOOR_MIN_PROBABILITY:
-                result.all_findings.append(
-                    Finding(photo.path, "interior", float(probability), interior_check.INDOOR_MIN_PROBABILITY)
-                )
+def _with_embeddings(
+    collection: Collection,
+    dataset: Dataset,
+    encoder: Callable[[], ImageEncoder] | None,
+    cache: EmbeddingCache | None,
+    progress: ProgressFn,
+) -> Collection:
+    if encoder is None or cache is None:
+        collection.notes.append("model-based checks skipped: no image model")
+        return collection
+    model = encoder()
+    wanted = [PhotoToEmbed(p.sha256, dataset.path(p.path), p.path) for p in collection.photos if p.decoded]
+    embedded = embed_missing(model, cache, wanted, progress=progress)
+    return Collection(
+        collection.photos, embedded.vectors, model.encode_prompts, model.prompts_unavailable, collection.notes
+    )
+
+
+def _first_reason_per_photo(findings: list[Finding]) -> list[Finding]:
+    order = {reason: i for i, reason in enumerate(REASONS)}
+    primary: dict[str, Finding] = {}
+    for finding in sorted(findings, key=lambda f: (f.path, order[f.reason])):
+        primary.setdefault(finding.path, finding)
+    return sorted(primary.values(), key=lambda f: (order[f.reason], f.path))

@@ -37,7 +37,7 @@ class Evaluation:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def table(self) -> str:
+    def summary(self) -> str:
         def pct(x: float | None) -> str:
             return "n/a" if x is None else f"{100 * x:5.1f} %"
 
@@ -72,8 +72,8 @@ def evaluate(
         similarities, rows = index.search(vectors[start : start + QUERY_BATCH], params.search_depth + extra)
         for offset, (sims, found) in enumerate(zip(similarities, rows, strict=True)):
             query = start + offset
-            keep = [(s, r) for s, r in zip(sims, found, strict=True) if r >= 0 and hashes[r] != hashes[query]]
-            result = vote([s for s, _ in keep], [index.photos[r].xid for _, r in keep], index.landmarks, params)
+            neighbours = index.neighbours(sims, found, exclude_sha256=hashes[query])
+            result = vote(*neighbours, index.landmarks, params)
             truth = index.photos[query].xid
             ranked = [hit.xid for hit in result.landmarks]
             top1 += bool(ranked) and ranked[0] == truth

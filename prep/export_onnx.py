@@ -8,7 +8,6 @@ ONNX Runtime's dynamic quantisation. An int8 model that fails parity is not writ
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -23,11 +22,12 @@ from PIL import Image
 
 from core.embedding_cache import file_hash
 from core.encoders import model_id
-from core.onnx_encoders import MANIFEST, ONNX_SCHEMA, TOKENIZER, OnnxImageEncoder, OnnxTextEncoder
+from core.encoders.onnx_folder import TOKENIZER, ExportedFile, OnnxManifest, model_file
+from core.encoders.onnx_runtime import OnnxImageEncoder, OnnxTextEncoder
 from core.preprocess import ClipPreprocessing
 
 if TYPE_CHECKING:
-    from core.index import ProgressFn
+    from core.embedding_cache import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -104,82 +104,27 @@ def export(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".onnx-", dir=out_dir.parent))
     try:
-        vision = _VisionTower(clip[0].model).eval()
-        with torch.no_grad(), _patch_embedding_as_matmul(vision.vision.embeddings):
-            torch.onnx.export(
-                vision,
-                (torch.zeros(1, 3, vision.vision.embeddings.image_size, vision.vision.embeddings.image_size),),
-                str(staging / "image.onnx"),
-                input_names=["pixel_values"],
-                output_names=["embedding"],
-                dynamic_axes={"pixel_values": {0: "batch"}, "embedding": {0: "batch"}},
-                opset_version=OPSET,
-                dynamo=False,
-            )
+        _export_vision(clip, staging / model_file("image", "fp32"))
         step_done()
-        with torch.no_grad():
-            pipeline = _TextPipeline(text[0].model, text[2].linear).eval()
-            ids = torch.ones(1, 8, dtype=torch.long)
-            torch.onnx.export(
-                pipeline,
-                (ids, torch.ones_like(ids)),
-                str(staging / "text.onnx"),
-                input_names=["input_ids", "attention_mask"],
-                output_names=["embedding"],
-                dynamic_axes={
-                    "input_ids": {0: "batch", 1: "tokens"},
-                    "attention_mask": {0: "batch", 1: "tokens"},
-                    "embedding": {0: "batch"},
-                },
-                opset_version=OPSET,
-                dynamo=False,
-            )
+        _export_text(text, staging / model_file("text", "fp32"))
         step_done()
         text.tokenizer.backend_tokenizer.save(str(staging / TOKENIZER))
         preprocess = ClipPreprocessing.from_processor_config(clip[0].processor.image_processor.to_dict())
-        files = {"image": {"fp32": {"file": "image.onnx"}}, "text": {"fp32": {"file": "text.onnx"}}}
+        manifest = OnnxManifest(
+            image_model=model_id(image_model),
+            text_model=model_id(text_model),
+            dim=int(clip.get_embedding_dimension()),
+            preprocess=preprocess.to_dict(),
+            text_max_length=int(text.max_seq_length),
+        )
+        for tower in ("image", "text"):
+            manifest = manifest.with_file(tower, "fp32", ExportedFile(model_file(tower, "fp32")))
         if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            root = logging.getLogger()
-            level = root.level
-            root.setLevel(logging.ERROR)  # the quantiser advises pre-processing on the root logger, every time
-            try:
-                for tower in ("image", "text"):
-                    quantize_dynamic(
-                        str(staging / f"{tower}.onnx"),
-                        str(staging / f"{tower}.int8.onnx"),
-                        weight_type=QuantType.QInt8,
-                        op_types_to_quantize=QUANTIZED_OPS[tower],
-                    )
-                    files[tower]["int8"] = {"file": f"{tower}.int8.onnx"}
-                    step_done()
-            finally:
-                root.setLevel(level)
-        manifest = {
-            "schema": ONNX_SCHEMA,
-            "image_model": model_id(image_model),
-            "text_model": model_id(text_model),
-            "dim": int(clip.get_embedding_dimension()),
-            "preprocess": preprocess.to_dict(),
-            "text_max_length": int(text.max_seq_length),
-            "files": files,
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-
-        results = _check_parity(staging, clip, text, files)
+            manifest = _quantise(staging, manifest, step_done)
+        manifest.write(staging)
+        results = _check_parity(staging, clip, text, manifest)
         step_done()
-        for result in results:
-            entry = files[result.tower][result.precision]
-            entry["cosine"] = round(result.min_cosine, 6)
-            if not result.passed:
-                if result.precision == "fp32":
-                    raise RuntimeError(f"the fp32 {result.tower} export fails parity (cosine {result.min_cosine:.5f})")
-                (staging / entry["file"]).unlink()
-                del files[result.tower][result.precision]
-            elif result.precision != "fp32":
-                entry["sha256"] = file_hash(staging / entry["file"])
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        _record_parity(staging, manifest, results).write(staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
@@ -188,7 +133,81 @@ def export(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _check_parity(folder: Path, clip, text, files: dict) -> list[ParityResult]:
+def _export_vision(clip, path: Path) -> None:
+    vision = _VisionTower(clip[0].model).eval()
+    side = vision.vision.embeddings.image_size
+    with torch.no_grad(), _patch_embedding_as_matmul(vision.vision.embeddings):
+        torch.onnx.export(
+            vision,
+            (torch.zeros(1, 3, side, side),),
+            str(path),
+            input_names=["pixel_values"],
+            output_names=["embedding"],
+            dynamic_axes={"pixel_values": {0: "batch"}, "embedding": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def _export_text(text, path: Path) -> None:
+    with torch.no_grad():
+        pipeline = _TextPipeline(text[0].model, text[2].linear).eval()
+        ids = torch.ones(1, 8, dtype=torch.long)
+        torch.onnx.export(
+            pipeline,
+            (ids, torch.ones_like(ids)),
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            dynamic_axes={
+                "input_ids": {0: "batch", 1: "tokens"},
+                "attention_mask": {0: "batch", 1: "tokens"},
+                "embedding": {0: "batch"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def _quantise(staging: Path, manifest: OnnxManifest, step_done) -> OnnxManifest:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser advises pre-processing on the root logger, every time
+    try:
+        for tower in ("image", "text"):
+            quantize_dynamic(
+                str(staging / model_file(tower, "fp32")),
+                str(staging / model_file(tower, "int8")),
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=QUANTIZED_OPS[tower],
+            )
+            manifest = manifest.with_file(tower, "int8", ExportedFile(model_file(tower, "int8")))
+            step_done()
+    finally:
+        root.setLevel(level)
+    return manifest
+
+
+def _record_parity(staging: Path, manifest: OnnxManifest, results: list[ParityResult]) -> OnnxManifest:
+    """Parity into the manifest; an int8 file that failed it is dropped, an fp32 one fails the export."""
+    for result in results:
+        entry = manifest.files[result.tower][result.precision]
+        if not result.passed:
+            if result.precision == "fp32":
+                raise RuntimeError(f"the fp32 {result.tower} export fails parity (cosine {result.min_cosine:.5f})")
+            (staging / entry.file).unlink()
+            manifest = manifest.with_file(result.tower, result.precision, None)
+            continue
+        digest = file_hash(staging / entry.file) if result.precision != "fp32" else ""
+        recorded = ExportedFile(entry.file, round(result.min_cosine, 6), digest)
+        manifest = manifest.with_file(result.tower, result.precision, recorded)
+    return manifest
+
+
+def _check_parity(folder: Path, clip, text, manifest: OnnxManifest) -> list[ParityResult]:
+    files = manifest.files
     images = parity_images()
     reference_images = clip.encode(images, convert_to_numpy=True)
     reference_texts = text.encode(list(PARITY_TEXTS), convert_to_numpy=True)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from core.catalog import PLACES_FILE, Landmark, parse_coordinate, read_places, split_kinds, write_places
-from core.dataset import IMAGES_DIR, REMOVED_FILE, is_safe_name
+from core.catalog import CatalogError, Landmark, parse_coordinate, split_kinds
+from core.dataset import Dataset, is_safe_name
+from core.errors import GuideError
 from core.imaging import ImageDecodeError, decode_image, image_format
 
-REPORT_FILE = "ingest_report.csv"
 PLACES_SUFFIX = "_places.csv"
 IMAGES_SUFFIX = "_images.csv"
 NAME_COLUMNS = ("name", "place", "title")
@@ -92,7 +92,7 @@ class IngestReport:
         return "\n".join(lines)
 
 
-class IngestError(ValueError):
+class IngestError(GuideError, ValueError):
     """The input folder cannot be ingested at all (the message says why)."""
 
 
@@ -190,31 +190,13 @@ def _image_rows(path: Path) -> Iterator[tuple[int, str, str]]:
             number += 1
 
 
-def _removed_paths(data_dir: Path) -> set[str]:
-    path = data_dir / REMOVED_FILE
-    if not path.is_file():
-        return set()
-    with path.open(newline="", encoding="utf-8") as f:
-        return {row["path"] for row in csv.DictReader(f) if row.get("path")}
-
-
-def _write_if_changed(target: Path, data: bytes) -> bool:
-    """True if written, False if the same bytes were already there."""
-    if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
-        return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
-    return True
-
-
 def ingest(raw_dir: Path, data_dir: Path, *, show_progress: bool = True) -> IngestReport:
     places_files = sorted(raw_dir.glob(f"*{PLACES_SUFFIX}"))
     if not places_files:
         raise IngestError(f"no *{PLACES_SUFFIX} files in {raw_dir}")
     data_dir.mkdir(parents=True, exist_ok=True)
-    removed = _removed_paths(data_dir)
+    dataset = Dataset(data_dir)
+    removed = dataset.removed_paths()
     report = IngestReport()
     landmarks_by_city: dict[str, list[Landmark]] = {}
 
@@ -238,7 +220,7 @@ def ingest(raw_dir: Path, data_dir: Path, *, show_progress: bool = True) -> Inge
         rows = _image_rows(images_file)
         for number, name, encoded in tqdm(rows, desc=city_code, unit=" photos", disable=not show_progress):
             try:
-                written = _ingest_photo(encoded, by_name.get(_name_key(name)), city_code, number, data_dir, removed)
+                written = _ingest_photo(encoded, by_name.get(_name_key(name)), city_code, number, dataset, removed)
             except RowSkipped as exc:
                 report.skipped.append(Skipped(images_file.name, number, name.strip(), str(exc)))
                 city.skipped[exc.kind] += 1
@@ -248,12 +230,8 @@ def ingest(raw_dir: Path, data_dir: Path, *, show_progress: bool = True) -> Inge
             else:
                 city.unchanged += 1
 
-    _merge_places(data_dir / PLACES_FILE, landmarks_by_city)
-    report.report_path = data_dir / REPORT_FILE
-    with report.report_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["source", "row", "name", "reason"])
-        writer.writerows((s.source, s.row, s.name, s.reason) for s in report.skipped)
+    _merge_places(dataset, landmarks_by_city)
+    report.report_path = dataset.write_ingest_report((s.source, s.row, s.name, s.reason) for s in report.skipped)
     return report
 
 
@@ -264,7 +242,7 @@ class RowSkipped(ValueError):
 
 
 def _ingest_photo(
-    encoded: str, landmark: Landmark | None, city_code: str, number: int, data_dir: Path, removed: set[str]
+    encoded: str, landmark: Landmark | None, city_code: str, number: int, dataset: Dataset, removed: set[str]
 ) -> bool:
     """Write one photo; True if written, False if already there; RowSkipped with the reason otherwise."""
     if encoded.startswith("\0"):
@@ -277,17 +255,19 @@ def _ingest_photo(
     except (ValueError, ImageDecodeError) as exc:
         raise RowSkipped("undecodable", str(exc)) from None
     extension = EXTENSIONS.get(image_format(data) or "", ".jpg")
-    relative = f"{IMAGES_DIR}/{city_code}/{landmark.xid}/{city_code}_{number}{extension}"
+    relative = dataset.photo_relative(city_code, landmark.xid, f"{city_code}_{number}{extension}")
     if relative in removed:
         raise RowSkipped("removed by review", relative)
-    return _write_if_changed(data_dir / relative, data)
+    return dataset.write_photo(relative, data)
 
 
-def _merge_places(path: Path, landmarks_by_city: dict[str, list[Landmark]]) -> None:
+def _merge_places(dataset: Dataset, landmarks_by_city: dict[str, list[Landmark]]) -> None:
     """Replace the ingested cities' rows; rows of cities not in this run are kept."""
     kept: list[Landmark] = []
-    if path.is_file():
-        kept = [lm for lm in read_places(path).values() if lm.city_code not in landmarks_by_city]
+    try:
+        kept = [lm for lm in dataset.landmarks().values() if lm.city_code not in landmarks_by_city]
+    except CatalogError:
+        pass  # no places.csv yet
     fresh = [lm for city in landmarks_by_city.values() for lm in city]
     seen: set[str] = set()
     merged = []
@@ -295,4 +275,4 @@ def _merge_places(path: Path, landmarks_by_city: dict[str, list[Landmark]]) -> N
         if landmark.xid not in seen:
             seen.add(landmark.xid)
             merged.append(landmark)
-    write_places(path, merged)
+    dataset.write_landmarks(merged)

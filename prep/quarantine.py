@@ -14,14 +14,14 @@ import io
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from PIL import Image
 
-from core.catalog import PLACES_FILE, read_places
-from core.dataset import IMAGES_DIR, REMOVED_FILE, list_photos
+from core.catalog import CatalogError
+from core.dataset import IMAGES_DIR, Dataset, RemovedPhoto
 from core.embedding_cache import file_hash
+from core.errors import GuideError
 from prep.checks import REASONS, Finding
 from prep.clean import CleanResult
 
@@ -33,7 +33,7 @@ THUMBNAIL_SIDE = 180
 COMPARISON_PHOTOS = 3  # ordinary photos of the same landmark shown beside its candidates
 
 
-class QuarantineError(ValueError):
+class QuarantineError(GuideError, ValueError):
     """The quarantine folder is unsafe to use or unreadable; the message says why."""
 
 
@@ -103,12 +103,14 @@ def _thumbnail(path: Path) -> str:
 
 
 def review_page(result: CleanResult, data_dir: Path) -> str:
-    landmarks = {}
-    if (data_dir / PLACES_FILE).is_file():
-        landmarks = read_places(data_dir / PLACES_FILE)
+    dataset = Dataset(data_dir)
+    try:
+        landmarks = dataset.landmarks()
+    except CatalogError:
+        landmarks = {}
     flagged = {f.path for f in result.all_findings}
     ordinary: dict[str, list[str]] = defaultdict(list)
-    for photo in list_photos(data_dir):
+    for photo in dataset.photos():
         if photo.path not in flagged and len(ordinary[photo.xid]) < COMPARISON_PHOTOS:
             ordinary[photo.xid].append(photo.path)
     grouped: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
@@ -206,17 +208,12 @@ def plan_apply(data_dir: Path, qdir: Path) -> ApplyPlan:
 def apply_plan(plan: ApplyPlan, data_dir: Path) -> list[PlannedDeletion]:
     """Delete the planned photos (re-checking each hash first) and record them in removed.csv."""
     deleted = []
-    log_path = data_dir / REMOVED_FILE
-    new_log = not log_path.is_file()
-    with log_path.open("a", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        if new_log:
-            writer.writerow(["path", "sha256", "reason", "removed_at"])
-        for item in plan.delete:
-            original = data_dir / item.path
-            if not original.is_file() or file_hash(original) != item.sha256:
-                continue  # changed between planning and deleting: never delete what was not reviewed
-            original.unlink()
-            writer.writerow([item.path, item.sha256, item.reason, datetime.now(UTC).isoformat(timespec="seconds")])
-            deleted.append(item)
+    dataset = Dataset(data_dir)
+    for item in plan.delete:
+        original = dataset.path(item.path)
+        if original.is_symlink() or not original.is_file() or file_hash(original) != item.sha256:
+            continue  # changed between planning and deleting: never delete what was not reviewed
+        original.unlink()
+        dataset.record_removed(RemovedPhoto(item.path, item.sha256, item.reason))
+        deleted.append(item)
     return deleted

@@ -103,14 +103,7 @@ def build_multilingual(out: Path, size: str = "tiny", seed: int = 0) -> Path:
     torch.manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
     dims = SIZES[size]
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    alphabets = [("a", "z"), ("A", "Z"), ("а", "я"), ("А", "Я")]
-    letters = [chr(c) for first, last in alphabets for c in range(ord(first), ord(last) + 1)] + ["ё", "Ё"]
-    digits = list("0123456789.,-!?'\"")
-    pieces = letters + digits + ["##" + ch for ch in letters + digits]
-    vocab = list(dict.fromkeys(specials + pieces + _WORDPIECE_WORDS))
-    if dims is None:
-        vocab += [f"[unused{i}]" for i in range(119547 - len(vocab))]  # the real multilingual vocab size
+    vocab = _wordpiece_vocab(full=dims is None)
     (out / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = DistilBertTokenizer(str(out / "vocab.txt"), do_lower_case=False, model_max_length=512)
     tokenizer.save_pretrained(out)
@@ -125,11 +118,39 @@ def build_multilingual(out: Path, size: str = "tiny", seed: int = 0) -> Path:
         }
     model = DistilBertModel(DistilBertConfig(**config_kwargs)).eval()
     model.save_pretrained(out)
-    hidden = model.config.dim
 
     (out / "sentence_bert_config.json").write_text(
         json.dumps({"max_seq_length": 128, "do_lower_case": False}), encoding="utf-8"
     )
+    _write_pooling_and_dense(out, model.config.dim)
+    _write_modules(
+        out,
+        [
+            ("0", "", "sentence_transformers.models.Transformer"),
+            ("1", "1_Pooling", "sentence_transformers.models.Pooling"),
+            ("2", "2_Dense", "sentence_transformers.models.Dense"),
+        ],
+    )
+    return out
+
+
+def _wordpiece_vocab(full: bool) -> list[str]:
+    """Latin and Cyrillic letters and digits as WordPiece pieces; the full model's size when `full`."""
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    alphabets = [("a", "z"), ("A", "Z"), ("а", "я"), ("А", "Я")]
+    letters = [chr(c) for first, last in alphabets for c in range(ord(first), ord(last) + 1)] + ["ё", "Ё"]
+    digits = list("0123456789.,-!?'\"")
+    pieces = letters + digits + ["##" + ch for ch in letters + digits]
+    vocab = list(dict.fromkeys(specials + pieces + _WORDPIECE_WORDS))
+    if full:
+        vocab += [f"[unused{i}]" for i in range(119547 - len(vocab))]  # the real multilingual vocab size
+    return vocab
+
+
+def _write_pooling_and_dense(out: Path, hidden: int) -> None:
+    import torch
+    from safetensors.torch import save_file
+
     pooling = out / "1_Pooling"
     pooling.mkdir(exist_ok=True)
     (pooling / "config.json").write_text(
@@ -158,18 +179,7 @@ def build_multilingual(out: Path, size: str = "tiny", seed: int = 0) -> Path:
         encoding="utf-8",
     )
     weight = torch.randn(CLIP_PROJECTION_DIM, hidden) / hidden**0.5
-    from safetensors.torch import save_file
-
     save_file({"linear.weight": weight.contiguous()}, str(dense / "model.safetensors"))
-    _write_modules(
-        out,
-        [
-            ("0", "", "sentence_transformers.models.Transformer"),
-            ("1", "1_Pooling", "sentence_transformers.models.Pooling"),
-            ("2", "2_Dense", "sentence_transformers.models.Dense"),
-        ],
-    )
-    return out
 
 
 def _write_modules(out: Path, modules: list[tuple[str, str, str]]) -> None:

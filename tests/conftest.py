@@ -10,48 +10,15 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from core.encoders import SentenceTransformerImageEncoder, SentenceTransformerTextEncoder, model_id
-from core.index import build_index
-from core.settings import Settings
+from core import Settings, build_index, model_id
 from prep.ingest import ingest
 from prep.random_models import build_clip, build_multilingual
-from tests.datagen import make_raw_dataset
-
-# The shared dataset: landmarks per city and photos per landmark. Small enough to build in seconds.
-CITIES = {"EKB": 8, "NN": 6}
-PHOTOS_PER_LANDMARK = 6
-
-
-@dataclass(frozen=True)
-class ModelDirs:
-    clip: Path
-    text: Path
-
-
-@dataclass(frozen=True)
-class Encoders:
-    image: SentenceTransformerImageEncoder
-    text: SentenceTransformerTextEncoder
-
-
-@dataclass(frozen=True)
-class BuiltDataset:
-    raw_dir: Path
-    data_dir: Path
-    artifacts_dir: Path
-    names: dict[str, list[str]]
-
-    def copy_to(self, target: Path) -> BuiltDataset:
-        """A private, writable copy for tests that change the dataset or the artifacts."""
-        shutil.copytree(self.data_dir, target / "data")
-        shutil.copytree(self.artifacts_dir, target / "artifacts", symlinks=True)
-        return BuiltDataset(self.raw_dir, target / "data", target / "artifacts", self.names)
+from tests.helpers.datagen import make_raw_dataset
+from tests.helpers.models import CITIES, PHOTOS_PER_LANDMARK, BuiltDataset, Encoders, ModelDirs, torch_encoders
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +29,7 @@ def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> ModelDirs:
 
 @pytest.fixture(scope="session")
 def encoders(model_dirs: ModelDirs) -> Encoders:
-    return Encoders(
-        SentenceTransformerImageEncoder(str(model_dirs.clip)), SentenceTransformerTextEncoder(str(model_dirs.text))
-    )
+    return torch_encoders(model_dirs)
 
 
 @pytest.fixture(scope="session")
@@ -105,16 +70,3 @@ def onnx_dir(tmp_path_factory: pytest.TempPathFactory, model_dirs: ModelDirs) ->
         warnings.simplefilter("ignore")
         export(str(model_dirs.clip), str(model_dirs.text), out, int8=True)
     return out
-
-
-BACKENDS = ("torch", "onnx")
-
-
-def encoders_for(request: pytest.FixtureRequest, backend: str) -> Encoders:
-    """The encoders of one runtime, both behind the same Protocols."""
-    from core.onnx_encoders import OnnxImageEncoder, OnnxTextEncoder
-
-    if backend == "torch":
-        return request.getfixturevalue("encoders")
-    folder = request.getfixturevalue("onnx_dir")
-    return Encoders(OnnxImageEncoder(folder), OnnxTextEncoder(folder))

@@ -19,7 +19,7 @@ MODULE_COMMAND = re.compile(r"python -m (core|prep|bot|benchmarks\.\w+|bot\.heal
 
 def _subcommands(package: str) -> set[str]:
     module = importlib.import_module(f"{package}.__main__")
-    parser = module._build_parser()
+    parser = module.build_parser()
     choices = next(a.choices for a in parser._actions if getattr(a, "choices", None))
     return set(choices)
 

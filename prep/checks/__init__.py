@@ -1,23 +1,45 @@
-"""Cleaning checks. Each module is a pure scorer with its score and threshold documented at its top.
+"""Cleaning checks, as a registry. Each module is a scorer with its score and threshold documented at its
+top and one check object at its bottom; `REGISTRY` lists them in priority order (a photo flagged by
+several checks is quarantined under the first reason).
 
 Checks are tuned for precision: a good photo removed by mistake costs more than a bad one missed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from prep.checks.base import Collection, CollectionCheck, Finding, PhotoCheck, PhotoUnderReview
+from prep.checks.collage import CHECK as COLLAGE
+from prep.checks.colour import GRAYSCALE, SEPIA
+from prep.checks.decode import TINY, UNREADABLE
+from prep.checks.duplicates import CHECK as DUPLICATES
+from prep.checks.interior import CHECK as INTERIOR
+from prep.checks.outliers import CHECK as OUTLIERS
 
-# Reasons in priority order: a photo flagged by several checks is quarantined under the first.
-REASONS = ("unreadable", "tiny", "duplicate", "grayscale", "sepia", "collage", "outlier", "interior")
-# Names accepted by `prep clean --checks`; interiors are opt-in, since museums legitimately have them.
-CHECKS = ("unreadable", "tiny", "duplicates", "grayscale", "sepia", "collage", "outliers", "interior")
-DEFAULT_CHECKS = tuple(c for c in CHECKS if c != "interior")
+REGISTRY: tuple[PhotoCheck | CollectionCheck, ...] = (
+    UNREADABLE,
+    TINY,
+    DUPLICATES,
+    GRAYSCALE,
+    SEPIA,
+    COLLAGE,
+    OUTLIERS,
+    INTERIOR,
+)
+CHECKS = tuple(check.name for check in REGISTRY)  # names accepted by `prep clean --checks`
+REASONS = tuple(check.reason for check in REGISTRY)  # priority order
+# Interiors are opt-in: museums and churches legitimately have them.
+DEFAULT_CHECKS = tuple(name for name in CHECKS if name != INTERIOR.name)
+BY_NAME = {check.name: check for check in REGISTRY}
 
-
-@dataclass(frozen=True)
-class Finding:
-    path: str  # relative to the data dir
-    reason: str
-    score: float
-    threshold: float
-    detail: str = ""
+__all__ = [
+    "BY_NAME",
+    "CHECKS",
+    "DEFAULT_CHECKS",
+    "REASONS",
+    "REGISTRY",
+    "Collection",
+    "CollectionCheck",
+    "Finding",
+    "PhotoCheck",
+    "PhotoUnderReview",
+]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from prep.checks.base import Finding, PhotoUnderReview
+
 GRID_FRACTIONS = (1 / 2, 1 / 3, 2 / 3, 1 / 4, 3 / 4)
 POSITION_TOLERANCE = 2  # px either side of the exact grid position
 SEAM_MIN_STEP = 14.0  # 0–255 scale, largest channel difference across the line
@@ -96,3 +98,19 @@ def _has_gutter(image: np.ndarray, centre: int) -> bool:
 
 def is_collage(lines: list[str]) -> bool:
     return len(lines) >= MIN_GRID_LINES
+
+
+class CollageCheck:
+    name = reason = "collage"
+    needs = "pixels"
+
+    def inspect(self, photo: PhotoUnderReview) -> Finding | None:
+        if not photo.usable:
+            return None
+        lines = grid_lines(photo.small)
+        if not is_collage(lines):
+            return None
+        return Finding(photo.path, self.reason, float(len(lines)), MIN_GRID_LINES, ", ".join(lines))
+
+
+CHECK = CollageCheck()

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from prep.checks.base import Finding, PhotoUnderReview
+
 GRAY_MAX_P95_CHROMA = 6.0
 COLOURED_CHROMA = 10.0
 GRAY_MAX_COLOURED_SHARE = 0.005
@@ -89,3 +91,40 @@ def colour_scores(rgb: np.ndarray) -> ColourScores:
         tint_strength=strength,
         hue_spread=hue_spread,
     )
+
+
+class GrayscaleCheck:
+    name = reason = "grayscale"
+    needs = "pixels"
+
+    def inspect(self, photo: PhotoUnderReview) -> Finding | None:
+        if not photo.usable or not (scores := photo.derived(scores_of)).grayscale:
+            return None
+        detail = f"{100 * scores.coloured_share:.2f}% coloured pixels"
+        return Finding(photo.path, self.reason, scores.chroma_p95, GRAY_MAX_P95_CHROMA, detail)
+
+
+class SepiaCheck:
+    name = reason = "sepia"
+    needs = "pixels"
+
+    def inspect(self, photo: PhotoUnderReview) -> Finding | None:
+        if not photo.usable or not (scores := photo.derived(scores_of)).sepia:
+            return None
+        detail = f"tint {scores.tint_strength:.1f}, hue spread {scores.hue_spread:.0f}°"
+        return Finding(photo.path, self.reason, scores.tint_spread, SEPIA_MAX_SPREAD, detail)
+
+
+def scores_of(photo: PhotoUnderReview) -> ColourScores:
+    return colour_scores(photo.small)
+
+
+def is_colour(photo: PhotoUnderReview) -> bool:
+    """Neither grayscale nor sepia (whether or not those checks run): duplicates keep the colour copy."""
+    if not photo.usable:
+        return True
+    scores = photo.derived(scores_of)
+    return not (scores.grayscale or scores.sepia)
+
+
+GRAYSCALE, SEPIA = GrayscaleCheck(), SepiaCheck()

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from PIL import Image
 
-from core.imaging import ImageDecodeError, decode_image
-
-MIN_SIDE = 64
+from core.imaging import decode_image
+from prep.checks.base import MIN_SIDE, Finding, PhotoUnderReview
 
 
 def read_photo(data: bytes) -> Image.Image:
@@ -23,4 +22,23 @@ def is_tiny(image: Image.Image) -> bool:
     return min(image.size) < MIN_SIDE
 
 
-__all__ = ["MIN_SIDE", "ImageDecodeError", "is_tiny", "read_photo"]
+class UnreadableCheck:
+    name = reason = "unreadable"
+    needs = "pixels"
+
+    def inspect(self, photo: PhotoUnderReview) -> Finding | None:
+        return None if photo.image is not None else Finding(photo.path, self.reason, 1.0, 1.0, photo.error)
+
+
+class TinyCheck:
+    name = reason = "tiny"
+    needs = "pixels"
+
+    def inspect(self, photo: PhotoUnderReview) -> Finding | None:
+        if photo.image is None or not is_tiny(photo.image):
+            return None
+        size = "×".join(map(str, photo.image.size))
+        return Finding(photo.path, self.reason, float(min(photo.image.size)), MIN_SIDE, size)
+
+
+UNREADABLE, TINY = UnreadableCheck(), TinyCheck()

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 import imagehash
 from PIL import Image
 
+from prep.checks.base import Collection, Finding, PhotoUnderReview
+from prep.checks.colour import is_colour
+
 NEAR_MAX_DISTANCE = 6
 
 
@@ -73,3 +76,33 @@ def _landmark_duplicates(members: list[HashedPhoto]) -> list[Duplicate]:
 
 def _hamming_one(a: int, b: int) -> int:
     return bin(a ^ b).count("1")
+
+
+def phash_of(photo: PhotoUnderReview) -> int:
+    return perceptual_hash(photo.image)
+
+
+class DuplicateCheck:
+    name, reason = "duplicates", "duplicate"
+    needs = "hashes"
+    keeps = (phash_of, is_colour)
+
+    def review(self, collection: Collection) -> list[Finding]:
+        hashed = [
+            HashedPhoto(p.path, p.xid, p.sha256, p.derived(phash_of), p.pixels, colour=p.derived(is_colour))
+            for p in collection.photos
+            if p.decoded
+        ]
+        return [
+            Finding(
+                duplicate.path,
+                self.reason,
+                float(duplicate.distance),
+                NEAR_MAX_DISTANCE,
+                f"{'exact' if duplicate.exact else 'near'} duplicate of {duplicate.kept}",
+            )
+            for duplicate in find_duplicates(hashed)
+        ]
+
+
+CHECK = DuplicateCheck()

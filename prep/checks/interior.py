@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from prep.checks.base import Collection, Finding
+
 INDOOR_MIN_PROBABILITY = 0.9
 LOGIT_SCALE = 100.0
 INDOOR_PROMPTS = (
@@ -43,3 +45,29 @@ def indoor_probability(image_vectors: np.ndarray, indoor: np.ndarray, outdoor: n
     logits -= logits.max(axis=1, keepdims=True)
     weights = np.exp(logits)
     return weights[:, 0] / weights.sum(axis=1)
+
+
+class InteriorCheck:
+    name = reason = "interior"
+    needs = "embeddings"
+    keeps = ()
+
+    def review(self, collection: Collection) -> list[Finding]:
+        embedded = [p for p in collection.photos if p.sha256 in collection.vectors]
+        if not embedded:
+            return []
+        if collection.encode_prompts is None:
+            collection.notes.append(f"interior check skipped: {collection.prompts_unavailable}")
+            return []
+        indoor = prompt_vectors(collection.encode_prompts, INDOOR_PROMPTS)
+        outdoor = prompt_vectors(collection.encode_prompts, OUTDOOR_PROMPTS)
+        matrix = np.stack([collection.vectors[p.sha256] for p in embedded])
+        probabilities = indoor_probability(matrix, indoor, outdoor)
+        return [
+            Finding(photo.path, self.reason, float(probability), INDOOR_MIN_PROBABILITY)
+            for photo, probability in zip(embedded, probabilities, strict=True)
+            if probability > INDOOR_MIN_PROBABILITY
+        ]
+
+
+CHECK = InteriorCheck()

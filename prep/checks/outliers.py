@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.cluster import DBSCAN
 
+from prep.checks.base import Collection, Finding
+
 MIN_SAMPLES = 4
 MIN_PHOTOS_FOR_DBSCAN = 10
 EPS_MIN_FACTOR = 1.5
@@ -86,3 +88,28 @@ def _landmark_outliers(paths: list[str], vectors: np.ndarray) -> list[Outlier]:
         for p, d, label in zip(paths, distances, labels, strict=True)
         if label == -1 and d > bound
     ]
+
+
+class OutlierCheck:
+    name, reason = "outliers", "outlier"
+    needs = "embeddings"
+    keeps = ()
+
+    def review(self, collection: Collection) -> list[Finding]:
+        embedded = [p for p in collection.photos if p.sha256 in collection.vectors]
+        if not embedded:
+            return []
+        matrix = np.stack([collection.vectors[p.sha256] for p in embedded])
+        return [
+            Finding(
+                outlier.path,
+                self.reason,
+                outlier.distance,
+                outlier.threshold,
+                f"{outlier.method}, {outlier.ratio:.1f}× the landmark's median distance",
+            )
+            for outlier in find_outliers([p.path for p in embedded], [p.xid for p in embedded], matrix)
+        ]
+
+
+CHECK = OutlierCheck()

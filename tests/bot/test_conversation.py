@@ -4,9 +4,9 @@ import io
 
 from PIL import Image
 
-from tests.bot.conftest import bot_settings, running_bot
-from tests.bot.fake_telegram import FakeTelegram
-from tests.datagen import jpeg_bytes, scene
+from tests.helpers.bot import bot_settings, running_bot
+from tests.helpers.datagen import jpeg_bytes, scene
+from tests.helpers.fake_telegram import FakeTelegram
 
 USER = 42
 

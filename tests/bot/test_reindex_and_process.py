@@ -11,8 +11,8 @@ import pytest
 
 from core.index import PhotoIndex
 from core.service import Guide
-from tests.bot.conftest import ADMIN, TOKEN, bot_settings, running_bot
-from tests.datagen import jpeg_bytes, scene
+from tests.helpers.bot import ADMIN, TOKEN, bot_settings, running_bot
+from tests.helpers.datagen import jpeg_bytes, scene
 
 REPO = Path(__file__).parents[2]
 

@@ -13,7 +13,7 @@ from bot.texts import (
 )
 from core.catalog import Landmark
 from core.ranking import NO_RESULT, vote
-from tests.datagen import read_fixture_places
+from tests.helpers.datagen import read_fixture_places
 
 CHURCH = Landmark(
     "C1",

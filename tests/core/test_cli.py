@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from core.__main__ import main
-from tests.cli_env import run, run_json, use_environment
-from tests.datagen import jpeg_bytes, scene
+from tests.helpers.cli import run, run_json, use_environment
+from tests.helpers.datagen import jpeg_bytes, scene
 
 
 @pytest.fixture(autouse=True)
@@ -71,11 +71,11 @@ def test_wrong_model_is_reported_not_served(capsys, monkeypatch, tmp_path: Path)
 
 
 def test_commands_give_each_inference_all_cores_the_bot_shares_them(monkeypatch) -> None:
-    import os
-
+    from bot.settings import BotSettings
+    from core import usable_cpus
     from core.cli import load_settings
 
     monkeypatch.setenv("WORKERS", "2")
-    cores = os.cpu_count() or 1
-    assert load_settings().inference_threads == max(1, cores // 2)  # the bot: two workers share the cores
-    assert load_settings(all_cores=True).inference_threads == cores  # prep, the query CLI: one stream
+    cores = usable_cpus()
+    assert BotSettings.from_env(env_file=None).core.threads == max(1, cores // 2)  # two workers share the cores
+    assert load_settings().threads == cores  # prep, the query CLI: one stream gets them all

@@ -7,8 +7,8 @@ import pytest
 
 from core.encoders import model_id
 from core.index import ArtifactsError, BuildInProgressError, PhotoIndex, build_index, build_lock, resolve_build
-from tests.conftest import CITIES, PHOTOS_PER_LANDMARK, BuiltDataset, Encoders, ModelDirs
-from tests.datagen import jpeg_bytes, scene
+from tests.helpers.datagen import jpeg_bytes, scene
+from tests.helpers.models import CITIES, PHOTOS_PER_LANDMARK, BuiltDataset, Encoders, ModelDirs
 
 TOTAL = sum(CITIES.values()) * PHOTOS_PER_LANDMARK
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.encoders import ModelLoadError, load_image_encoder, load_text_encoder, use_onnx
-from core.onnx_encoders import OnnxImageEncoder, OnnxTextEncoder
+from core.encoders import ModelLoadError, choose_runtime, load_encoders
+from core.encoders.onnx_runtime import OnnxImageEncoder, OnnxTextEncoder
 from core.preprocess import ClipPreprocessing
 from core.settings import Settings
 from prep.export_onnx import PARITY_TEXTS, parity_images
-from tests.datagen import scene
+from tests.helpers.datagen import scene
 
 REPO = Path(__file__).parents[2]
 
@@ -77,24 +77,29 @@ def _settings(model_dirs, onnx_dir, backend: str, **kw) -> Settings:
     return Settings(encoder_backend=backend, model_dir=onnx_dir, **values)
 
 
+def _runtime(settings: Settings) -> str:
+    return choose_runtime(settings).name
+
+
 def test_backend_selection(model_dirs, onnx_dir, tmp_path) -> None:
-    assert use_onnx(_settings(model_dirs, onnx_dir, "auto"))
-    assert not use_onnx(_settings(model_dirs, onnx_dir, "torch"))
-    assert not use_onnx(_settings(model_dirs, tmp_path / "none", "auto"))  # nothing exported: torch
+    assert _runtime(_settings(model_dirs, onnx_dir, "auto")) == "onnx"
+    assert _runtime(_settings(model_dirs, onnx_dir, "torch")) == "torch"
+    assert _runtime(_settings(model_dirs, tmp_path / "none", "auto")) == "torch"  # nothing exported: torch
     with pytest.raises(ModelLoadError, match="export-onnx"):
-        use_onnx(_settings(model_dirs, tmp_path / "none", "onnx"))
+        choose_runtime(_settings(model_dirs, tmp_path / "none", "onnx"))
     other = _settings(model_dirs, onnx_dir, "onnx", image_model="clip-ViT-L-14")
     with pytest.raises(ModelLoadError, match="exported from"):
-        use_onnx(other)
-    assert not use_onnx(_settings(model_dirs, onnx_dir, "auto", image_model="clip-ViT-L-14"))
-    image = load_image_encoder(_settings(model_dirs, onnx_dir, "auto"))
+        choose_runtime(other)
+    assert _runtime(_settings(model_dirs, onnx_dir, "auto", image_model="clip-ViT-L-14")) == "torch"
+    encoders = load_encoders(_settings(model_dirs, onnx_dir, "auto"))
+    image = encoders.image
     assert isinstance(image, OnnxImageEncoder) and image.precision == "int8"
     # int8 vectors are cached apart from fp32/torch ones and from another export's int8 ones.
     int8_file = onnx_dir / json.loads((onnx_dir / "onnx.json").read_text())["files"]["image"]["int8"]["file"]
     digest = hashlib.sha256(int8_file.read_bytes()).hexdigest()[:12]
     assert image.cache_key == f"clip-ViT-B-32#int8@{digest}" and image.model_name == "clip-ViT-B-32"
     assert OnnxImageEncoder(onnx_dir, precision="fp32").cache_key == "clip-ViT-B-32"
-    assert isinstance(load_text_encoder(_settings(model_dirs, onnx_dir, "auto")), OnnxTextEncoder)
+    assert isinstance(encoders.text, OnnxTextEncoder)
 
 
 def test_onnx_serving_imports_no_torch_and_idles_without_cpu(model_dirs, onnx_dir, built_dataset) -> None:
@@ -105,10 +110,10 @@ from core.cli import configure_logging
 from core.service import Guide
 from core.settings import Settings
 configure_logging("INFO")
-settings = Settings(image_model={str(model_dirs.clip)!r}, text_model={str(model_dirs.text)!r}, workers=1,
+settings = Settings(image_model={str(model_dirs.clip)!r}, text_model={str(model_dirs.text)!r},
                     artifacts_dir=Path({str(built_dataset.artifacts_dir)!r}), model_dir=Path({str(onnx_dir)!r}))
 guide = Guide.from_settings(settings)
-from tests.datagen import jpeg_bytes, scene
+from tests.helpers.datagen import jpeg_bytes, scene
 assert guide.recognize(jpeg_bytes(scene(0, 9))).landmarks
 assert len(guide.search("кремль")) == 5
 heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules)
@@ -130,7 +135,7 @@ print(cpu_seconds() - before)
 
 def test_export_cli(model_dirs, tmp_path, monkeypatch, capsys) -> None:
     from prep.__main__ import main
-    from tests.cli_env import run
+    from tests.helpers.cli import run
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("IMAGE_MODEL", str(model_dirs.clip))

@@ -9,8 +9,8 @@ from core.imaging import ImageDecodeError
 from core.index import PhotoIndex
 from core.ranking import RankingParams
 from core.service import EmptyQueryError, Guide
-from tests.conftest import BACKENDS, CITIES, BuiltDataset, encoders_for
-from tests.datagen import jpeg_bytes, scene
+from tests.helpers.datagen import jpeg_bytes, scene
+from tests.helpers.models import BACKENDS, CITIES, BuiltDataset, encoders_for
 
 FRESH_VIEWS = range(50, 54)  # views the index has never seen
 

@@ -1,8 +1,8 @@
 import pytest
 
 from prep.__main__ import main
-from tests.cli_env import run, run_json, use_environment
-from tests.conftest import CITIES, PHOTOS_PER_LANDMARK
+from tests.helpers.cli import run, run_json, use_environment
+from tests.helpers.models import CITIES, PHOTOS_PER_LANDMARK
 
 
 @pytest.fixture
@@ -18,11 +18,11 @@ def test_build_twice_second_embeds_nothing(monkeypatch, tmp_path, dataset, model
     assert first["embedded"] == first["photos"] and not first["up_to_date"]
     assert first["photos"] == sum(CITIES.values()) * PHOTOS_PER_LANDMARK
 
-    def no_model(settings):
+    def no_model(self):
         raise AssertionError("an up-to-date check must not load the model")
 
     with monkeypatch.context() as patch:
-        patch.setattr("prep.__main__.load_image_encoder", no_model)
+        patch.setattr("core.encoders.loading.Runtime.image_encoder", no_model)
         second = run_json(main, ["build"], capsys)
     assert second["up_to_date"] and second["embedded"] == 0
     code, out, _ = run(main, ["build"], capsys)

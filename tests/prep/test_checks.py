@@ -8,7 +8,7 @@ from prep.checks.colour import colour_scores
 from prep.checks.duplicates import HashedPhoto, find_duplicates, perceptual_hash
 from prep.checks.interior import indoor_probability
 from prep.checks.outliers import find_outliers
-from tests.cleaning_set import collage, colour_cast, grayscale, real_photos, recompressed, sepia
+from tests.helpers.cleaning_set import collage, colour_cast, grayscale, real_photos, recompressed, sepia
 
 
 @pytest.fixture(scope="module")

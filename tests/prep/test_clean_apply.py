@@ -13,10 +13,10 @@ from PIL import Image
 from core.dataset import list_photos
 from prep.__main__ import main
 from prep.ingest import ingest
-from tests.cleaning_set import collage, grayscale, landmark_view, real_photos
-from tests.cli_env import run, run_json, use_environment
-from tests.conftest import BuiltDataset
-from tests.datagen import jpeg_bytes, make_raw_dataset, scene
+from tests.helpers.cleaning_set import collage, grayscale, landmark_view, real_photos
+from tests.helpers.cli import run, run_json, use_environment
+from tests.helpers.datagen import jpeg_bytes, make_raw_dataset, scene
+from tests.helpers.models import BuiltDataset
 
 # The workflow tests run the pixel checks and duplicates: their verdicts do not depend on the model.
 # The outlier check is measured in test_cleaning_quality and exercised in the cache test below.

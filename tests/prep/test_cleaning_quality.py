@@ -10,7 +10,7 @@ import pytest
 from core.index import open_cache
 from prep.checks import DEFAULT_CHECKS
 from prep.clean import analyse
-from tests.cleaning_set import format_table, precision_recall, write_quality_dataset
+from tests.helpers.cleaning_set import format_table, precision_recall, write_quality_dataset
 
 # grayscale, unreadable, tiny, duplicates and collage carry the targets. Sepia is kept conservative
 # on purpose. Outliers are measured with the tiny random-weight CLIP, whose geometry is far noisier than the

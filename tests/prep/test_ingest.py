@@ -9,7 +9,7 @@ import pytest
 from core.catalog import read_places
 from core.dataset import list_photos
 from prep.ingest import decode_base64_photo, ingest
-from tests.datagen import (
+from tests.helpers.datagen import (
     encode_field,
     jpeg_bytes,
     make_raw_dataset,

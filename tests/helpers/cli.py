@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BuiltDataset, ModelDirs
+from tests.helpers.models import BuiltDataset, ModelDirs
 
 
 def use_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dataset: BuiltDataset, models: ModelDirs) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from tests.datagen import jpeg_bytes, scene
+from tests.helpers.datagen import jpeg_bytes, scene
 
 SIZE = (320, 240)
 

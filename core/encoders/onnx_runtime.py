@@ -1,69 +1,31 @@
 """Encoders on ONNX Runtime, from the folder `python -m prep export-onnx` writes (MODEL_DIR).
 
 Nothing here imports torch, transformers or sentence-transformers: a serving process on this
-backend holds only ONNX Runtime, the `tokenizers` library, NumPy and Pillow.
-
-MODEL_DIR layout:
-    onnx.json          models it was exported from, dimension, preprocessing, files and parity
-    image.onnx         CLIP vision tower + projection, fp32 (image.int8.onnx: dynamic int8)
-    text.onnx          multilingual transformer + mean pooling + dense, fp32 (text.int8.onnx)
-    tokenizer.json     the text model's tokenizer
+backend holds only ONNX Runtime, the `tokenizers` library, NumPy and Pillow. The folder's format
+is owned by `core.encoders.onnx_folder`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from core.encoders import MAX_QUERY_CHARS, normalise_rows
+from core.encoders.base import clip_queries, normalise_rows
+from core.encoders.onnx_folder import TOKENIZER, OnnxManifest, OnnxModelsError
 from core.preprocess import ClipPreprocessing
 
-MANIFEST = "onnx.json"
-TOKENIZER = "tokenizer.json"
-ONNX_SCHEMA = 1
-PRECISIONS = ("int8", "fp32")  # preferred first
-
-
-class OnnxModelsError(RuntimeError):
-    """The exported models are missing or do not match the configured ones."""
-
-
-@dataclass(frozen=True)
-class OnnxManifest:
-    image_model: str
-    text_model: str
-    dim: int
-    preprocess: dict
-    text_max_length: int
-    files: dict  # {"image": {"fp32": {"file": ..., "cosine": ...}, "int8": ...}, "text": {...}}
-
-    @classmethod
-    def read(cls, model_dir: Path) -> OnnxManifest:
-        path = model_dir / MANIFEST
-        if not path.is_file():
-            raise OnnxModelsError(f"no exported ONNX models in {model_dir}/: run `python -m prep export-onnx`")
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        if raw.get("schema") != ONNX_SCHEMA:
-            raise OnnxModelsError(f"{path} has another schema: export again with `python -m prep export-onnx`")
-        return cls(**{name: raw[name] for name in cls.__dataclass_fields__})
-
-    def choose(self, tower: str, precision: str | None = None) -> tuple[str, Path]:
-        """The model file of `tower` at `precision`, or at the best one exported (int8 before fp32)."""
-        available = self.files.get(tower, {})
-        for candidate in (precision,) if precision else PRECISIONS:
-            if candidate in available:
-                return candidate, Path(available[candidate]["file"])
-        wanted = f"{precision} {tower}" if precision else tower
-        raise OnnxModelsError(f"no {wanted} model in the ONNX manifest: export again with `python -m prep export-onnx`")
+# Said by the interior check when it cannot run on this runtime.
+NO_PROMPT_TOWER = "the ONNX export has no CLIP text tower for zero-shot prompts: run it with ENCODER_BACKEND=torch"
 
 
 def _session(path: Path, threads: int, single_batch: bool = False):
     import onnxruntime as ort
+
+    if not path.is_file():
+        raise OnnxModelsError(f"{path} is missing: export again with `python -m prep export-onnx`")
 
     options = session_options(threads)
     if single_batch:
@@ -91,21 +53,24 @@ def session_options(threads: int):
 
 
 class OnnxImageEncoder:
+    encode_prompts = None
+    prompts_unavailable = NO_PROMPT_TOWER
+
     def __init__(self, model_dir: Path, threads: int = 1, precision: str | None = None) -> None:
         manifest = OnnxManifest.read(model_dir)
-        self.precision, file = manifest.choose("image", precision)
+        self.precision, exported = manifest.choose("image", precision)
         self.model_name = manifest.image_model
         self.dim = manifest.dim
         self.cache_key = self.model_name
         if self.precision != "fp32":
             # Quantised vectors differ slightly from fp32/torch ones, and from another export's: they
             # get cache entries of their own, so that an index never mixes two of them.
-            digest = manifest.files["image"][self.precision].get("sha256", "")[:12]
+            digest = exported.sha256[:12]
             self.cache_key = f"{self.model_name}#{self.precision}" + (f"@{digest}" if digest else "")
         self._preprocess = ClipPreprocessing.from_dict(manifest.preprocess)
         # Fixing the batch at one pays for int8 (~5 % faster, 19 MB less RSS) but not for fp32, where
         # ONNX Runtime then keeps ~100 MB more (both measured on ViT-B/32).
-        self._session = _session(model_dir / file, threads, single_batch=self.precision != "fp32")
+        self._session = _session(model_dir / exported.file, threads, single_batch=self.precision != "fp32")
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
@@ -119,18 +84,18 @@ class OnnxTextEncoder:
         from tokenizers import Tokenizer
 
         manifest = OnnxManifest.read(model_dir)
-        self.precision, file = manifest.choose("text", precision)
+        self.precision, exported = manifest.choose("text", precision)
         self.model_name = manifest.text_model
         self.dim = manifest.dim
         self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER))
         self._tokenizer.enable_truncation(max_length=manifest.text_max_length)
         self._tokenizer.enable_padding(pad_id=self._tokenizer.token_to_id("[PAD]") or 0)
-        self._session = _session(model_dir / file, threads)
+        self._session = _session(model_dir / exported.file, threads)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        encodings = self._tokenizer.encode_batch([text[:MAX_QUERY_CHARS] for text in texts])
+        encodings = self._tokenizer.encode_batch(clip_queries(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         return normalise_rows(self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0])

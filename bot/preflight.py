@@ -1,0 +1,86 @@
+"""Checks the bot runs before loading any model: a bot with nothing to serve must say so in one line
+within a second, not after a model load (and not over and over under a restart policy).
+
+Each check is a small function in CHECKS; the first failure raises a PreflightError.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.settings import BotSettings
+from core.dataset import Dataset
+from core.encoders import ModelLoadError, choose_runtime
+from core.errors import GuideError
+from core.index import ArtifactsError, resolve_build
+
+
+class PreflightError(GuideError):
+    """The bot cannot start with these settings and files; the message says what to do."""
+
+
+def _has_index(settings: BotSettings) -> bool:
+    try:
+        resolve_build(settings.core.artifacts_dir)
+    except ArtifactsError:
+        return False
+    return True
+
+
+def check_something_to_serve(settings: BotSettings) -> None:
+    """An index, or a dataset to build one from."""
+    if _has_index(settings):
+        return
+    dataset = Dataset(settings.core.data_dir)
+    if not dataset.places_path.is_file() or not dataset.has_photos():
+        raise PreflightError(
+            f"nothing to serve: no index in {settings.core.artifacts_dir}/ and no dataset (places.csv + images/) "
+            f"in {settings.core.data_dir}/: run `python -m prep ingest RAW_DIR` and `python -m prep build` "
+            "(or set DATA_DIR / ARTIFACTS_DIR)"
+        )
+
+
+def _writable_dir(path: Path) -> bool:
+    """Whether files can be created in `path` (or in the nearest existing parent that would hold it)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+
+
+def check_writable(settings: BotSettings) -> None:
+    """The state file, the health file and (to build or reindex) the artifacts folder."""
+    places = {
+        "BOT_STATE_FILE": settings.state_file.parent,
+        "HEALTH_FILE": settings.health_file.parent,
+        "ARTIFACTS_DIR": settings.core.artifacts_dir,
+    }
+    for variable, folder in places.items():
+        if not _writable_dir(folder):
+            raise PreflightError(
+                f"{folder}/ is not writable by this user (uid {os.getuid()}): fix its owner or set {variable} "
+                "(under Docker, run the container as the folder's owner: PUID/PGID in .env)"
+            )
+
+
+def check_models(settings: BotSettings) -> None:
+    """The runtime resolves (an ONNX export is read, not loaded) and local model folders exist."""
+    try:
+        runtime = choose_runtime(settings.core)
+    except ModelLoadError as exc:
+        raise PreflightError(str(exc)) from None
+    if runtime.name != "torch":
+        return
+    for variable, name in (("IMAGE_MODEL", settings.core.image_model), ("TEXT_MODEL", settings.core.text_model)):
+        looks_local = name.startswith((".", "/", "~")) or os.sep in name.removeprefix("sentence-transformers/")
+        if looks_local and not Path(name).expanduser().is_dir():
+            raise PreflightError(f"{variable} points at {name}, which is not a folder")
+
+
+CHECKS: tuple[Callable[[BotSettings], None], ...] = (check_something_to_serve, check_writable, check_models)
+
+
+def preflight(settings: BotSettings) -> None:
+    for check in CHECKS:
+        check(settings)

@@ -1,0 +1,79 @@
+"""The bot's settings: core's, plus what only the Telegram side needs (token, admins, workers, files)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from core.settings import ENV_FILE, EnvReader, Settings, SettingsError, environment, usable_cpus
+
+# Photos/queries worked on at once; they share the cores (one per core on a small VPS).
+DEFAULT_WORKERS = 2
+MAX_WORKERS = 64
+DEFAULT_HEALTH_FILE = Path(tempfile.gettempdir()) / "landmark-guide.alive"
+STATE_FILE_NAME = "bot_state.pickle"
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    core: Settings = field(default_factory=Settings)
+    telegram_bot_token: str | None = None
+    admin_ids: frozenset[int] = frozenset()
+    telegram_api_url: str | None = None
+    telegram_file_url: str | None = None
+    workers: int = DEFAULT_WORKERS
+    # Touched by the running bot every 30 s; `python -m bot.health` (the Docker healthcheck) reads it.
+    health_file: Path = DEFAULT_HEALTH_FILE
+    # The bot's per-user state (chosen language), kept across restarts; default: ARTIFACTS_DIR/bot_state.pickle.
+    bot_state_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        # Each worker's inference gets its share of the usable cores (set once, here).
+        if self.core.inference_threads is None:
+            threads = max(1, usable_cpus() // self.workers)
+            object.__setattr__(self, "core", replace(self.core, inference_threads=threads))
+
+    @property
+    def state_file(self) -> Path:
+        return self.bot_state_file if self.bot_state_file is not None else self.core.artifacts_dir / STATE_FILE_NAME
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ENV_FILE) -> BotSettings:
+        env = EnvReader(environment(env_file, environ))
+        return cls(
+            core=Settings.from_reader(env),
+            telegram_bot_token=env.text("TELEGRAM_BOT_TOKEN"),
+            admin_ids=_parse_ids(env.text("ADMIN_IDS", "") or ""),
+            telegram_api_url=env.url("TELEGRAM_API_URL"),
+            telegram_file_url=env.url("TELEGRAM_FILE_URL"),
+            workers=env.whole("WORKERS", DEFAULT_WORKERS, 1, MAX_WORKERS),
+            health_file=env.path("HEALTH_FILE", DEFAULT_HEALTH_FILE),
+            bot_state_file=env.path("BOT_STATE_FILE"),
+        )
+
+    def require_token(self) -> str:
+        if not self.telegram_bot_token:
+            raise SettingsError(
+                "TELEGRAM_BOT_TOKEN is not set: create a bot with @BotFather in Telegram and put its token "
+                "into .env as TELEGRAM_BOT_TOKEN=123456:ABC... (see .env.example)"
+            )
+        token = self.telegram_bot_token
+        head, _, tail = token.partition(":")
+        if not head.isdigit() or not tail:
+            raise SettingsError("TELEGRAM_BOT_TOKEN does not look like a bot token (expected 123456:ABC...)")
+        return token
+
+
+def _parse_ids(raw: str) -> frozenset[int]:
+    ids = set()
+    for part in raw.replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            ids.add(int(part))
+        except ValueError:
+            raise SettingsError(f"ADMIN_IDS must be comma-separated numeric Telegram user ids, got {part!r}") from None
+    return frozenset(ids)

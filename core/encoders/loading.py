@@ -1,0 +1,91 @@
+"""Choosing the runtime once (ENCODER_BACKEND) and loading the encoders on it.
+
+immich's machine-learning service puts the runtime below the model the same way: callers ask for
+"the image encoder" and never see whether torch or ONNX Runtime answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from core.encoders.base import ImageEncoder, ModelLoadError, TextEncoder, model_id
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TORCH, ONNX = "torch", "onnx"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The runtime ENCODER_BACKEND resolved to, for one set of settings."""
+
+    name: str  # "torch" | "onnx"
+    settings: Settings
+
+    def image_encoder(self) -> ImageEncoder:
+        if self.name == ONNX:
+            from core.encoders.onnx_runtime import OnnxImageEncoder
+
+            return OnnxImageEncoder(self.settings.onnx_dir, self.settings.threads)
+        from core.encoders.torch_runtime import SentenceTransformerImageEncoder
+
+        return SentenceTransformerImageEncoder(self.settings.image_model)
+
+    def text_encoder(self) -> TextEncoder:
+        if self.name == ONNX:
+            from core.encoders.onnx_runtime import OnnxTextEncoder
+
+            return OnnxTextEncoder(self.settings.onnx_dir, self.settings.threads)
+        from core.encoders.torch_runtime import SentenceTransformerTextEncoder
+
+        return SentenceTransformerTextEncoder(self.settings.text_model)
+
+
+@dataclass(frozen=True)
+class Encoders:
+    image: ImageEncoder
+    text: TextEncoder
+
+
+def choose_runtime(settings: Settings) -> Runtime:
+    """auto: ONNX when an export of these models exists in MODEL_DIR, torch otherwise."""
+    if settings.encoder_backend == TORCH:
+        return Runtime(TORCH, settings)
+    from core.encoders.onnx_folder import OnnxManifest, OnnxModelsError
+
+    try:
+        manifest = OnnxManifest.read(settings.onnx_dir)
+    except OnnxModelsError as exc:
+        if settings.encoder_backend == ONNX:
+            raise ModelLoadError(f"ENCODER_BACKEND=onnx: {exc}") from None
+        if (settings.onnx_dir / "onnx.json").exists():
+            log.warning("%s; using torch", exc)
+        return Runtime(TORCH, settings)
+    wanted = (model_id(settings.image_model), model_id(settings.text_model))
+    if (manifest.image_model, manifest.text_model) == wanted:
+        return Runtime(ONNX, settings)
+    if settings.encoder_backend == ONNX:
+        raise ModelLoadError(
+            f"the ONNX models in {settings.onnx_dir}/ were exported from {manifest.image_model} and "
+            f"{manifest.text_model}, not from IMAGE_MODEL/TEXT_MODEL: export again with `python -m prep export-onnx`"
+        )
+    log.warning("ONNX models in %s are for other models; using torch", settings.onnx_dir)
+    return Runtime(TORCH, settings)
+
+
+def load_encoders(settings: Settings) -> Encoders:
+    runtime = choose_runtime(settings)
+    return Encoders(runtime.image_encoder(), runtime.text_encoder())
+
+
+def limit_threads(threads: int) -> None:
+    """Threads each inference may use, once the models are loaded. Serving runs queries in several
+    worker threads, so each gets a share of the cores; FAISS answers one query faster on one thread."""
+    import faiss
+
+    from core.encoders.torch_runtime import set_torch_threads
+
+    faiss.omp_set_num_threads(1)
+    set_torch_threads(threads)

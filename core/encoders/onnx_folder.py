@@ -1,0 +1,109 @@
+"""The ONNX model folder (MODEL_DIR): its one writer and reader, beside the runtime that loads it.
+
+Layout:
+    onnx.json          models it was exported from, dimension, preprocessing, files and parity
+    image.onnx         CLIP vision tower + projection, fp32 (image.int8.onnx: dynamic int8)
+    text.onnx          multilingual transformer + mean pooling + dense, fp32 (text.int8.onnx)
+    tokenizer.json     the text model's tokenizer
+
+`prep export-onnx` stages a folder, writes the model files under `model_file()` names and the
+manifest through `OnnxManifest.write`; the ONNX runtime reads it with `OnnxManifest.read`, which
+turns every kind of damage into one OnnxModelsError line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from core.encoders.base import ModelLoadError
+
+MANIFEST = "onnx.json"
+TOKENIZER = "tokenizer.json"
+ONNX_SCHEMA = 1
+TOWERS = ("image", "text")
+PRECISIONS = ("int8", "fp32")  # preferred first
+REEXPORT = "export again with `python -m prep export-onnx`"
+
+
+class OnnxModelsError(ModelLoadError):
+    """The exported models are missing, damaged or do not match the configured ones."""
+
+
+def model_file(tower: str, precision: str) -> str:
+    return f"{tower}.onnx" if precision == "fp32" else f"{tower}.{precision}.onnx"
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    file: str
+    cosine: float | None = None  # parity with sentence-transformers, measured at export
+    sha256: str = ""  # of quantised files: their vectors get cache entries of their own
+
+
+@dataclass(frozen=True)
+class OnnxManifest:
+    image_model: str
+    text_model: str
+    dim: int
+    preprocess: dict
+    text_max_length: int
+    files: dict[str, dict[str, ExportedFile]] = field(default_factory=dict)  # tower → precision → file
+
+    def with_file(self, tower: str, precision: str, exported: ExportedFile | None) -> OnnxManifest:
+        """A copy with one file added, replaced, or (None) dropped."""
+        files = {t: dict(p) for t, p in self.files.items()}
+        files.setdefault(tower, {})
+        if exported is None:
+            files[tower].pop(precision, None)
+        else:
+            files[tower][precision] = exported
+        return replace(self, files=files)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["schema"] = ONNX_SCHEMA
+        return data
+
+    def write(self, model_dir: Path) -> None:
+        tmp = model_dir / f".{MANIFEST}.tmp"
+        tmp.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        tmp.replace(model_dir / MANIFEST)
+
+    @classmethod
+    def read(cls, model_dir: Path) -> OnnxManifest:
+        path = model_dir / MANIFEST
+        if not path.is_file():
+            raise OnnxModelsError(f"no exported ONNX models in {model_dir}/: run `python -m prep export-onnx`")
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise OnnxModelsError(f"{path} is damaged ({exc.__class__.__name__}): {REEXPORT}") from None
+        if not isinstance(raw, dict) or raw.get("schema") != ONNX_SCHEMA:
+            raise OnnxModelsError(f"{path} has another schema: {REEXPORT}")
+        try:
+            files = {
+                tower: {precision: ExportedFile(**entry) for precision, entry in raw["files"].get(tower, {}).items()}
+                for tower in TOWERS
+            }
+            manifest = cls(
+                image_model=str(raw["image_model"]),
+                text_model=str(raw["text_model"]),
+                dim=int(raw["dim"]),
+                preprocess=dict(raw["preprocess"]),
+                text_max_length=int(raw["text_max_length"]),
+                files=files,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise OnnxModelsError(f"{path} lacks or garbles field {exc}: {REEXPORT}") from None
+        return manifest
+
+    def choose(self, tower: str, precision: str | None = None) -> tuple[str, ExportedFile]:
+        """The model file of `tower` at `precision`, or at the best one exported (int8 before fp32)."""
+        available = self.files.get(tower, {})
+        for candidate in (precision,) if precision else PRECISIONS:
+            if candidate in available:
+                return candidate, available[candidate]
+        wanted = f"{precision} {tower}" if precision else tower
+        raise OnnxModelsError(f"no {wanted} model in the ONNX manifest: {REEXPORT}")

@@ -1,0 +1,115 @@
+"""What a cleaning check is. Two kinds:
+
+- a PhotoCheck looks at one photo at a time (its decoded pixels, or the decoding error);
+- a CollectionCheck looks at all photos together, through their hashes or their embeddings.
+
+`prep clean` runs every selected check of the registry (`prep.checks.REGISTRY`) in one pass; each
+check's module keeps its score, threshold and rationale at its top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal, Protocol, TypeVar
+
+import numpy as np
+from PIL import Image
+
+ANALYSIS_SIDE = 512  # pixel checks look at a copy no larger than this
+# Shorter side below which a photo is "tiny" (the dataset's thumbnails are ~320×240) and the other
+# pixel checks do not look at it.
+MIN_SIDE = 64
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str  # relative to the data dir
+    reason: str
+    score: float
+    threshold: float
+    detail: str = ""
+
+
+@dataclass
+class PhotoUnderReview:
+    """One dataset photo as the checks see it. Derived views (colour scores, perceptual hash) are
+    computed once through `derived(fn)`, whichever check asks first.
+
+    `release()` drops the pixels after the per-photo checks; what a collection check needs later is
+    computed before that (its `keeps`): 12,500 decoded photos would not fit a small server's memory."""
+
+    path: str
+    xid: str
+    sha256: str
+    image: Image.Image | None  # None: it did not decode
+    error: str = ""
+    decoded: bool = field(init=False)
+    size: tuple[int, int] = field(init=False)
+    _derived: dict = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.decoded = self.image is not None
+        self.size = self.image.size if self.image is not None else (0, 0)
+
+    @property
+    def tiny(self) -> bool:
+        return self.decoded and min(self.size) < MIN_SIDE
+
+    @property
+    def usable(self) -> bool:
+        """Decoded and large enough for the pixel checks to mean something."""
+        return self.decoded and not self.tiny
+
+    @property
+    def pixels(self) -> int:
+        return self.size[0] * self.size[1]
+
+    @cached_property
+    def small(self) -> np.ndarray:
+        """RGB pixels of a copy no larger than ANALYSIS_SIDE."""
+        copy = self.image.copy()
+        copy.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.NEAREST)
+        return np.asarray(copy)
+
+    def derived(self, compute: Callable[[PhotoUnderReview], T]) -> T:
+        if compute not in self._derived:
+            self._derived[compute] = compute(self)
+        return self._derived[compute]
+
+    def release(self) -> None:
+        self.image = None
+        self.__dict__.pop("small", None)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What collection checks get: the decoded photos and, for embedding checks, their vectors."""
+
+    photos: Sequence[PhotoUnderReview]
+    vectors: dict[str, np.ndarray]  # sha256 → embedding (empty when no model runs)
+    encode_prompts: object = None  # the image model's zero-shot text encoder, if the runtime has one
+    prompts_unavailable: str = ""
+    notes: list[str] = field(default_factory=list)  # said in the summary (e.g. why a check was skipped)
+
+
+Needs = Literal["pixels", "hashes", "embeddings"]
+
+
+class PhotoCheck(Protocol):
+    name: str  # as given to --checks
+    reason: str  # quarantine folder and report reason
+    needs: Needs  # "pixels"
+
+    def inspect(self, photo: PhotoUnderReview) -> Finding | None: ...
+
+
+class CollectionCheck(Protocol):
+    name: str
+    reason: str
+    needs: Needs  # "hashes" or "embeddings"
+    keeps: tuple[Callable[[PhotoUnderReview], object], ...]  # derived views computed before pixels go
+
+    def review(self, collection: Collection) -> list[Finding]: ...

@@ -1,0 +1,257 @@
+"""What each `python -m prep` command does: read its arguments, run the step, return a report.
+
+Reports have `to_dict()` (printed for `--json`) and `summary()` (for people); `prep/__main__.py`
+prints them in one place. Heavy modules (torch, OpenCV, scikit-learn) are imported inside the
+command that needs them, so `--help` and cheap commands load nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core import BuildReport, Settings, build_index, check_up_to_date, choose_runtime, model_id, open_cache
+from core.cli import die
+from core.dataset import Dataset
+from prep.progress import StageProgress
+
+EXIT_DECLINED = 1
+
+
+def ingest(args: argparse.Namespace, settings: Settings):
+    from prep.ingest import ingest as run_ingest
+
+    if not args.raw_dir.is_dir():
+        die(f"{args.raw_dir} is not a folder")
+    return run_ingest(args.raw_dir, args.data or settings.data_dir, show_progress=not args.json)
+
+
+def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
+    data_dir = args.data or settings.data_dir
+    artifacts_dir = args.artifacts or settings.artifacts_dir
+    if not data_dir.is_dir():
+        die(f"no dataset at {data_dir}/: run `python -m prep ingest RAW_DIR` first or set DATA_DIR")
+    progress = StageProgress(enabled=not args.json)
+    try:
+        if not args.force:
+            # Checked before any model is loaded: an unchanged dataset costs seconds, not a model load.
+            names = {"image_model": model_id(settings.image_model), "text_model": model_id(settings.text_model)}
+            report = check_up_to_date(data_dir, artifacts_dir, progress=progress, **names)
+            if report is not None:
+                return report
+        encoder = choose_runtime(settings).image_encoder()
+        return build_index(
+            data_dir,
+            artifacts_dir,
+            encoder,
+            text_model=model_id(settings.text_model),
+            progress=progress,
+            force=args.force,
+        )
+    finally:
+        progress.close()
+
+
+@dataclass(frozen=True)
+class CleanReport:
+    photos: int
+    candidates: int
+    by_reason: dict[str, int]
+    checks: tuple[str, ...]
+    quarantine: Path
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "photos": self.photos,
+            "candidates": self.candidates,
+            "by_reason": self.by_reason,
+            "checks": list(self.checks),
+            "quarantine": str(self.quarantine),
+            "notes": list(self.notes),
+        }
+
+    def summary(self) -> str:
+        from prep.checks import REASONS
+
+        lines = [f"Checked {self.photos} photos with: {', '.join(self.checks)}"]
+        lines += [f"  note: {note}" for note in self.notes]
+        width = max([len(r) for r in REASONS] + [6])
+        lines.append(f"  {'reason':<{width}}  candidates")
+        lines += [f"  {r:<{width}}  {self.by_reason[r]:>10}" for r in REASONS if r in self.by_reason]
+        lines.append(f"  {'total':<{width}}  {self.candidates:>10}")
+        lines.append(
+            f"Copied to {self.quarantine}/ — review {self.quarantine / 'index.html'}, delete the copies of photos "
+            "to keep, then run `python -m prep apply`. The dataset was not touched."
+        )
+        return "\n".join(lines)
+
+
+def clean(args: argparse.Namespace, settings: Settings) -> CleanReport:
+    from prep.checks import DEFAULT_CHECKS
+    from prep.clean import analyse, parse_checks
+    from prep.quarantine import check_location, write_quarantine
+
+    data_dir = args.data or settings.data_dir
+    if not Dataset(data_dir).has_photos():
+        die(f"no photos in {data_dir}/images: run `python -m prep ingest RAW_DIR` first or set DATA_DIR")
+    try:
+        checks = parse_checks(args.checks, DEFAULT_CHECKS)
+    except ValueError as exc:
+        die(str(exc))
+    check_location(args.quarantine, data_dir)
+    progress = StageProgress(enabled=not args.json)
+    runtime = choose_runtime(settings)
+    with open_cache(args.artifacts or settings.artifacts_dir) as cache:
+        try:
+            result = analyse(data_dir, checks, encoder=runtime.image_encoder, cache=cache, progress=progress)
+            write_quarantine(result, data_dir, args.quarantine)
+        finally:
+            progress.close()
+    return CleanReport(
+        result.photos, len(result.findings), dict(result.counts()), checks, args.quarantine, tuple(result.notes)
+    )
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    deleted: tuple = ()  # PlannedDeletion
+    kept: tuple[tuple[str, str], ...] = ()
+    data_dir: Path = Path(".")
+    declined: bool = False
+    exit_code: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "deleted": [{"path": d.path, "reason": d.reason} for d in self.deleted],
+            "kept": [{"path": c, "why": w} for c, w in self.kept],
+        }
+
+    def summary(self) -> str:
+        lines = [f"  not deleting {copy}: {why}" for copy, why in self.kept]
+        if self.declined:
+            return "\n".join([*lines, "Nothing deleted."])
+        if not self.deleted:
+            return "\n".join([*lines, "Nothing to delete: no photo in the quarantine matches the dataset."])
+        lines += [f"deleted {item.path} ({item.reason})" for item in self.deleted]
+        lines.append(
+            f"Deleted {len(self.deleted)} photos (listed in {Dataset(self.data_dir).removed_path}, so ingest will "
+            "not bring them back). Run `python -m prep build` to update the index."
+        )
+        return "\n".join(lines)
+
+
+def apply(args: argparse.Namespace, settings: Settings) -> ApplyReport:
+    from prep.quarantine import apply_plan, plan_apply
+
+    data_dir = args.data or settings.data_dir
+    plan = plan_apply(data_dir, args.quarantine)
+    if plan.delete and not args.yes:
+        if args.json or not sys.stdin.isatty():
+            die("add --yes to delete without a prompt")
+        for copy, why in plan.kept:
+            print(f"  not deleting {copy}: {why}")
+        for item in plan.delete:
+            print(f"  {item.reason:<10} {item.path}")
+        answer = input(f"Delete these {len(plan.delete)} photos from {data_dir}? [y/N] ")
+        if answer.strip().lower() not in {"y", "yes"}:
+            return ApplyReport(declined=True, exit_code=EXIT_DECLINED, data_dir=data_dir)
+    deleted = tuple(apply_plan(plan, data_dir)) if plan.delete else ()
+    return ApplyReport(deleted, plan.kept, data_dir)
+
+
+def evaluate(args: argparse.Namespace, settings: Settings):
+    from core import PhotoIndex, RankingParams
+    from core.ranking import DEFAULT_SEARCH_DEPTH
+    from prep.evaluate import evaluate as run_evaluation
+
+    index = PhotoIndex.load(args.artifacts or settings.artifacts_dir)
+    text_encoder = None
+    if not args.no_text:
+        text_encoder = choose_runtime(settings).text_encoder()
+        index.check_models(index.manifest.image_model, text_encoder.model_name, text_encoder.dim)
+    try:
+        params = RankingParams(
+            k=args.k,
+            temperature=args.temperature,
+            search_depth=max(args.k, DEFAULT_SEARCH_DEPTH),
+            match_threshold=settings.match_threshold if args.threshold is None else args.threshold,
+        )
+        return run_evaluation(index, params, text_encoder, show_progress=not args.json)
+    except ValueError as exc:
+        die(str(exc))
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    out: Path
+    results: tuple = ()  # ParityResult
+
+    def to_dict(self) -> dict:
+        return {
+            "out": str(self.out),
+            "results": [
+                {
+                    "tower": r.tower,
+                    "precision": r.precision,
+                    "min_cosine": r.min_cosine,
+                    "required": r.required,
+                    "written": r.passed,
+                }
+                for r in self.results
+            ],
+        }
+
+    def summary(self) -> str:
+        lines = [
+            f"ONNX models written to {self.out}/",
+            f"  {'model':<6} {'precision':<9} {'min cosine':>10} {'required':>8}",
+        ]
+        for r in self.results:
+            verdict = "ok" if r.passed else "FAILED parity: not written"
+            lines.append(f"  {r.tower:<6} {r.precision:<9} {r.min_cosine:>10.5f} {r.required:>8}  {verdict}")
+        lines.append(
+            "With ENCODER_BACKEND=auto (the default) the bot and prep now use them; int8 is preferred when present."
+        )
+        return "\n".join(lines)
+
+
+def export_onnx(args: argparse.Namespace, settings: Settings) -> ExportReport:
+    import warnings
+
+    from prep.export_onnx import export
+
+    out = args.out or settings.onnx_dir
+    progress = StageProgress(enabled=not args.json)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's tracer warnings are about code paths we do not use
+            results = export(settings.image_model, settings.text_model, out, int8=args.int8, progress=progress)
+    except Exception as exc:  # model loading, export and parity failures all end the same way
+        die(f"export failed: {exc}")
+    finally:
+        progress.close()
+    return ExportReport(out, tuple(results))
+
+
+@dataclass(frozen=True)
+class RandomModelsReport:
+    clip: Path
+    text: Path
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        return {"image_model": str(self.clip), "text_model": str(self.text)}
+
+    def summary(self) -> str:
+        return f"random-weight models written: IMAGE_MODEL={self.clip} TEXT_MODEL={self.text}"
+
+
+def random_models(args: argparse.Namespace, settings: Settings) -> RandomModelsReport:
+    from prep.random_models import build_clip, build_multilingual
+
+    clip = build_clip(args.out_dir / "clip-ViT-B-32", args.size)
+    text = build_multilingual(args.out_dir / "clip-ViT-B-32-multilingual-v1", args.size)
+    return RandomModelsReport(clip, text)

@@ -1,0 +1,55 @@
+"""Progress for prep's long steps: a tqdm bar per stage on a terminal, plain periodic lines otherwise
+(a bar redrawn line by line would fill a log file)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from tqdm import tqdm
+
+LABELS = {"hash": "checking files", "embed": "embedding", "clean": "checking", "export": "exporting"}
+UNITS = {"export": "steps"}
+# Seconds between plain progress lines when stderr is not a terminal.
+LINE_INTERVAL = 10.0
+
+
+class StageProgress:
+    """Callback of the form progress(stage, done, total)."""
+
+    def __init__(self, enabled: bool = True, stream: TextIO | None = None) -> None:
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.bars = self.stream.isatty()
+        self._bars: dict[str, tqdm] = {}
+        self._last_line: dict[str, float] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        if self.bars:
+            self._bar(stage, done, total)
+        else:
+            self._line(stage, done, total)
+
+    def _bar(self, stage: str, done: int, total: int) -> None:
+        bar = self._bars.get(stage)
+        if bar is None:
+            unit = " " + UNITS.get(stage, "photos")
+            bar = self._bars[stage] = tqdm(total=total, desc=LABELS.get(stage, stage), unit=unit, file=self.stream)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    def _line(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        first = stage not in self._last_line
+        if first or done >= total or now - self._last_line[stage] >= LINE_INTERVAL:
+            self._last_line[stage] = now
+            unit = UNITS.get(stage, "photos")
+            print(f"{LABELS.get(stage, stage)}: {done}/{total} {unit}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()

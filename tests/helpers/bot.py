@@ -1,0 +1,54 @@
+"""Running the real Application against the fake Bot API, with settings for the tiny models."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from telegram import Update
+
+from bot.app import build_application
+from bot.settings import BotSettings
+from core import Guide, Settings
+from tests.helpers.fake_telegram import FakeTelegram
+from tests.helpers.models import BuiltDataset, ModelDirs
+
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")  # a proxy in the environment would capture loopback
+TOKEN = "123456:TEST-TOKEN-never-logged"
+ADMIN = 1
+CORE_FIELDS = set(Settings.__dataclass_fields__)
+
+
+def bot_settings(fake: FakeTelegram, dataset: BuiltDataset, models: ModelDirs, **overrides) -> BotSettings:
+    """Bot settings for the fake server; overrides may name core or bot fields."""
+    core = {
+        "data_dir": dataset.data_dir,
+        "artifacts_dir": dataset.artifacts_dir,
+        "image_model": str(models.clip),
+        "text_model": str(models.text),
+    }
+    core.update({k: v for k, v in overrides.items() if k in CORE_FIELDS})
+    values = dict(
+        telegram_bot_token=TOKEN,
+        admin_ids=frozenset({ADMIN}),
+        telegram_api_url=f"{fake.url}/bot",
+        telegram_file_url=f"{fake.url}/file/bot",
+        workers=2,
+    )
+    values.update({k: v for k, v in overrides.items() if k not in CORE_FIELDS})
+    return BotSettings(core=Settings(**core), **values)
+
+
+@asynccontextmanager
+async def running_bot(settings: BotSettings, guide: Guide) -> AsyncIterator[None]:
+    """The real Application, long-polling the fake server, as `run_polling` would run it."""
+    application = build_application(settings, guide)
+    async with application:
+        await application.start()
+        await application.updater.start_polling(poll_interval=0.0, timeout=1, allowed_updates=Update.ALL_TYPES)
+        try:
+            yield
+        finally:
+            await application.updater.stop()
+            await application.stop()
