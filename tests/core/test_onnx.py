@@ -149,3 +149,38 @@ def test_export_cli(model_dirs, tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("IMAGE_MODEL", str(tmp_path / "missing-model"))
     code, _, err = run(main, ["export-onnx", "--out", str(tmp_path / "m2")], capsys)
     assert code == 2 and "export failed" in err and not (tmp_path / "m2").exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda text: text[: len(text) // 2], "damaged"),
+        (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "dim"}), "field 'dim'"),
+        (lambda text: "[]", "another schema"),
+    ],
+    ids=["truncated", "missing-field", "not-an-object"],
+)
+def test_a_damaged_onnx_manifest_is_one_clear_error(model_dirs, onnx_dir, tmp_path, damage, message) -> None:
+    import shutil
+
+    from core.encoders import OnnxManifest, OnnxModelsError
+
+    folder = tmp_path / "onnx"
+    shutil.copytree(onnx_dir, folder)
+    manifest = folder / "onnx.json"
+    manifest.write_text(damage(manifest.read_text()))
+    with pytest.raises(OnnxModelsError, match=message):
+        OnnxManifest.read(folder)
+    # auto falls back to torch with a warning; onnx says what is wrong in one line
+    assert _runtime(_settings(model_dirs, folder, "auto")) == "torch"
+    with pytest.raises(ModelLoadError, match=message):
+        choose_runtime(_settings(model_dirs, folder, "onnx"))
+
+
+def test_the_manifest_round_trips_through_its_one_writer(onnx_dir, tmp_path) -> None:
+    from core.encoders import OnnxManifest
+
+    manifest = OnnxManifest.read(onnx_dir)
+    manifest.write(tmp_path)
+    assert OnnxManifest.read(tmp_path) == manifest
+    assert manifest.choose("image")[0] == "int8" and manifest.choose("text", "fp32")[1].file == "text.onnx"

@@ -193,3 +193,10 @@ def test_interior_check_runs_only_when_asked(dataset, tmp_path, capsys) -> None:
     asked = run_json(main, ["clean", "--quarantine", str(tmp_path / "q"), "--checks", "interior"], capsys)
     assert asked["checks"] == ["interior"] and asked["notes"] == []
     assert json.dumps(asked)
+
+
+def test_interior_check_on_onnx_says_why_it_is_skipped(dataset, tmp_path, capsys, monkeypatch, onnx_dir) -> None:
+    monkeypatch.setenv("ENCODER_BACKEND", "onnx")
+    monkeypatch.setenv("MODEL_DIR", str(onnx_dir))
+    asked = run_json(main, ["clean", "--quarantine", str(tmp_path / "q"), "--checks", "interior"], capsys)
+    assert any("interior check skipped" in note and "ENCODER_BACKEND=torch" in note for note in asked["notes"])
