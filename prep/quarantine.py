@@ -11,6 +11,7 @@ import base64
 import csv
 import html
 import io
+import os
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
@@ -38,13 +39,43 @@ class QuarantineError(GuideError, ValueError):
 
 
 def check_location(qdir: Path, data_dir: Path) -> None:
+    """Refuse a quarantine inside the dataset (or containing it), a foreign non-empty folder, and any link."""
+    if qdir.is_symlink():
+        raise QuarantineError(f"{qdir} is a symbolic link: a quarantine must be a real folder")
     q, d = qdir.resolve(), data_dir.resolve()
     if q == d or q in d.parents or d in q.parents:
         raise QuarantineError(f"the quarantine {qdir} must lie outside the dataset {data_dir} and not contain it")
-    if qdir.exists() and any(qdir.iterdir()) and not (qdir / MARKER).exists():
+    if not qdir.exists():
+        return
+    marker = qdir / MARKER
+    if any(qdir.iterdir()) and not (marker.is_file() and not marker.is_symlink()):
         raise QuarantineError(
             f"{qdir} is not empty and is not a quarantine made by `prep clean`; choose another folder"
         )
+    if links := _links_inside(qdir):
+        raise QuarantineError(
+            f"{qdir} contains a symbolic link ({links[0].relative_to(qdir)}): links could point into the dataset, "
+            "so this quarantine is refused; remove the link or choose another folder"
+        )
+
+
+def _links_inside(qdir: Path) -> list[Path]:
+    """Every symbolic link below `qdir`, without following any."""
+    found = []
+    for root, folders, files in os.walk(qdir, followlinks=False):
+        found += [Path(root) / name for name in folders + files if (Path(root) / name).is_symlink()]
+    return found
+
+
+def _write_marker(qdir: Path) -> None:
+    """Written without following a link: O_NOFOLLOW refuses to write through one planted since the check."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(qdir / MARKER, flags, 0o644)
+    except OSError as exc:
+        raise QuarantineError(f"cannot write the quarantine marker in {qdir}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        f.write("made by `python -m prep clean`; `prep apply` deletes what is still here\n")
 
 
 def quarantine_path(qdir: Path, finding: Finding) -> Path:
@@ -62,7 +93,7 @@ def write_quarantine(result: CleanResult, data_dir: Path, qdir: Path) -> None:
             elif child.name in (REPORT, PAGE):
                 child.unlink()
     qdir.mkdir(parents=True, exist_ok=True)
-    (qdir / MARKER).write_text("made by `python -m prep clean`; `prep apply` deletes what is still here\n")
+    _write_marker(qdir)
     reasons_of: dict[str, list[str]] = defaultdict(list)
     for finding in result.all_findings:
         reasons_of[finding.path].append(finding.reason)
@@ -169,40 +200,63 @@ class ApplyPlan:
 
 
 def plan_apply(data_dir: Path, qdir: Path) -> ApplyPlan:
-    """What `apply` would delete: each file still in the quarantine whose dataset twin has the same
-    relative path and the same content (and the content recorded at cleaning time)."""
-    if not (qdir / MARKER).is_file():
+    """What `apply` would delete. Nothing in the quarantine is trusted: a photo is deleted only if its copy
+    is a regular file under the reason it was recorded with in report.csv, and the copy, the dataset photo
+    at that path and the hash recorded at cleaning time all agree."""
+    marker = qdir / MARKER
+    if qdir.is_symlink() or marker.is_symlink() or not marker.is_file():
         raise QuarantineError(f"{qdir} is not a quarantine made by `prep clean` (run it first)")
     check_location(qdir, data_dir)
-    recorded = {}
-    if (qdir / REPORT).is_file():
-        with (qdir / REPORT).open(newline="", encoding="utf-8") as f:
-            recorded = {row["path"]: row.get("sha256", "") for row in csv.DictReader(f)}
+    recorded = _recorded(qdir)
     delete, kept = [], []
-    seen: set[str] = set()
     for reason in REASONS:
         folder = qdir / reason
         if not folder.is_dir():
             continue
-        for copy in sorted(p for p in folder.glob("*/*/*") if p.is_file()):
+        for copy in sorted(folder.glob("*/*/*")):
             relative = f"{IMAGES_DIR}/{copy.relative_to(folder).as_posix()}"
-            original = data_dir / relative
-            shown = copy.relative_to(qdir).as_posix()
-            if relative in seen:
-                continue
-            if not original.is_file():
-                kept.append((shown, "no photo at that path in the dataset (already removed or renamed)"))
-                continue
-            digest = file_hash(original)
-            if file_hash(copy) != digest:
-                kept.append((shown, "differs from the dataset photo at that path"))
-                continue
-            if recorded.get(relative) and recorded[relative] != digest:
-                kept.append((shown, "the dataset photo changed since `prep clean`"))
-                continue
-            seen.add(relative)
-            delete.append(PlannedDeletion(relative, reason, digest))
+            why = _why_not_delete(copy, reason, relative, recorded, Dataset(data_dir))
+            if why:
+                kept.append((copy.relative_to(qdir).as_posix(), why))
+            else:
+                delete.append(PlannedDeletion(relative, reason, recorded[relative][1]))
     return ApplyPlan(tuple(delete), tuple(kept))
+
+
+def _recorded(qdir: Path) -> dict[str, tuple[str, str]]:
+    """report.csv as {path: (reason, sha256)}; without it nothing can be verified, so nothing is deleted."""
+    report = qdir / REPORT
+    if report.is_symlink() or not report.is_file():
+        raise QuarantineError(
+            f"{qdir} has no {REPORT}: without the hashes recorded at cleaning time nothing can be verified, "
+            "so nothing is deleted; run `python -m prep clean` again"
+        )
+    with report.open(newline="", encoding="utf-8") as f:
+        return {row["path"]: (row.get("reason", ""), row.get("sha256", "")) for row in csv.DictReader(f)}
+
+
+def _why_not_delete(
+    copy: Path, reason: str, relative: str, recorded: dict[str, tuple[str, str]], dataset: Dataset
+) -> str:
+    """Empty if the photo may be deleted, else why not."""
+    if copy.is_symlink() or not copy.is_file():
+        return "not a regular file (a link or a folder): ignored"
+    if relative not in recorded or not recorded[relative][1]:
+        return "not in report.csv: `prep clean` did not flag this photo"
+    recorded_reason, recorded_hash = recorded[relative]
+    if recorded_reason != reason:
+        return f"recorded under {recorded_reason!r}, found under {reason!r}"
+    original = dataset.path(relative)
+    if original.is_symlink() or not original.is_file():
+        return "no photo at that path in the dataset (already removed or renamed)"
+    if not original.resolve().is_relative_to(dataset.images_dir.resolve()):
+        return "the dataset path leads outside the dataset's images"
+    digest = file_hash(original)
+    if digest != recorded_hash:
+        return "the dataset photo changed since `prep clean`"
+    if file_hash(copy) != digest:
+        return "differs from the dataset photo at that path"
+    return ""
 
 
 def apply_plan(plan: ApplyPlan, data_dir: Path) -> list[PlannedDeletion]:

@@ -3,8 +3,10 @@ and scikit-learn plus generated landmark scenes, and their bad variants."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -219,3 +221,37 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
             f"{row['false_pos']:>8} {row['precision']:>9.2f} {row['recall']:>7.2f}"
         )
     return "\n".join(lines)
+
+
+# The workflow tests run the pixel checks and duplicates: their verdicts do not depend on the model.
+PIXEL_CHECKS = "unreadable,tiny,duplicates,grayscale,sepia,collage"
+
+
+def snapshot(data_dir: Path) -> dict[str, str]:
+    """Every file under images/ with its hash."""
+    return {
+        p.relative_to(data_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((data_dir / "images").rglob("*"))
+        if p.is_file()
+    }
+
+
+def inject_bad_photos(dataset) -> dict[str, str]:
+    """One bad photo of each kind into the first landmark; returns {path: expected reason}."""
+    from core.dataset import list_photos
+
+    first = list_photos(dataset.data_dir)[0]
+    folder = dataset.data_dir / Path(first.path).parent
+    rel = Path(first.path).parent.as_posix()
+    photos = list(real_photos().values())
+    original = (dataset.data_dir / first.path).read_bytes()
+    bad = {
+        "z_gray.jpg": (jpeg_bytes(grayscale(landmark_view(40, 1))), "grayscale"),
+        "z_collage.jpg": (jpeg_bytes(collage(photos[:4], 2, 2, gutter=8)), "collage"),
+        "z_truncated.jpg": (jpeg_bytes(scene(0, 31))[:600], "unreadable"),
+        "z_copy.jpg": (original, "duplicate"),
+        "z_tiny.jpg": (jpeg_bytes(scene(0, 32).resize((40, 30))), "tiny"),
+    }
+    for name, (data, _) in bad.items():
+        (folder / name).write_bytes(data)
+    return {f"{rel}/{name}": reason for name, (_, reason) in bad.items()}

@@ -1,77 +1,29 @@
 """The review workflow end to end: clean → a person removes a false positive → apply."""
 
 import csv
-import hashlib
 import json
-import shutil
 from pathlib import Path
 
-import pytest
 import skimage.data
 from PIL import Image
 
 from core.dataset import list_photos
 from prep.__main__ import main
 from prep.ingest import ingest
-from tests.helpers.cleaning_set import collage, grayscale, landmark_view, real_photos
-from tests.helpers.cli import run, run_json, use_environment
-from tests.helpers.datagen import jpeg_bytes, make_raw_dataset, scene
-from tests.helpers.models import BuiltDataset
-
-# The workflow tests run the pixel checks and duplicates: their verdicts do not depend on the model.
-# The outlier check is measured in test_cleaning_quality and exercised in the cache test below.
-PIXEL_CHECKS = "unreadable,tiny,duplicates,grayscale,sepia,collage"
-
-
-@pytest.fixture(scope="module")
-def varied(tmp_path_factory) -> BuiltDataset:
-    """A dataset of distinct photos per landmark (plain generated views are near-duplicates)."""
-    root = tmp_path_factory.mktemp("varied")
-    names = make_raw_dataset(root / "raw", {"EKB": 4, "NN": 3}, 12, view=landmark_view)
-    ingest(root / "raw", root / "data", show_progress=False)
-    return BuiltDataset(root / "raw", root / "data", root / "artifacts", names)
-
-
-@pytest.fixture
-def dataset(varied, tmp_path, monkeypatch, model_dirs) -> BuiltDataset:
-    shutil.copytree(varied.data_dir, tmp_path / "data")
-    copy = BuiltDataset(varied.raw_dir, tmp_path / "data", tmp_path / "artifacts", varied.names)
-    use_environment(monkeypatch, tmp_path, copy, model_dirs)
-    return copy
-
-
-def _snapshot(data_dir: Path) -> dict[str, str]:
-    return {
-        p.relative_to(data_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((data_dir / "images").rglob("*"))
-        if p.is_file()
-    }
-
-
-def _inject_bad_photos(dataset) -> dict[str, str]:
-    """One bad photo of each kind into the first landmark; returns {path: expected reason}."""
-    first = list_photos(dataset.data_dir)[0]
-    folder = dataset.data_dir / Path(first.path).parent
-    rel = Path(first.path).parent.as_posix()
-    photos = list(real_photos().values())
-    original = (dataset.data_dir / first.path).read_bytes()
-    bad = {
-        "z_gray.jpg": (jpeg_bytes(grayscale(landmark_view(40, 1))), "grayscale"),
-        "z_collage.jpg": (jpeg_bytes(collage(photos[:4], 2, 2, gutter=8)), "collage"),
-        "z_truncated.jpg": (jpeg_bytes(scene(0, 31))[:600], "unreadable"),
-        "z_copy.jpg": (original, "duplicate"),
-        "z_tiny.jpg": (jpeg_bytes(scene(0, 32).resize((40, 30))), "tiny"),
-    }
-    for name, (data, _) in bad.items():
-        (folder / name).write_bytes(data)
-    return {f"{rel}/{name}": reason for name, (_, reason) in bad.items()}
+from tests.helpers.cleaning_set import (
+    PIXEL_CHECKS,
+    inject_bad_photos,
+    snapshot,
+)
+from tests.helpers.cli import run, run_json
+from tests.helpers.datagen import jpeg_bytes, scene
 
 
 def test_clean_copies_candidates_and_never_touches_the_dataset(dataset, tmp_path, capsys) -> None:
-    expected = _inject_bad_photos(dataset)
-    before = _snapshot(dataset.data_dir)
+    expected = inject_bad_photos(dataset)
+    before = snapshot(dataset.data_dir)
     summary = run_json(main, ["clean", "--quarantine", str(tmp_path / "q"), "--checks", PIXEL_CHECKS], capsys)
-    assert _snapshot(dataset.data_dir) == before
+    assert snapshot(dataset.data_dir) == before
     assert summary["candidates"] >= len(expected)
 
     with (tmp_path / "q" / "report.csv").open() as f:
@@ -90,7 +42,7 @@ def test_clean_copies_candidates_and_never_touches_the_dataset(dataset, tmp_path
 
 
 def test_apply_deletes_exactly_what_is_still_in_quarantine(dataset, tmp_path, capsys) -> None:
-    expected = _inject_bad_photos(dataset)
+    expected = inject_bad_photos(dataset)
     qdir = tmp_path / "q"
     run_json(main, ["clean", "--quarantine", str(qdir), "--checks", PIXEL_CHECKS], capsys)
     with (qdir / "report.csv").open() as f:
@@ -98,28 +50,28 @@ def test_apply_deletes_exactly_what_is_still_in_quarantine(dataset, tmp_path, ca
     # The reviewer keeps the collage: deletes its copy from the quarantine.
     kept = next(p for p, r in expected.items() if r == "collage")
     (qdir / "collage" / Path(kept).relative_to("images")).unlink()
-    before = _snapshot(dataset.data_dir)
+    before = snapshot(dataset.data_dir)
 
     result = run_json(main, ["apply", "--quarantine", str(qdir), "--yes"], capsys)
     deleted = {d["path"] for d in result["deleted"]}
     assert deleted == set(candidates) - {kept}
-    after = _snapshot(dataset.data_dir)
+    after = snapshot(dataset.data_dir)
     assert set(before) - set(after) == deleted  # nothing else disappeared
     assert kept in after
     with (dataset.data_dir / "removed.csv").open() as f:
         assert {row["path"] for row in csv.DictReader(f)} == deleted
 
     again = run_json(main, ["apply", "--quarantine", str(qdir), "--yes"], capsys)
-    assert again["deleted"] == [] and _snapshot(dataset.data_dir) == after
+    assert again["deleted"] == [] and snapshot(dataset.data_dir) == after
 
     # A later ingest of the same raw files does not bring the deleted photos back.
     report = ingest(dataset.raw_dir, dataset.data_dir, show_progress=False)
-    assert set(_snapshot(dataset.data_dir)) == set(after)
+    assert set(snapshot(dataset.data_dir)) == set(after)
     assert report.written == 0
 
 
 def test_a_photo_changed_or_renamed_after_clean_is_not_deleted(dataset, tmp_path, capsys) -> None:
-    expected = _inject_bad_photos(dataset)
+    expected = inject_bad_photos(dataset)
     qdir = tmp_path / "q"
     run_json(main, ["clean", "--quarantine", str(qdir), "--checks", PIXEL_CHECKS], capsys)
     gray = next(p for p, r in expected.items() if r == "grayscale")
@@ -133,36 +85,36 @@ def test_a_photo_changed_or_renamed_after_clean_is_not_deleted(dataset, tmp_path
     assert code == 0
     assert (dataset.data_dir / gray).read_bytes() == edited
     assert (dataset.data_dir / tiny).is_file()
-    assert "differs from the dataset photo" in out and "no photo at that path" in out
+    assert "changed since `prep clean`" in out and "not in report.csv" in out
 
 
 def test_apply_asks_before_deleting(dataset, tmp_path, capsys, monkeypatch) -> None:
-    _inject_bad_photos(dataset)
+    inject_bad_photos(dataset)
     qdir = tmp_path / "q"
     run_json(main, ["clean", "--quarantine", str(qdir), "--checks", PIXEL_CHECKS], capsys)
-    before = _snapshot(dataset.data_dir)
+    before = snapshot(dataset.data_dir)
     code, _, err = run(main, ["apply", "--quarantine", str(qdir)], capsys)  # stdin is not a terminal here
-    assert code == 2 and "--yes" in err and _snapshot(dataset.data_dir) == before
+    assert code == 2 and "--yes" in err and snapshot(dataset.data_dir) == before
 
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
     monkeypatch.setattr("builtins.input", lambda prompt: "n")
     code, out, _ = run(main, ["apply", "--quarantine", str(qdir)], capsys)
-    assert code == 1 and "Nothing deleted" in out and _snapshot(dataset.data_dir) == before
+    assert code == 1 and "Nothing deleted" in out and snapshot(dataset.data_dir) == before
 
 
 def test_unsafe_quarantine_locations_are_refused(dataset, tmp_path, capsys) -> None:
-    before = _snapshot(dataset.data_dir)
+    before = snapshot(dataset.data_dir)
     for qdir in (dataset.data_dir / "q", dataset.data_dir, tmp_path):
         code, _, err = run(main, ["clean", "--quarantine", str(qdir), "--checks", "grayscale"], capsys)
         assert code == 2 and err.strip().count("\n") == 0, err
-    assert _snapshot(dataset.data_dir) == before
+    assert snapshot(dataset.data_dir) == before
     code, _, err = run(main, ["apply", "--quarantine", str(tmp_path / "nothing"), "--yes"], capsys)
     assert code == 2 and "prep clean" in err
 
 
 def test_rerunning_clean_replaces_the_quarantine(dataset, tmp_path, capsys) -> None:
     qdir = tmp_path / "q"
-    expected = _inject_bad_photos(dataset)
+    expected = inject_bad_photos(dataset)
     run_json(main, ["clean", "--quarantine", str(qdir), "--checks", PIXEL_CHECKS], capsys)
     assert (qdir / "collage").is_dir()
     run_json(main, ["clean", "--quarantine", str(qdir), "--checks", "grayscale"], capsys)

@@ -1,0 +1,30 @@
+"""Fixtures of the prep tests: a dataset of varied photos, copied per test."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from prep.ingest import ingest
+from tests.helpers.cleaning_set import landmark_view
+from tests.helpers.cli import use_environment
+from tests.helpers.datagen import make_raw_dataset
+from tests.helpers.models import BuiltDataset
+
+
+@pytest.fixture(scope="module")
+def varied(tmp_path_factory) -> BuiltDataset:
+    """A dataset of distinct photos per landmark (plain generated views are near-duplicates)."""
+    root = tmp_path_factory.mktemp("varied")
+    names = make_raw_dataset(root / "raw", {"EKB": 4, "NN": 3}, 12, view=landmark_view)
+    ingest(root / "raw", root / "data", show_progress=False)
+    return BuiltDataset(root / "raw", root / "data", root / "artifacts", names)
+
+
+@pytest.fixture
+def dataset(varied, tmp_path, monkeypatch, model_dirs) -> BuiltDataset:
+    shutil.copytree(varied.data_dir, tmp_path / "data")
+    copy = BuiltDataset(varied.raw_dir, tmp_path / "data", tmp_path / "artifacts", varied.names)
+    use_environment(monkeypatch, tmp_path, copy, model_dirs)
+    return copy
