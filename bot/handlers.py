@@ -34,7 +34,7 @@ from core import (
     PhotoHit,
     Recognition,
 )
-from core.imaging import MODEL_INPUT_SIDE
+from core.imaging import MODEL_INPUT_SIDE, ImageShapeError
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,9 @@ async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id
         result: Recognition = await svc.run(svc.guide.recognize, data)
     except ImageTooLargeError:
         await message.reply_text(text("too_many_pixels", lang_))
+        return
+    except ImageShapeError:
+        await message.reply_text(text("too_elongated", lang_))
         return
     except ImageDecodeError as exc:
         log.info("undecodable image from user %s: %s", update.effective_user.id if update.effective_user else "?", exc)

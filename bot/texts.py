@@ -68,8 +68,14 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "I can't open this image — the file may be damaged. Please send an ordinary JPEG or PNG photo.",
     },
     "too_many_pixels": {
-        "ru": "Изображение слишком большое (больше 40 мегапикселей). Пришлите фото поменьше.",
-        "en": "The image is too large (over 40 megapixels). Please send a smaller photo.",
+        "ru": "Изображение слишком большое: PNG, WebP, TIFF и HEIC больше 40 мегапикселей не открываю. "
+        "Пришлите его как JPEG или фото поменьше.",
+        "en": "The image is too large: PNG, WebP, TIFF and HEIC over 40 megapixels are not opened. "
+        "Please send it as JPEG or a smaller photo.",
+    },
+    "too_elongated": {
+        "ru": "Это изображение слишком вытянутое для фотографии (стороны больше 10:1). Пришлите обычное фото.",
+        "en": "This image is too elongated to be a photo (sides over 10:1). Please send an ordinary photo.",
     },
     "not_image_file": {
         "ru": "Это файл, а не изображение. Пришлите фото — или файл JPEG/PNG.",

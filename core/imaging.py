@@ -1,23 +1,70 @@
-"""Turning untrusted image bytes into an RGB picture, safely."""
+"""Turning untrusted image bytes into an RGB picture, safely, on every path (bot, CLI, ingest, clean, build).
+
+What decoding may allocate is bounded from the header, before any pixel is decoded:
+- only the formats a photo comes in are opened (JPEG/MPO, PNG, WebP, HEIC/HEIF, GIF, TIFF, BMP);
+  any other (DDS, ICNS, …) is refused before its decoder runs;
+- a photo more elongated than MAX_ASPECT_RATIO is refused: CLIP resizes the shorter side to 224 px,
+  so a 100×400,000 PNG would become a 224×896,000 buffer (gigabytes) from a 137 KB file;
+- JPEGs decode at reduced scale (draft mode: 1/2, 1/4, 1/8), so a 200 MP phone photo costs what a
+  12 MP one does, and they may be as large as MAX_JPEG_PIXELS; formats that cannot decode reduced
+  (PNG, GIF, TIFF, WebP, HEIC, BMP) are refused beyond MAX_PIXELS;
+- any exception a decoder raises (Pillow plugins raise NotImplementedError, struct.error,
+  MemoryError…) is an ImageDecodeError, never a crash.
+"""
 
 from __future__ import annotations
 
 import io
-import warnings
+import logging
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from core.errors import GuideError
 
-# Pixel budget checked from the header before any pixel is decoded: a decompression bomb
-# (a tiny file claiming gigapixels) is refused without allocating it. 40 MP covers any phone photo.
+log = logging.getLogger(__name__)
+
+# Pixel budget of formats decoded at full size, checked from the header: a decompression bomb
+# (a tiny file claiming gigapixels) is refused without allocating it. 40 MP covers PNG screenshots
+# and HEIC phone photos (12–48 MP); RGB at 40 MP is 120 MB.
 MAX_PIXELS = 40_000_000
+# JPEGs are decoded reduced (at most 1/8 per side), so a 400 MP header still decodes to ≤ 6.25 MP.
+MAX_JPEG_PIXELS = 400_000_000
+# Longest side over shortest side. Panoramas from phones reach ~8:1; beyond 10:1 it is not a photo
+# of a landmark, and CLIP's resize would allocate 224 × (224 × ratio) pixels.
+MAX_ASPECT_RATIO = 10.0
+# Bytes read from a file or download at most: Telegram's limit for files a bot downloads (20 MB).
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
 # CLIP ViT-B/32 looks at a 224 px centre crop of the photo resized to 224 px on its shorter side:
 # more pixels than that are decoded and thrown away.
 MODEL_INPUT_SIDE = 224
 # JPEG draft mode decodes at the smallest DCT scale (1/2, 1/4, 1/8) that stays at least this large,
 # several times faster for camera-sized photos, and the resize to 224 gets cheaper too.
 DRAFT_SIZE = (MODEL_INPUT_SIDE, MODEL_INPUT_SIDE)
+# The image formats a photo can come in (Pillow's names); HEIF needs the pillow-heif plugin.
+PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "HEIF", "GIF", "TIFF", "BMP")
+REDUCIBLE_FORMATS = frozenset({"JPEG", "MPO"})
+
+# We enforce our own per-format budget above, from the header; Pillow's global bomb check would
+# refuse a 200 MP JPEG that draft mode decodes cheaply.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def _register_heif() -> None:
+    """HEIC/HEIF (iPhones) through the pillow-heif plugin, when it is installed."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return
+    register_heif_opener()
+
+
+_register_heif()
+
+
+def _openable_formats() -> tuple[str, ...]:
+    """PHOTO_FORMATS that this Pillow can open (Image.open refuses a list naming an unknown one)."""
+    Image.init()
+    return tuple(f for f in PHOTO_FORMATS if f in Image.OPEN)
 
 
 class ImageDecodeError(GuideError, ValueError):
@@ -25,32 +72,51 @@ class ImageDecodeError(GuideError, ValueError):
 
 
 class ImageTooLargeError(ImageDecodeError):
-    """More pixels than MAX_PIXELS (refused from the header, before decoding)."""
+    """More pixels than the format's budget (refused from the header, before decoding)."""
 
 
-def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, draft: bool = False) -> Image.Image:
-    """Fully decode `data` into an RGB image with its EXIF orientation applied."""
+class ImageShapeError(ImageDecodeError):
+    """Too elongated to be a photo (refused from the header, before decoding)."""
+
+
+def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, draft: bool = False, draft_side: int = 0) -> Image.Image:
+    """Fully decode `data` into an RGB image with its EXIF orientation applied.
+
+    draft: decode JPEGs at the smallest scale still covering `draft_side` (default: the model's 224 px)."""
     if not data:
         raise ImageDecodeError("empty file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageTooLargeError(f"image too large ({width}×{height} pixels)")
-            if draft and image.format == "JPEG":
-                image.draft("RGB", DRAFT_SIZE)
-            # A full load, not verify(): only decoding every pixel catches truncated JPEGs.
-            image.load()
-            image = ImageOps.exif_transpose(image)
+        image = _open_checked(data, max_pixels)
+        if draft and image.format in REDUCIBLE_FORMATS:
+            side = draft_side or MODEL_INPUT_SIDE
+            image.draft("RGB", (side, side))
+        elif image.width * image.height > max_pixels:
+            raise ImageTooLargeError(f"image too large ({image.width}×{image.height} pixels)")
+        # A full load, not verify(): only decoding every pixel catches truncated JPEGs.
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return to_rgb(image)
     except ImageDecodeError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageDecodeError("not an image we can read") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+    except Exception as exc:  # any decoder failure (OSError, SyntaxError, NotImplementedError, MemoryError…)
         raise ImageDecodeError(f"damaged image ({exc.__class__.__name__})") from None
-    return to_rgb(image)
+
+
+def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
+    """Open the header of a photo format and refuse what would be too costly to decode."""
+    try:
+        image = Image.open(io.BytesIO(data), formats=_openable_formats())
+    except Exception:
+        raise ImageDecodeError("not an image we can read") from None
+    width, height = image.size
+    if min(width, height) < 1:
+        raise ImageDecodeError("empty image")
+    if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+        raise ImageShapeError(f"too elongated to be a photo ({width}×{height} pixels)")
+    budget = MAX_JPEG_PIXELS if image.format in REDUCIBLE_FORMATS else max_pixels
+    if width * height > budget:
+        raise ImageTooLargeError(f"image too large ({width}×{height} pixels)")
+    return image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -68,9 +134,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def image_format(data: bytes) -> str | None:
-    """Pillow's name of the format of `data` from its header (e.g. 'JPEG'), or None if unknown."""
+    """Pillow's name of the format of `data` from its header (e.g. 'JPEG'), or None if not a photo format."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=_openable_formats()) as image:
             return image.format
     except Exception:
         return None

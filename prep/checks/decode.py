@@ -12,10 +12,13 @@ from PIL import Image
 from core.imaging import decode_image
 from prep.checks.base import MIN_SIDE, Finding, PhotoUnderReview
 
+# Pixel checks look at ≤512 px; a big JPEG is decoded at the smallest scale still twice that.
+DECODE_SIDE = 1024
+
 
 def read_photo(data: bytes) -> Image.Image:
     """The photo as RGB, or ImageDecodeError."""
-    return decode_image(data)
+    return decode_image(data, draft=True, draft_side=DECODE_SIDE)
 
 
 def is_tiny(image: Image.Image) -> bool:

@@ -108,6 +108,7 @@ async def test_hostile_and_odd_inputs_each_get_a_short_helpful_reply(bot: FakeTe
         (101, dict(photo_bytes=b"\xff\xd8 definitely not a jpeg"), "can't open"),
         (102, dict(photo_bytes=jpeg_bytes(scene(0, 1)), file_size=25 * 1024 * 1024), "over 20 MB"),
         (103, dict(document=(bomb.getvalue(), "image/png", "bomb.png")), "too large"),
+        (110, dict(document=(_elongated_png(), "image/png", "strip.png")), "too elongated"),
         (104, dict(document=(b"%PDF-1.4", "application/pdf", "ticket.pdf")), "not an image"),
         (
             105,
@@ -140,8 +141,15 @@ async def test_hostile_and_odd_inputs_each_get_a_short_helpful_reply(bot: FakeTe
         reply = (await bot.wait_replies(user))[0]
         assert expected in reply.params["text"], (user, reply.params["text"])
         assert len(reply.params["text"]) < 300
-    # Only the corrupt photo and the bomb were downloaded: not the 25 MB photo, not the PDF.
-    assert len(bot.sent("getFile")) == 2
+    # Only the corrupt photo, the bomb and the strip were downloaded: not the 25 MB photo, not the PDF.
+    assert len(bot.sent("getFile")) == 3
+
+
+def _elongated_png() -> bytes:
+    """137 KB that CLIP's resize would have turned into gigabytes (issue #16, row 4)."""
+    buffer = io.BytesIO()
+    Image.new("L", (100, 400_000)).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
 
 
 async def test_a_download_telegram_refuses_as_too_big_gets_the_size_message(bot: FakeTelegram) -> None:
