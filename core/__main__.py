@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core.cli import configure_logging, die, emit, load_settings, package_version, run_cli
 from core.errors import GuideError
-from core.imaging import ImageDecodeError
+from core.imaging import ImageDecodeError, read_image_file
 from core.ranking import Recognition
 from core.service import Guide, PhotoHit
 from core.settings import Settings
@@ -72,10 +72,7 @@ def _guide(args: argparse.Namespace, settings: Settings) -> Guide:
 
 
 def _recognize(args: argparse.Namespace, settings: Settings) -> RecognizeReport:
-    try:
-        image = args.image.read_bytes()
-    except OSError as exc:
-        die(f"cannot read {args.image}: {exc.strerror or exc}")
+    image = read_image_file(args.image)  # before any model loads: a bad path costs nothing
     guide = _guide(args, settings)
     try:
         return RecognizeReport(guide.recognize(image))

@@ -30,6 +30,17 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
+# A cell starting with one of these is run as a formula by spreadsheets (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """Text for a report CSV that people open in a spreadsheet: formula-like text gets a leading `'`."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def is_safe_name(value: str) -> bool:
     return bool(SAFE_NAME.match(value)) and ".." not in value
 
@@ -138,7 +149,7 @@ class Dataset:
         with self.ingest_report_path.open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(INGEST_REPORT_COLUMNS)
-            writer.writerows(rows)
+            writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
         return self.ingest_report_path
 
 

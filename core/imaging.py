@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import stat
+from pathlib import Path
 
 from PIL import Image, ImageOps
 
@@ -77,6 +80,23 @@ class ImageTooLargeError(ImageDecodeError):
 
 class ImageShapeError(ImageDecodeError):
     """Too elongated to be a photo (refused from the header, before decoding)."""
+
+
+def read_image_file(path: Path, limit: int = MAX_IMAGE_BYTES) -> bytes:
+    """The bytes of an image file given on a command line: a regular file of at most `limit` bytes.
+    A FIFO, a device (/dev/zero) or a directory is refused before reading; so is a larger file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ImageDecodeError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImageDecodeError(f"{path} is not a regular file")
+    with os.fdopen(fd, "rb") as file:
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise ImageDecodeError(f"{path} is larger than {limit // (1024 * 1024)} MB")
+    return data
 
 
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, draft: bool = False, draft_side: int = 0) -> Image.Image:

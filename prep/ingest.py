@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import csv
+import io
 import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -96,6 +99,37 @@ class IngestError(GuideError, ValueError):
     """The input folder cannot be ingested at all (the message says why)."""
 
 
+# Encodings tried, line by line, after UTF-8: the published files are UTF-8, but a file re-saved by a
+# spreadsheet on Russian Windows is cp1251. UTF-16 is recognised by its byte-order mark.
+FALLBACK_ENCODING = "cp1251"
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+@contextmanager
+def text_lines(path: Path) -> Iterator[Iterator[str]]:
+    """The lines of a CSV file as text, whatever its encoding: UTF-16 with a BOM as a whole; otherwise
+    each line as UTF-8 (BOM dropped), or cp1251 where it is not valid UTF-8, so one foreign line never
+    stops the run."""
+    with path.open("rb") as raw:
+        head = raw.read(2)
+        raw.seek(0)
+        if head in UTF16_BOMS:
+            with io.TextIOWrapper(raw, encoding="utf-16", newline="") as text:
+                yield iter(text)
+            return
+        yield _decoded_lines(raw)
+
+
+def _decoded_lines(raw) -> Iterator[str]:
+    for number, line in enumerate(raw):
+        if number == 0 and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8) :]
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError:
+            yield line.decode(FALLBACK_ENCODING, errors="replace")
+
+
 def decode_base64_photo(raw: str) -> bytes:
     """Base64 in any of the circulating wrappings: `b'...'` literals, data: URLs, whitespace, no padding."""
     text = raw.strip()
@@ -127,7 +161,7 @@ def _name_key(name: str) -> str:
 def read_raw_places(path: Path, city_code: str, skipped: list[Skipped]) -> dict[str, Landmark]:
     """Landmarks by name key; rows with the same name in a city merged (first XID and place, union of kinds)."""
     by_name: dict[str, Landmark] = {}
-    with path.open(newline="", encoding="utf-8-sig") as f:
+    with text_lines(path) as f:
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []
         columns = {key: _column(fields, (key,)) for key in ("xid", "name", "kind", "city", "osm", "lat", "lon")}
@@ -170,7 +204,7 @@ def read_raw_places(path: Path, city_code: str, skipped: list[Skipped]) -> dict[
 
 def _image_rows(path: Path) -> Iterator[tuple[int, str, str]]:
     csv.field_size_limit(min(sys.maxsize, MAX_FIELD_CHARS))
-    with path.open(newline="", encoding="utf-8-sig") as f:
+    with text_lines(path) as f:
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []
         name_col, image_col = _column(fields, NAME_COLUMNS), _column(fields, IMAGE_COLUMNS)

@@ -53,9 +53,18 @@ def test_search_json_paths_resolve_from_the_working_directory(capsys) -> None:
         (["search", "   "], "empty"),
         (["recognize", "photo.jpg", "--artifacts", "nowhere"], "prep build"),
         (["search", "church", "--artifacts", "nowhere"], "prep build"),
+        (["recognize", "/dev/zero"], "not a regular file"),
+        (["recognize", "fifo.jpg"], "not a regular file"),
+        (["recognize", "."], "not a regular file"),
+        (["recognize", "huge.jpg"], "larger than 20 MB"),
     ],
 )
 def test_errors_are_one_line_with_exit_code_2(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "fifo.jpg")  # opened non-blocking: must not hang waiting for a writer
+    with (tmp_path / "huge.jpg").open("wb") as f:
+        f.truncate(21 * 1024 * 1024)
     (tmp_path / "broken.jpg").write_bytes(jpeg_bytes(scene(0, 1))[:200])
     (tmp_path / "photo.jpg").write_bytes(jpeg_bytes(scene(0, 1)))
     code, out, err = run(main, argv, capsys)

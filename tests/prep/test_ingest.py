@@ -173,3 +173,33 @@ def test_cli_missing_folder_is_one_clear_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "not a folder" in result.stderr
+
+
+def test_a_cp1251_line_and_a_utf16_file_are_read_not_fatal(tmp_path: Path) -> None:
+    """Issue #16 row 6: one cp1251-encoded name, and a whole places file in UTF-16 with a BOM."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    fieldnames, rows = read_fixture_places("EKB")
+    write_places_csv(raw / "EKB_places.csv", fieldnames, rows[:2])
+    places = (raw / "EKB_places.csv").read_text(encoding="utf-8")
+    (raw / "EKB_places.csv").write_bytes(places.encode("utf-16"))  # with BOM
+    name, other = rows[0]["Name"], rows[1]["Name"]
+    lines = ["name,img", f"{name},{encode_field(PHOTO)}", f"{other},{encode_field(jpeg_bytes(scene(1, 1)))}"]
+    (raw / "EKB_images.csv").write_bytes(
+        (lines[0] + "\r\n" + lines[1] + "\r\n").encode("utf-8") + (lines[2] + "\r\n").encode("cp1251")
+    )
+    report = ingest(raw, tmp_path / "data", show_progress=False)
+    assert report.written == 2 and not report.skipped
+    assert set(read_places(tmp_path / "data" / "places.csv")) == {rows[0]["XID"], rows[1]["XID"]}
+
+
+def test_formula_like_text_is_neutralised_in_the_report(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    fieldnames, rows = read_fixture_places("EKB")
+    write_places_csv(raw / "EKB_places.csv", fieldnames, rows[:1])
+    write_images_csv(raw / "EKB_images.csv", [("=HYPERLINK(\"http://x\")", encode_field(PHOTO))])
+    report = ingest(raw, tmp_path / "data", show_progress=False)
+    with report.report_path.open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["name"].startswith("'=") and row["reason"] == "unknown place"
