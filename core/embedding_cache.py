@@ -8,7 +8,9 @@ rebuild after adding a few photos embeds only those. File hashes are memoised by
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,8 @@ import numpy as np
 
 from core.encoders.base import ImageEncoder
 from core.imaging import ImageDecodeError, decode_image
+
+log = logging.getLogger(__name__)
 
 CACHE_FILE = "embeddings.sqlite"
 # Photos embedded per call of the encoder.
@@ -32,21 +36,43 @@ def file_hash(path: Path) -> str:
 
 
 class EmbeddingCache:
+    """A cache is only ever a cache: a damaged file is moved aside and started afresh (with a warning),
+    and a stored vector of the wrong length is treated as missing, so a build never fails on it."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+            log.warning("embedding cache %s is damaged (%s): moved to %s, starting a new one", path, exc, aside)
+            for suffix in ("", "-wal", "-shm"):
+                damaged = Path(f"{path}{suffix}")
+                if damaged.exists():
+                    damaged.replace(Path(f"{aside}{suffix}"))
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
         # timeout: `prep build` and the bot's /reindex may briefly touch it at once.
-        self._db = sqlite3.connect(path, timeout=30)
-        self._db.executescript(
-            """
-            PRAGMA journal_mode=WAL;
-            CREATE TABLE IF NOT EXISTS embeddings (
-                model TEXT NOT NULL, sha256 TEXT NOT NULL, vector BLOB NOT NULL,
-                PRIMARY KEY (model, sha256));
-            CREATE TABLE IF NOT EXISTS files (
-                path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
-            """
-        )
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity check failed")
+            db.executescript(
+                """
+                PRAGMA journal_mode=WAL;
+                CREATE TABLE IF NOT EXISTS embeddings (
+                    model TEXT NOT NULL, sha256 TEXT NOT NULL, vector BLOB NOT NULL,
+                    PRIMARY KEY (model, sha256));
+                CREATE TABLE IF NOT EXISTS files (
+                    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
+                """
+            )
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self._db.close()
@@ -70,8 +96,11 @@ class EmbeddingCache:
         )
         return digest
 
-    def get(self, model: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+    def get(self, model: str, hashes: Iterable[str], dim: int | None = None) -> dict[str, np.ndarray]:
+        """Cached vectors by hash; with `dim`, a vector of another length (truncated, or another model's)
+        is left out, so it is embedded again and overwritten."""
         found: dict[str, np.ndarray] = {}
+        width = None if dim is None else dim * np.dtype(np.float32).itemsize
         wanted = list(dict.fromkeys(hashes))
         for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
             chunk = wanted[start : start + 500]
@@ -80,7 +109,8 @@ class EmbeddingCache:
                 f"SELECT sha256, vector FROM embeddings WHERE model = ? AND sha256 IN ({marks})", (model, *chunk)
             )
             for digest, blob in rows:
-                found[digest] = np.frombuffer(blob, dtype=np.float32)
+                if isinstance(blob, bytes) and (width is None or len(blob) == width) and len(blob) % 4 == 0:
+                    found[digest] = np.frombuffer(blob, dtype=np.float32)
         return found
 
     def put(self, model: str, vectors: Mapping[str, np.ndarray]) -> None:
@@ -128,7 +158,7 @@ def embed_missing(
     """Vectors for `photos`: from the cache where it has them, else decoded, embedded in batches and
     cached. Shared by the index build and `prep clean`, so either one leaves the other nothing to do.
     Identical files are embedded once; unreadable or vanished files are skipped and listed."""
-    result = Embedded(cache.get(encoder.cache_key, [p.sha256 for p in photos]))
+    result = Embedded(cache.get(encoder.cache_key, [p.sha256 for p in photos], dim=encoder.dim))
     result.cached = set(result.vectors)
     missing = list({p.sha256: p for p in photos if p.sha256 not in result.vectors}.values())
     progress("embed", 0, len(missing))

@@ -78,22 +78,33 @@ class Manifest:
     dataset_fingerprint: str
     built_at: str
     data_dir: str
+    image_fingerprint: str = ""  # the image model's content (older builds: "", i.e. unknown)
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ArtifactsError(f"cannot read {path}: {exc}") from None
+            raise ArtifactsError(
+                f"{path} is damaged ({exc.__class__.__name__}): rebuild with `python -m prep build`"
+            ) from None
+        if not isinstance(raw, dict):
+            raise ArtifactsError(f"{path} is damaged (not a JSON object): rebuild with `python -m prep build`")
         if raw.get("schema_version") != SCHEMA_VERSION:
             raise ArtifactsError(
                 f"artifacts in {path.parent} have schema version {raw.get('schema_version')}, this program reads "
                 f"version {SCHEMA_VERSION}: rebuild them with `python -m prep build`"
             )
+        optional = {"image_fingerprint"}
         try:
-            return cls(**{name: raw[name] for name in cls.__dataclass_fields__})
-        except KeyError as exc:
-            raise ArtifactsError(f"{path} lacks field {exc}: rebuild with `python -m prep build`") from None
+            manifest = cls(
+                **{name: raw[name] for name in cls.__dataclass_fields__ if name in raw or name not in optional}
+            )
+        except (KeyError, TypeError) as exc:
+            raise ArtifactsError(f"{path} lacks or garbles field {exc}: rebuild with `python -m prep build`") from None
+        if not isinstance(manifest.dim, int) or not isinstance(manifest.image_model, str):
+            raise ArtifactsError(f"{path} is damaged: rebuild with `python -m prep build`")
+        return manifest
 
 
 class PhotoIndex:
@@ -142,12 +153,20 @@ class PhotoIndex:
             ) from None
         return cls(manifest, photos, landmarks, index, location)
 
-    def check_models(self, image_model: str, text_model: str | None = None, dim: int | None = None) -> None:
-        """Refuse to serve vectors from one model against queries from another."""
+    def check_models(
+        self, image_model: str, text_model: str | None = None, dim: int | None = None, fingerprint: str = ""
+    ) -> None:
+        """Refuse to serve vectors from one model against queries from another (by name and by content)."""
         if self.manifest.image_model != image_model:
             raise ArtifactsError(
                 f"the index was built with image model {self.manifest.image_model!r} but IMAGE_MODEL is "
                 f"{image_model!r}: rebuild it with `python -m prep build` or set IMAGE_MODEL back"
+            )
+        built_with = self.manifest.image_fingerprint
+        if fingerprint and built_with and fingerprint != built_with:
+            raise ArtifactsError(
+                f"the index was built with other weights under the name {image_model!r} "
+                f"({built_with[:12]}, now {fingerprint[:12]}): rebuild it with `python -m prep build`"
             )
         if dim is not None and dim != self.manifest.dim:
             raise ArtifactsError(f"the index has dimension {self.manifest.dim}, the text model gives {dim}")
@@ -266,16 +285,22 @@ def _scan(dataset: Dataset, cache: EmbeddingCache, report_progress: ProgressFn) 
         else:
             skipped.append((photo.path, f"landmark {photo.xid} is not in {PLACES_FILE}"))
     hashes: list[str] = []
+    present: list[DatasetPhoto] = []
     for done, photo in enumerate(photos, 1):
-        hashes.append(cache.hash_file(dataset.path(photo.path)))
+        try:
+            hashes.append(cache.hash_file(dataset.path(photo.path)))
+            present.append(photo)
+        except OSError as exc:  # deleted or made unreadable while the build runs
+            skipped.append((photo.path, f"vanished or unreadable during the build ({exc.strerror or exc})"))
         if done % 200 == 0 or done == len(photos):
             report_progress("hash", done, len(photos))
+    photos = present
     cache.commit()
     return _Scan(landmarks, photos, hashes, skipped, _fingerprint(photos, hashes, dataset.places_path))
 
 
 def _up_to_date(
-    artifacts_dir: Path, scan: _Scan, image_model: str, text_model: str, started: float
+    artifacts_dir: Path, scan: _Scan, image_model: str, text_model: str, image_fingerprint: str, started: float
 ) -> BuildReport | None:
     previous = _current_manifest(artifacts_dir)
     if (
@@ -283,6 +308,7 @@ def _up_to_date(
         or previous.dataset_fingerprint != scan.fingerprint
         or previous.image_model != image_model
         or previous.text_model != text_model
+        or previous.image_fingerprint != image_fingerprint
     ):
         return None
     return BuildReport(
@@ -298,14 +324,20 @@ def _up_to_date(
 
 
 def check_up_to_date(
-    data_dir: Path, artifacts_dir: Path, *, image_model: str, text_model: str, progress: ProgressFn | None = None
+    data_dir: Path,
+    artifacts_dir: Path,
+    *,
+    image_model: str,
+    text_model: str,
+    image_fingerprint: str,
+    progress: ProgressFn | None = None,
 ) -> BuildReport | None:
     """An "up to date" report if the published index matches the dataset and models, else None.
     Reads no image whose size and mtime are unchanged, and needs no model: callers can skip loading one."""
     started = time.monotonic()
     with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
         scan = _scan(Dataset(data_dir), cache, progress or no_progress)
-        return _up_to_date(artifacts_dir, scan, image_model, text_model, started)
+        return _up_to_date(artifacts_dir, scan, image_model, text_model, image_fingerprint, started)
 
 
 def build_index(
@@ -323,7 +355,8 @@ def build_index(
     dataset = Dataset(data_dir)
     with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
         scan = _scan(dataset, cache, report_progress)
-        if not force and (report := _up_to_date(artifacts_dir, scan, encoder.model_name, text_model, started)):
+        names = (encoder.model_name, text_model, encoder.fingerprint)
+        if not force and (report := _up_to_date(artifacts_dir, scan, *names, started)):
             return report
         landmarks, photos, hashes, fingerprint = scan.landmarks, scan.photos, scan.hashes, scan.fingerprint
         to_embed = [PhotoToEmbed(h, dataset.path(p.path), p.path) for p, h in zip(photos, hashes, strict=True)]
@@ -335,6 +368,7 @@ def build_index(
         manifest = Manifest(
             schema_version=SCHEMA_VERSION,
             image_model=encoder.model_name,
+            image_fingerprint=encoder.fingerprint,
             text_model=text_model,
             dim=encoder.dim,
             count=len(records),

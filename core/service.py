@@ -77,7 +77,9 @@ class Guide:
         params: RankingParams | None = None,
         data_dir: Path | None = None,
     ) -> None:
-        index.check_models(image_encoder.model_name, text_encoder.model_name, text_encoder.dim)
+        index.check_models(
+            image_encoder.model_name, text_encoder.model_name, text_encoder.dim, image_encoder.fingerprint
+        )
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.params = params or RankingParams()
@@ -102,7 +104,7 @@ class Guide:
         if index is None:
             index = _build_first_index(settings, image_encoder, progress)
         # Check the index before loading the second model: a mismatch is then reported at once.
-        index.check_models(image_encoder.model_name)
+        index.check_models(image_encoder.model_name, fingerprint=image_encoder.fingerprint)
         text_encoder = runtime.text_encoder()
         return cls(
             index,
@@ -117,7 +119,8 @@ class Guide:
         return self._index
 
     def swap(self, index: PhotoIndex) -> None:
-        index.check_models(self.image_encoder.model_name, self.text_encoder.model_name, self.text_encoder.dim)
+        encoder = self.image_encoder
+        index.check_models(encoder.model_name, self.text_encoder.model_name, self.text_encoder.dim, encoder.fingerprint)
         with self._swap_lock:
             self._index = index
         log.info("index swapped: %d photos from %s", len(index), index.location)

@@ -37,8 +37,12 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
     try:
         if not args.force:
             # Checked before any model is loaded: an unchanged dataset costs seconds, not a model load.
+            runtime = choose_runtime(settings)
             names = {"image_model": model_id(settings.image_model), "text_model": model_id(settings.text_model)}
-            report = check_up_to_date(data_dir, artifacts_dir, progress=progress, **names)
+            fingerprint = runtime.image_fingerprint()
+            report = check_up_to_date(
+                data_dir, artifacts_dir, progress=progress, image_fingerprint=fingerprint, **names
+            )
             if report is not None:
                 return report
         encoder = choose_runtime(settings).image_encoder()

@@ -22,6 +22,7 @@ from PIL import Image
 
 from core.embedding_cache import file_hash
 from core.encoders import model_id
+from core.encoders.fingerprint import model_fingerprint
 from core.encoders.onnx_folder import TOKENIZER, ExportedFile, OnnxManifest, model_file
 from core.encoders.onnx_runtime import OnnxImageEncoder, OnnxTextEncoder
 from core.preprocess import ClipPreprocessing
@@ -116,6 +117,8 @@ def export(
             dim=int(clip.get_embedding_dimension()),
             preprocess=preprocess.to_dict(),
             text_max_length=int(text.max_seq_length),
+            image_fingerprint=model_fingerprint(image_model),
+            text_fingerprint=model_fingerprint(text_model),
         )
         for tower in ("image", "text"):
             manifest = manifest.with_file(tower, "fp32", ExportedFile(model_file(tower, "fp32")))

@@ -32,6 +32,7 @@ CORE_PUBLIC = {
     "core.preprocess",
     "core.encoders",
     "core.encoders.onnx_folder",
+    "core.encoders.fingerprint",
     "core.encoders.onnx_runtime",
     "core.encoders.torch_runtime",
 }

@@ -30,7 +30,8 @@ class ModelLoadError(GuideError, RuntimeError):
 @runtime_checkable
 class ImageEncoder(Protocol):
     model_name: str  # what the index manifest records and checks
-    cache_key: str  # embedding-cache key: differs for runtimes whose vectors differ (int8)
+    fingerprint: str  # the model's content (core.encoders.fingerprint); "" if unknown
+    cache_key: str  # embedding-cache key: name, content, and runtime where vectors differ (int8)
     dim: int
     # Zero-shot text scoring against these image vectors, or None where the runtime lacks the
     # image model's text tower; `prompts_unavailable` then says why.
@@ -72,3 +73,9 @@ def normalise_rows(vectors: np.ndarray) -> np.ndarray:
 
 def clip_queries(texts: Sequence[str]) -> list[str]:
     return [text[:MAX_QUERY_CHARS] for text in texts]
+
+
+def cache_key_for(model_name: str, fingerprint: str, variant: str = "") -> str:
+    """Embedding-cache key: the same name with other weights, or int8 vectors, never share entries."""
+    key = f"{model_name}@{fingerprint[:12]}" if fingerprint else model_name
+    return f"{key}#{variant}" if variant else key

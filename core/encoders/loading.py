@@ -33,6 +33,16 @@ class Runtime:
 
         return SentenceTransformerImageEncoder(self.settings.image_model)
 
+    def image_fingerprint(self) -> str:
+        """The image model's content fingerprint without loading it ("" if its files are not found)."""
+        if self.name == ONNX:
+            from core.encoders.onnx_folder import OnnxManifest
+
+            return OnnxManifest.read(self.settings.onnx_dir).image_fingerprint
+        from core.encoders.fingerprint import model_fingerprint
+
+        return model_fingerprint(self.settings.image_model)
+
     def text_encoder(self) -> TextEncoder:
         if self.name == ONNX:
             from core.encoders.onnx_runtime import OnnxTextEncoder

@@ -50,6 +50,8 @@ class OnnxManifest:
     preprocess: dict
     text_max_length: int
     files: dict[str, dict[str, ExportedFile]] = field(default_factory=dict)  # tower → precision → file
+    image_fingerprint: str = ""  # content of the model exported (core.encoders.fingerprint)
+    text_fingerprint: str = ""
 
     def with_file(self, tower: str, precision: str, exported: ExportedFile | None) -> OnnxManifest:
         """A copy with one file added, replaced, or (None) dropped."""
@@ -94,6 +96,8 @@ class OnnxManifest:
                 preprocess=dict(raw["preprocess"]),
                 text_max_length=int(raw["text_max_length"]),
                 files=files,
+                image_fingerprint=str(raw.get("image_fingerprint", "")),
+                text_fingerprint=str(raw.get("text_fingerprint", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise OnnxModelsError(f"{path} lacks or garbles field {exc}: {REEXPORT}") from None

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from core.encoders.base import ModelLoadError, clip_queries, model_id, normalise_rows
+from core.encoders.base import ModelLoadError, cache_key_for, clip_queries, model_id, normalise_rows
+from core.encoders.fingerprint import model_fingerprint
 
 IMAGE_BATCH_SIZE = 32
 
@@ -41,8 +42,11 @@ class SentenceTransformerImageEncoder:
     prompts_unavailable = ""
 
     def __init__(self, name_or_path: str) -> None:
-        self.model_name = self.cache_key = model_id(name_or_path)
+        self.model_name = model_id(name_or_path)
         self._model = load_sentence_transformer(name_or_path)
+        # After loading: a hub model is in the local cache now.
+        self.fingerprint = model_fingerprint(name_or_path)
+        self.cache_key = cache_key_for(self.model_name, self.fingerprint)
         self.dim = int(self._model.get_embedding_dimension())
         self.encode_prompts = self._encode_prompts
 

@@ -19,6 +19,7 @@ class CountingEncoder:
     def __init__(self, inner, fail_after: int | None = None) -> None:
         self.inner, self.fail_after, self.count = inner, fail_after, 0
         self.model_name, self.cache_key, self.dim = inner.model_name, inner.cache_key, inner.dim
+        self.fingerprint = inner.fingerprint
 
     def encode_images(self, images):
         if self.fail_after is not None and self.count + len(images) > self.fail_after:

@@ -97,8 +97,11 @@ def test_backend_selection(model_dirs, onnx_dir, tmp_path) -> None:
     # int8 vectors are cached apart from fp32/torch ones and from another export's int8 ones.
     int8_file = onnx_dir / json.loads((onnx_dir / "onnx.json").read_text())["files"]["image"]["int8"]["file"]
     digest = hashlib.sha256(int8_file.read_bytes()).hexdigest()[:12]
-    assert image.cache_key == f"clip-ViT-B-32#int8@{digest}" and image.model_name == "clip-ViT-B-32"
-    assert OnnxImageEncoder(onnx_dir, precision="fp32").cache_key == "clip-ViT-B-32"
+    fingerprint = image.fingerprint[:12]
+    assert image.cache_key == f"clip-ViT-B-32@{fingerprint}#int8@{digest}" and image.model_name == "clip-ViT-B-32"
+    assert OnnxImageEncoder(onnx_dir, precision="fp32").cache_key == f"clip-ViT-B-32@{fingerprint}"
+    # The export records the source model's content: the same as the torch encoder's.
+    assert image.fingerprint == encoders_for_torch_fingerprint(model_dirs)
     assert isinstance(encoders.text, OnnxTextEncoder)
 
 
@@ -184,3 +187,9 @@ def test_the_manifest_round_trips_through_its_one_writer(onnx_dir, tmp_path) -> 
     manifest.write(tmp_path)
     assert OnnxManifest.read(tmp_path) == manifest
     assert manifest.choose("image")[0] == "int8" and manifest.choose("text", "fp32")[1].file == "text.onnx"
+
+
+def encoders_for_torch_fingerprint(model_dirs) -> str:
+    from core.encoders.fingerprint import model_fingerprint
+
+    return model_fingerprint(str(model_dirs.clip))

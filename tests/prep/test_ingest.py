@@ -198,7 +198,7 @@ def test_formula_like_text_is_neutralised_in_the_report(tmp_path: Path) -> None:
     raw.mkdir()
     fieldnames, rows = read_fixture_places("EKB")
     write_places_csv(raw / "EKB_places.csv", fieldnames, rows[:1])
-    write_images_csv(raw / "EKB_images.csv", [("=HYPERLINK(\"http://x\")", encode_field(PHOTO))])
+    write_images_csv(raw / "EKB_images.csv", [('=HYPERLINK("http://x")', encode_field(PHOTO))])
     report = ingest(raw, tmp_path / "data", show_progress=False)
     with report.report_path.open() as f:
         (row,) = list(csv.DictReader(f))

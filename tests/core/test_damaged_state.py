@@ -1,0 +1,118 @@
+"""Damaged state heals or says so; models are known by content (issue #16 rows 7, 8, 10, 13)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from core import ArtifactsError, Guide, PhotoIndex, build_index, model_id, open_cache
+from core.encoders.torch_runtime import SentenceTransformerImageEncoder
+from core.index import resolve_build
+from prep.__main__ import main as prep_main
+from prep.random_models import build_clip
+from tests.helpers.cli import run, run_json, use_environment
+from tests.helpers.models import BuiltDataset, ModelDirs
+
+
+@pytest.fixture
+def dataset(built_dataset: BuiltDataset, tmp_path: Path) -> BuiltDataset:
+    return built_dataset.copy_to(tmp_path)
+
+
+def _cache_file(dataset: BuiltDataset) -> Path:
+    return dataset.artifacts_dir / "cache" / "embeddings.sqlite"
+
+
+def test_a_garbage_cache_is_moved_aside_and_rebuilt(dataset, model_dirs, monkeypatch, tmp_path, capsys) -> None:
+    cache = _cache_file(dataset)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{cache}{suffix}").unlink(missing_ok=True)
+    cache.write_bytes(b"this is not a database" * 100)
+    use_environment(monkeypatch, tmp_path, dataset, model_dirs)
+    report = run_json(prep_main, ["build", "--force"], capsys)
+    assert report["photos"] > 0 and report["embedded"] == report["photos"]
+    assert list(cache.parent.glob("embeddings.sqlite.damaged-*"))
+    with open_cache(dataset.artifacts_dir) as healed:
+        assert healed.get  # opens cleanly now
+
+
+def test_a_truncated_cached_vector_is_embedded_again(dataset, encoders, model_dirs) -> None:
+    with sqlite3.connect(_cache_file(dataset)) as db:
+        (digest,) = db.execute("SELECT sha256 FROM embeddings LIMIT 1").fetchone()
+        db.execute("UPDATE embeddings SET vector = substr(vector, 1, 100) WHERE sha256 = ?", (digest,))
+    report = build_index(
+        dataset.data_dir,
+        dataset.artifacts_dir,
+        encoders.image,
+        text_model=model_id(str(model_dirs.text)),
+        force=True,
+    )
+    assert report.embedded == 1 and report.photos == len(PhotoIndex.load(dataset.artifacts_dir))
+
+
+@pytest.mark.parametrize("content", ["[]", "{}", "null", '{"schema_version": 1, "dim": "x"}', "{trunc"])
+def test_a_malformed_manifest_is_damaged_and_prep_build_rebuilds(
+    dataset, model_dirs, monkeypatch, tmp_path, capsys, content
+) -> None:
+    manifest = resolve_build(dataset.artifacts_dir) / "manifest.json"
+    manifest.write_text(content)
+    with pytest.raises(ArtifactsError, match="rebuild"):
+        PhotoIndex.load(dataset.artifacts_dir)
+    use_environment(monkeypatch, tmp_path, dataset, model_dirs)
+    report = run_json(prep_main, ["build"], capsys)
+    assert not report["up_to_date"] and PhotoIndex.load(dataset.artifacts_dir).manifest.count == report["photos"]
+
+
+def test_a_photo_vanishing_during_the_build_is_skipped_and_listed(dataset, encoders, model_dirs, monkeypatch) -> None:
+    from core import embedding_cache
+
+    victim = sorted((dataset.data_dir / "images").rglob("*.jpg"))[3]
+    real_hash = embedding_cache.EmbeddingCache.hash_file
+
+    def hash_then_vanish(self, path):
+        if path == victim:
+            victim.unlink()
+        return real_hash(self, path)
+
+    monkeypatch.setattr(embedding_cache.EmbeddingCache, "hash_file", hash_then_vanish)
+    report = build_index(
+        dataset.data_dir, dataset.artifacts_dir, encoders.image, text_model=model_id(str(model_dirs.text)), force=True
+    )
+    assert any("vanished" in reason for _, reason in report.skipped)
+    assert report.photos == len(PhotoIndex.load(dataset.artifacts_dir))
+
+
+def test_other_weights_under_the_same_name_force_re_embedding_and_refuse_the_old_index(
+    dataset, model_dirs: ModelDirs, monkeypatch, tmp_path, capsys
+) -> None:
+    """`prep random-models` writes `clip-ViT-B-32`: another model of that name must not pass for the first."""
+    other = build_clip(tmp_path / "other" / "clip-ViT-B-32", seed=7)
+    assert model_id(str(other)) == model_id(str(model_dirs.clip))
+    old_index = PhotoIndex.load(dataset.artifacts_dir)
+    swapped = SentenceTransformerImageEncoder(str(other))
+    with pytest.raises(ArtifactsError, match="other weights"):
+        old_index.check_models(swapped.model_name, fingerprint=swapped.fingerprint)
+
+    use_environment(monkeypatch, tmp_path, dataset, model_dirs)
+    monkeypatch.setenv("IMAGE_MODEL", str(other))
+    report = run_json(prep_main, ["build"], capsys)
+    assert not report["up_to_date"] and report["embedded"] == report["photos"]  # nothing from the old cache
+    again = run_json(prep_main, ["build"], capsys)
+    assert again["up_to_date"]
+    code, _, err = run(prep_main, ["build", "--force", "--json"], capsys)
+    assert code == 0
+    new_index = PhotoIndex.load(dataset.artifacts_dir)
+    assert new_index.manifest.image_fingerprint == swapped.fingerprint
+    # A dataset photo is its own nearest neighbour under the new model (it was 0.07 with the stale vectors).
+    guide = Guide(new_index, swapped, _text(model_dirs), data_dir=dataset.data_dir)
+    first = new_index.photos[0]
+    result = guide.recognize((dataset.data_dir / first.path).read_bytes())
+    assert result.best_similarity > 0.99
+
+
+def _text(model_dirs: ModelDirs):
+    from core.encoders.torch_runtime import SentenceTransformerTextEncoder
+
+    return SentenceTransformerTextEncoder(str(model_dirs.text))
