@@ -77,13 +77,14 @@ def _add_handlers(application: Application) -> None:
             CommandHandler("help", handlers.help_command, filters=new),
             CommandHandler("lang", handlers.lang, filters=new),
             CommandHandler("reindex", handlers.reindex, filters=new),
-            CallbackQueryHandler(handlers.lang_chosen, pattern=r"^lang:"),
+            CallbackQueryHandler(handlers.lang_chosen, pattern=r"^lang:(ru|en)$"),
             MessageHandler(new & filters.PHOTO, handlers.photo),
             MessageHandler(new & filters.Document.ALL, handlers.document),
             MessageHandler(new & filters.COMMAND, handlers.unknown_command),
             MessageHandler(new & filters.TEXT, handlers.text_query),
             MessageHandler(filters.UpdateType.EDITED_MESSAGE, handlers.edited),
             MessageHandler(new, handlers.unsupported),
+            CallbackQueryHandler(handlers.stale_button),  # last: every other callback gets answered
         ]
     )
     application.add_error_handler(handlers.error)

@@ -27,6 +27,7 @@ from bot.texts import (
 )
 from core import (
     ALBUM_SIZE,
+    BuildCancelled,
     BuildInProgressError,
     EmptyQueryError,
     ImageDecodeError,
@@ -190,12 +191,23 @@ def _read_album(hits: list[PhotoHit]) -> list[InputMediaPhoto]:
     return album
 
 
+def _sender(update: Update) -> int:
+    """Who a request counts against: the user, or the chat for updates without one (channel posts)."""
+    if update.effective_user is not None:
+        return update.effective_user.id
+    return -(update.effective_chat.id if update.effective_chat is not None else 0) or -1
+
+
 async def _within_rate_limit(update: Update, context: ContextTypes.DEFAULT_TYPE, lang_: Lang) -> bool:
-    user = update.effective_user
-    if user is None or services(context).limiter.allow(user.id):
+    if services(context).limiter.allow(_sender(update)):
         return True
     await update.effective_message.reply_text(text("rate_limited", lang_))
     return False
+
+
+async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any callback no other handler takes (forged, old, unknown): answer it, so the client stops spinning."""
+    await update.callback_query.answer(text("expired", user_lang(update, context)), show_alert=False)
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -225,8 +237,12 @@ async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except ReindexBusyError:
         await message.reply_text(text("reindex_busy", lang_))
         return
-    status = await message.reply_text(text("reindex_started", lang_, data_dir=svc.settings.core.data_dir))
-    context.application.create_task(_run_reindex(context, status, lang_), update=update)
+    try:
+        status = await message.reply_text(text("reindex_started", lang_, data_dir=svc.settings.core.data_dir))
+        context.application.create_task(_run_reindex(context, status, lang_), update=update)
+    except BaseException:
+        svc.reindexer.release()  # Telegram failed us before the build started: the slot must not stay taken
+        raise
 
 
 async def _run_reindex(context: ContextTypes.DEFAULT_TYPE, status: Message, lang_: Lang) -> None:
@@ -243,6 +259,9 @@ async def _run_reindex(context: ContextTypes.DEFAULT_TYPE, status: Message, lang
         report = await svc.reindexer.run(on_progress)
     except BuildInProgressError:
         await status.reply_text(text("reindex_busy", lang_))
+        return
+    except BuildCancelled:
+        log.info("reindex cancelled: the bot is stopping; the old index stays")
         return
     except Exception as exc:
         log.exception("reindex failed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,10 @@ class ReindexBusyError(RuntimeError):
 
 
 class Reindexer:
-    """Runs one rebuild at a time on its own thread, so the query workers keep answering."""
+    """Runs one rebuild at a time on its own thread, so the query workers keep answering.
+
+    The slot is claimed on the event loop (no race between two admins) and released on every exit
+    path; `shutdown()` (SIGTERM) cancels a running build at its next batch, keeping the old index."""
 
     def __init__(self, guide: Guide, data_dir: Path, artifacts_dir: Path) -> None:
         self.guide = guide
@@ -32,16 +36,20 @@ class Reindexer:
         self.artifacts_dir = artifacts_dir
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reindex")
         self._running = False
+        self._cancel = threading.Event()
 
     @property
     def running(self) -> bool:
         return self._running
 
     def claim(self) -> None:
-        """Reserve the single reindex slot (on the event loop, so no race between two admins)."""
+        """Reserve the single reindex slot; pair it with `run()` or `release()`."""
         if self._running:
             raise ReindexBusyError("a reindex is already running")
         self._running = True
+
+    def release(self) -> None:
+        self._running = False
 
     async def run(self, on_progress: Notify) -> BuildReport:
         """Rebuild and swap; call `claim()` first. Errors propagate; the old index keeps serving."""
@@ -58,7 +66,7 @@ class Reindexer:
         started = time.monotonic()
         try:
             report = await loop.run_in_executor(
-                self._thread, self.guide.rebuild, self.data_dir, self.artifacts_dir, progress
+                self._thread, self.guide.rebuild, self.data_dir, self.artifacts_dir, progress, self._cancel
             )
             log.info(
                 "reindex done in %.1f s: %d photos, %d embedded",
@@ -68,7 +76,9 @@ class Reindexer:
             )
             return report
         finally:
-            self._running = False
+            self.release()
 
     def shutdown(self) -> None:
+        """Stop a running build at its next batch; the process then exits within seconds, not minutes."""
+        self._cancel.set()
         self._thread.shutdown(wait=False, cancel_futures=True)

@@ -94,6 +94,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "ru": "Слишком много запросов подряд — подождите несколько секунд, пожалуйста.",
         "en": "That's a lot of requests at once — please wait a few seconds.",
     },
+    "expired": {
+        "ru": "Эта кнопка устарела — пришлите фото ещё раз.",
+        "en": "This answer has expired — please send the photo again.",
+    },
     "error": {
         "ru": "Что-то пошло не так. Попробуйте ещё раз чуть позже.",
         "en": "Something went wrong. Please try again a bit later.",

@@ -12,7 +12,7 @@ Every error a user can cause derives from `GuideError` and reads as one line.
 
 from core.catalog import CatalogError, Landmark
 from core.dataset import Dataset, DatasetPhoto
-from core.embedding_cache import ProgressFn
+from core.embedding_cache import BuildCancelled, ProgressFn
 from core.encoders import ImageEncoder, ModelLoadError, TextEncoder, choose_runtime, load_encoders, model_id
 from core.errors import GuideError
 from core.imaging import ImageDecodeError, ImageTooLargeError, decode_image
@@ -32,6 +32,7 @@ from core.settings import EnvReader, Settings, SettingsError, environment, usabl
 __all__ = [
     "ALBUM_SIZE",
     "ArtifactsError",
+    "BuildCancelled",
     "BuildInProgressError",
     "BuildReport",
     "CatalogError",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from core.encoders.base import ImageEncoder
+from core.errors import GuideError
 from core.imaging import ImageDecodeError, decode_image
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,10 @@ def content_hash(data: bytes) -> str:
 
 def file_hash(path: Path) -> str:
     return content_hash(path.read_bytes())
+
+
+class BuildCancelled(GuideError):
+    """A build was asked to stop (the process is shutting down); the index in use is untouched."""
 
 
 class EmbeddingCache:
@@ -154,6 +160,7 @@ def embed_missing(
     *,
     progress: ProgressFn = no_progress,
     batch_size: int = EMBED_BATCH,
+    cancel: threading.Event | None = None,
 ) -> Embedded:
     """Vectors for `photos`: from the cache where it has them, else decoded, embedded in batches and
     cached. Shared by the index build and `prep clean`, so either one leaves the other nothing to do.
@@ -163,6 +170,9 @@ def embed_missing(
     missing = list({p.sha256: p for p in photos if p.sha256 not in result.vectors}.values())
     progress("embed", 0, len(missing))
     for start in range(0, len(missing), batch_size):
+        if cancel is not None and cancel.is_set():
+            # What was embedded so far is already in the cache: the next build resumes from there.
+            raise BuildCancelled(f"build cancelled after {result.embedded} of {len(missing)} new photos")
         images, digests = [], []
         for photo in missing[start : start + batch_size]:
             try:

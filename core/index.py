@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -348,8 +349,10 @@ def build_index(
     text_model: str,
     progress: ProgressFn | None = None,
     force: bool = False,
+    cancel: threading.Event | None = None,
 ) -> BuildReport:
-    """Embed the folder dataset (reusing cached embeddings) and publish a new index atomically."""
+    """Embed the folder dataset (reusing cached embeddings) and publish a new index atomically.
+    Setting `cancel` stops it between batches with BuildCancelled; nothing is published then."""
     started = time.monotonic()
     report_progress = progress or no_progress
     dataset = Dataset(data_dir)
@@ -360,7 +363,7 @@ def build_index(
             return report
         landmarks, photos, hashes, fingerprint = scan.landmarks, scan.photos, scan.hashes, scan.fingerprint
         to_embed = [PhotoToEmbed(h, dataset.path(p.path), p.path) for p, h in zip(photos, hashes, strict=True)]
-        embedded = embed_missing(encoder, cache, to_embed, progress=report_progress)
+        embedded = embed_missing(encoder, cache, to_embed, progress=report_progress, cancel=cancel)
         vectors, skipped = embedded.vectors, scan.skipped + embedded.skipped
         records = [PhotoRecord(p.path, p.xid, h) for p, h in zip(photos, hashes, strict=True) if h in vectors]
         matrix = np.stack([vectors[r.sha256] for r in records]) if records else np.zeros((0, encoder.dim))

@@ -125,11 +125,22 @@ class Guide:
             self._index = index
         log.info("index swapped: %d photos from %s", len(index), index.location)
 
-    def rebuild(self, data_dir: Path, artifacts_dir: Path, progress: ProgressFn | None = None) -> BuildReport:
+    def rebuild(
+        self,
+        data_dir: Path,
+        artifacts_dir: Path,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> BuildReport:
         """Incremental build with the encoder already in memory, then swap the result in.
-        On any error the index in use is untouched (build_index publishes atomically)."""
+        On any error, or when `cancel` is set, the index in use is untouched (build_index publishes atomically)."""
         report = build_index(
-            data_dir, artifacts_dir, self.image_encoder, text_model=self.text_encoder.model_name, progress=progress
+            data_dir,
+            artifacts_dir,
+            self.image_encoder,
+            text_model=self.text_encoder.model_name,
+            progress=progress,
+            cancel=cancel,
         )
         if Path(report.location).resolve() != self._index.location.resolve():
             self.swap(PhotoIndex.load(artifacts_dir))

@@ -2,6 +2,7 @@
 
 import io
 
+import pytest
 from PIL import Image
 
 from tests.helpers.bot import bot_settings, running_bot
@@ -206,3 +207,33 @@ async def test_an_unexpected_error_is_logged_and_the_user_told(
     reply = (await bot.wait_replies(USER))[0]
     assert "Something went wrong" in reply.params["text"]
     assert any("index exploded" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+async def test_updates_without_a_user_are_rate_limited_by_chat(bot: FakeTelegram) -> None:
+    """Issue #16 row 14: a message with no `from` (sent on behalf of a chat) is still throttled."""
+    import time as clock
+
+    for i in range(7):
+        await bot._push(
+            {
+                "message": {
+                    "message_id": 9000 + i,
+                    "date": int(clock.time()),
+                    "chat": {"id": 4242, "type": "private", "first_name": "Anon"},
+                    "text": f"собор {i}",
+                }
+            }
+        )
+    await bot.wait_for(lambda: len(bot.replies(4242)) + len(bot.sent("sendMediaGroup", 4242)) >= 7, timeout=60)
+    assert any(
+        "wait" in c.params.get("text", "").lower() or "подожд" in c.params.get("text", "") for c in bot.replies(4242)
+    )
+
+
+@pytest.mark.parametrize("data", ["lang:xx", "nonsense", "fb:1:2:3", ""])
+async def test_every_callback_is_answered_even_unknown_ones(bot: FakeTelegram, data: str) -> None:
+    await bot.send(77, text="/lang")
+    prompt = (await bot.wait_replies(77))[0]
+    await bot.press_button(77, data or "x", prompt)
+    answered = await bot.wait_for(lambda: bot.sent("answerCallbackQuery"))
+    assert "expired" in answered[0].params.get("text", "")

@@ -87,6 +87,59 @@ async def test_failed_reindex_keeps_the_old_index_serving(own_bot) -> None:
     await fake.wait_for(lambda: sum("Reindex failed" in c.params["text"] for c in fake.replies(ADMIN)) == 2)
 
 
+async def test_a_failed_started_message_releases_the_reindex_slot(own_bot) -> None:
+    """Issue #16 row 11: Telegram answered 500 to "reindex started"; a later /reindex must run."""
+    fake, _, guide = own_bot
+    fake.fail("sendMessage", times=1, status=500)
+    await fake.send(ADMIN, text="/reindex")
+    await fake.wait_for(lambda: fake.sent("sendMessage:500"))
+    await fake.send(ADMIN, text="/reindex")
+    await fake.wait_for(lambda: any("up to date" in c.params["text"] for c in fake.replies(ADMIN)), timeout=60)
+    assert not any("already running" in c.params["text"] for c in fake.replies(ADMIN))
+
+
+async def test_shutdown_cancels_a_running_reindex_and_keeps_the_old_index(
+    built_dataset, model_dirs, encoders, tmp_path
+) -> None:
+    """Issue #16 row 12: SIGTERM during /reindex stops the build at its next batch, not at its end."""
+    import time
+
+    from bot.reindex import Reindexer
+    from core import BuildCancelled
+    from core.index import open_cache
+
+    dataset = built_dataset.copy_to(tmp_path)
+    _add_photos(dataset, 200)
+
+    class Slow:
+        def __init__(self, inner) -> None:
+            self.inner = inner
+            self.model_name, self.cache_key, self.dim = inner.model_name, inner.cache_key, inner.dim
+            self.fingerprint = inner.fingerprint
+
+        def encode_images(self, images):
+            time.sleep(0.2)  # a full-size model on a small VPS: a batch takes a while
+            return self.inner.encode_images(images)
+
+    guide = Guide(PhotoIndex.load(dataset.artifacts_dir), Slow(encoders.image), encoders.text)
+    before = guide.index
+    reindexer = Reindexer(guide, dataset.data_dir, dataset.artifacts_dir)
+    reindexer.claim()
+    task = asyncio.create_task(reindexer.run(lambda *a: asyncio.sleep(0)))
+    await asyncio.sleep(0.5)
+    started = time.monotonic()
+    reindexer.shutdown()
+    with pytest.raises(BuildCancelled):
+        await asyncio.wait_for(task, timeout=10)
+    assert time.monotonic() - started < 2 and not reindexer.running
+    assert guide.index is before and PhotoIndex.load(dataset.artifacts_dir).location == before.location
+    with open_cache(dataset.artifacts_dir) as cache:  # what was embedded is kept for the next build
+        kept = cache.get(
+            encoders.image.cache_key, [cache.hash_file(p) for p in (dataset.data_dir / "images").rglob("added_*")]
+        )
+    assert 0 < len(kept) < 200
+
+
 def _bot_env(fake, dataset, model_dirs, **extra) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ADMIN_"))}
     env.update(

@@ -77,9 +77,9 @@ class FakeTelegram:
             await self._runner.cleanup()
 
     # --- what tests do ------------------------------------------------------------------------------
-    def fail(self, method: str, times: int = 1, retry_after: int = 1) -> None:
-        """Answer the next `times` calls of `method` with 429 Too Many Requests."""
-        self._failures[method] = [retry_after] * times
+    def fail(self, method: str, times: int = 1, retry_after: int = 1, status: int = 429) -> None:
+        """Answer the next `times` calls of `method` with 429 Too Many Requests (or `status`, e.g. 500)."""
+        self._failures[method] = [(retry_after, status)] * times
 
     def add_file(self, data: bytes, file_size: int | None = None) -> dict:
         file_id = f"file{next(self._ids)}"
@@ -182,8 +182,12 @@ class FakeTelegram:
             return _ok(await self._get_updates(params))
         pending_failures = self._failures.get(method)
         if pending_failures:
-            retry_after = pending_failures.pop(0)
-            await self._record(Call(method + ":429", params, files))
+            retry_after, status = pending_failures.pop(0)
+            await self._record(Call(f"{method}:{status}", params, files))
+            if status != 429:
+                return web.json_response(
+                    {"ok": False, "error_code": status, "description": "Internal Server Error"}, status=status
+                )
             return web.json_response(
                 {
                     "ok": False,
