@@ -1,39 +1,51 @@
-# Landmark guide bot for a small CPU-only VPS.
-#   docker compose build && docker compose up -d        (see "Deploy on a VPS" in the README)
-FROM python:3.11-slim
+# syntax=docker/dockerfile:1.7
+# Two images from one file (see "Deploy on a VPS" in the README):
+#   serve (default)  the bot on ONNX Runtime, no torch: docker compose up -d
+#   prep             the offline pipeline (ingest, clean, review, build, export-onnx), CPU-only torch:
+#                    docker compose run --rm prep <command>
+# Dependencies come from the pinned lock files and are installed before the code is copied, so a code
+# change rebuilds only the last layers. Containers run as the host user (PUID/PGID in compose).
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
+FROM ${PYTHON_IMAGE} AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    TOKENIZERS_PARALLELISM=false \
     HF_HOME=/models/hf \
     DATA_DIR=/data \
     ARTIFACTS_DIR=/artifacts \
     MODEL_DIR=/models/onnx \
     HEALTH_FILE=/tmp/landmark-guide.alive
-
 WORKDIR /app
+COPY requirements/serve.txt requirements/
+# hadolint ignore=DL3042
+RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements/serve.txt
 
-# CPU-only torch first, from PyTorch's CPU wheel index: the unpinned torch that sentence-transformers
-# asks for would otherwise pull a multi-GB CUDA build. Keep the version in step with scripts/setup.sh.
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-
+FROM base AS prep
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+COPY requirements/prep.txt requirements/
+# torch first, from PyTorch's CPU index: the default build of torch on Linux is a multi-GB CUDA one.
+# hadolint ignore=DL3042
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0 \
+    && pip install -r requirements/prep.txt
 COPY pyproject.toml README.md ./
 COPY core ./core
-COPY prep ./prep
 COPY bot ./bot
-RUN pip install . "torch==2.13.0"
+COPY prep ./prep
+RUN pip install --no-cache-dir --no-deps . && mkdir -p /data /artifacts /models /quarantine
+USER 10001:10001
+ENTRYPOINT ["python", "-m", "prep"]
+CMD ["--help"]
 
-RUN useradd --create-home --uid 10001 guide \
-    && mkdir -p /data /artifacts /models /quarantine \
-    && chown -R guide /data /artifacts /models /quarantine
-USER guide
-
-# Models are downloaded once into /models (a volume), so restarts and rebuilds of the image reuse them.
-VOLUME ["/models", "/artifacts"]
-
-# First start downloads the models and builds the index if there is none: allow for it.
-HEALTHCHECK --interval=60s --timeout=10s --start-period=30m --retries=3 CMD ["python", "-m", "bot.health"]
-
+FROM base AS serve
+COPY pyproject.toml README.md ./
+COPY core ./core
+COPY bot ./bot
+RUN pip install --no-cache-dir --no-deps . && mkdir -p /data /artifacts /models
+# Overridden by compose with the host user's ids, so bind mounts stay writable both ways.
+USER 10001:10001
+# Cheap on purpose: reads one file's age (no PTB, no models). It marks the container unhealthy when the
+# bot's event loop stops; Docker does not restart unhealthy containers by itself (see the README).
+HEALTHCHECK --interval=60s --timeout=10s --start-period=10m --retries=3 CMD ["python", "-m", "bot.health"]
 CMD ["python", "-m", "bot"]

@@ -8,7 +8,7 @@ import logging
 from bot.logs import configure_bot_logging
 from bot.preflight import preflight
 from bot.settings import BotSettings
-from core.cli import die, package_version, run_cli
+from core.cli import die, explain_os_error, package_version, run_cli
 from core.errors import GuideError
 
 log = logging.getLogger("bot")
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         preflight(settings)
     except GuideError as exc:
         die(str(exc))
+    except OSError as exc:
+        die(explain_os_error(exc))
     if args.check:
         print("settings and data look fine")
         return 0

@@ -6,6 +6,7 @@ Each check is a small function in CHECKS; the first failure raises a PreflightEr
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -72,6 +73,12 @@ def check_models(settings: BotSettings) -> None:
         raise PreflightError(str(exc)) from None
     if runtime.name != "torch":
         return
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("sentence_transformers") is None:
+        raise PreflightError(
+            f"no ONNX export of IMAGE_MODEL/TEXT_MODEL in {settings.core.onnx_dir}/ and this is the serving install "
+            "(no torch): export them with `python -m prep export-onnx --int8` (Docker: "
+            "`docker compose run --rm prep export-onnx --int8`) or set MODEL_DIR"
+        )
     for variable, name in (("IMAGE_MODEL", settings.core.image_model), ("TEXT_MODEL", settings.core.text_model)):
         looks_local = name.startswith((".", "/", "~")) or os.sep in name.removeprefix("sentence-transformers/")
         if looks_local and not Path(name).expanduser().is_dir():

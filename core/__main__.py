@@ -6,8 +6,7 @@ import argparse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.cli import configure_logging, die, emit, load_settings, package_version, run_cli
-from core.errors import GuideError
+from core.cli import configure_logging, die, emit, guarded, load_settings, package_version, run_cli
 from core.imaging import ImageDecodeError, read_image_file
 from core.ranking import Recognition
 from core.service import Guide, PhotoHit
@@ -93,10 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
     configure_logging("WARNING")
-    try:
-        emit(COMMANDS[args.command](args, settings), args.json)
-    except GuideError as exc:
-        die(str(exc))
+    emit(guarded(lambda: COMMANDS[args.command](args, settings)), args.json)
     return 0
 
 

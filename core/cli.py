@@ -11,12 +11,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn, Protocol
+from typing import NoReturn, Protocol, TypeVar
 
 from core.errors import GuideError
 from core.settings import Settings
 
 EXIT_USAGE = 2
+T = TypeVar("T")
 
 
 class Report(Protocol):
@@ -38,6 +39,25 @@ def package_version() -> str:
 def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def explain_os_error(exc: OSError) -> str:
+    """One line for a file-system failure: what, where, and for permissions what to do."""
+    where = f": {exc.filename}" if exc.filename else ""
+    message = f"{exc.strerror or exc.__class__.__name__}{where}"
+    if isinstance(exc, PermissionError):
+        message += " (run as the owner of that folder; under Docker set PUID/PGID in .env to your `id -u`/`id -g`)"
+    return message
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run a command's work: a GuideError or an OSError (permissions, a full disk…) ends it with one line."""
+    try:
+        return action()
+    except GuideError as exc:
+        die(str(exc))
+    except OSError as exc:
+        die(explain_os_error(exc))
 
 
 def emit(report: Report, as_json: bool) -> None:
@@ -70,6 +90,9 @@ def run_cli(main: Callable[[], int]) -> NoReturn:
         code = main()
     except GuideError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        code = EXIT_USAGE
+    except OSError as exc:
+        print(f"error: {explain_os_error(exc)}", file=sys.stderr)
         code = EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

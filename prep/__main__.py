@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.cli import configure_logging, die, emit, load_settings, package_version, run_cli
-from core.errors import GuideError
+from core.cli import configure_logging, emit, guarded, load_settings, package_version, run_cli
 from core.ranking import DEFAULT_K, DEFAULT_TEMPERATURE
 from prep import commands
 
@@ -108,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
     configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING")
-    try:
-        report = COMMANDS[args.command].run(args, settings)
-    except GuideError as exc:
-        die(str(exc))
+    report = guarded(lambda: COMMANDS[args.command].run(args, settings))
     emit(report, getattr(args, "json", False))
     return getattr(report, "exit_code", 0)
 

@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
-# Creates .venv in the repo root and installs the project into it (CPU-only torch first).
-# Re-running is cheap: nothing is reinstalled unless pyproject.toml or this script changed.
-# On your own machine, point TORCH_INDEX_URL at PyTorch's CPU wheel index (see README).
+# Creates a virtual environment and installs the project into it from the pinned lock files.
+#   scripts/setup.sh          .venv       serving + prep (what scripts/run.sh needs)
+#   scripts/setup.sh dev      .venv       + tests and linters (what scripts/test.sh needs)
+#   scripts/setup.sh serve    .venv-serve the serving install only: bot + core on ONNX Runtime, no torch
+# torch is always the CPU build: a local wheel when pip finds one without the network, else PyTorch's
+# CPU index (TORCH_INDEX_URL), never the multi-GB CUDA build an unpinned `torch` resolves to.
+# Re-running is cheap: nothing is reinstalled unless pyproject.toml, this script or a lock file changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+profile="${1:-prep}"
+case "$profile" in
+    serve) venv=.venv-serve lock=requirements/serve.txt target=. ;;
+    prep) venv=.venv lock=requirements/prep.txt target=".[prep]" ;;
+    dev) venv=.venv lock=requirements/dev.txt target=".[prep,dev]" ;;
+    *) echo "usage: scripts/setup.sh [serve|prep|dev]" >&2; exit 2 ;;
+esac
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"
-extras="${1:-}"
-[ -x .venv/bin/python ] || python3 -m venv .venv
-stamp=".venv/.installed"
-want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $TORCH_VERSION $extras"
+TORCH_INDEX_URL="${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+stamp="$venv/.installed"
+want="$(cat pyproject.toml scripts/setup.sh requirements/*.txt | sha256sum | cut -c1-16) $profile"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    pip_args=(--quiet)
-    .venv/bin/python -m pip install "${pip_args[@]}" --upgrade pip
-    torch_args=()
-    [ -n "${TORCH_INDEX_URL:-}" ] && torch_args=(--index-url "$TORCH_INDEX_URL")
-    # torch first and pinned: otherwise sentence-transformers drags in a CUDA build.
-    .venv/bin/python -m pip install "${pip_args[@]}" "${torch_args[@]}" "torch==$TORCH_VERSION"
-    .venv/bin/python -m pip install "${pip_args[@]}" -e ".${extras:+[$extras]}" "torch==$TORCH_VERSION"
+    pip=("$venv/bin/python" -m pip install --quiet)
+    "${pip[@]}" --upgrade pip
+    if [ "$profile" != serve ]; then
+        # torch first and pinned: otherwise sentence-transformers drags in a CUDA build.
+        "${pip[@]}" --no-index "torch==$TORCH_VERSION" 2>/dev/null \
+            || "${pip[@]}" --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION"
+    fi
+    "${pip[@]}" -r "$lock"
+    "${pip[@]}" --no-deps -e "$target"
+    "$venv/bin/python" -m pip check >/dev/null
     echo "$want" > "$stamp"
 fi

@@ -11,7 +11,7 @@ import pytest
 
 from core.index import PhotoIndex
 from core.service import Guide
-from tests.helpers.bot import ADMIN, TOKEN, bot_settings, running_bot
+from tests.helpers.bot import ADMIN, TOKEN, bot_env, bot_settings, running_bot, start_bot_process
 from tests.helpers.datagen import jpeg_bytes, scene
 
 REPO = Path(__file__).parents[2]
@@ -140,39 +140,15 @@ async def test_shutdown_cancels_a_running_reindex_and_keeps_the_old_index(
     assert 0 < len(kept) < 200
 
 
-def _bot_env(fake, dataset, model_dirs, **extra) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ADMIN_"))}
-    env.update(
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_API_URL=f"{fake.url}/bot",
-        TELEGRAM_FILE_URL=f"{fake.url}/file/bot",
-        DATA_DIR=str(dataset.data_dir),
-        ARTIFACTS_DIR=str(dataset.artifacts_dir),
-        IMAGE_MODEL=str(model_dirs.clip),
-        TEXT_MODEL=str(model_dirs.text),
-        LOG_LEVEL="INFO",
-        PYTHONPATH=str(REPO),
-    )
-    env.update(extra)
-    return env
-
-
-async def _start_bot(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    """`python -m bot` as a separate process, as a user or Docker starts it."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-
-
 async def test_process_starts_sets_menus_answers_and_exits_0_on_sigterm(
     fake, built_dataset, model_dirs, tmp_path
 ) -> None:
     dataset = built_dataset.copy_to(tmp_path)
     alive = tmp_path / "alive"
-    env = _bot_env(fake, dataset, model_dirs, HEALTH_FILE=str(alive))
+    env = bot_env(fake, dataset, model_dirs, HEALTH_FILE=str(alive))
     health = [sys.executable, "-m", "bot.health"]
     assert subprocess.run(health, env=env, cwd=tmp_path, capture_output=True).returncode == 1  # not running yet
-    process = await _start_bot(env, tmp_path)
+    process = await start_bot_process(env, tmp_path)
     try:
         await fake.wait_for(lambda: len(fake.sent("setMyCommands")) >= 3, timeout=60)
         languages = {c.params.get("language_code") for c in fake.sent("setMyCommands")}
@@ -193,8 +169,8 @@ async def test_process_starts_sets_menus_answers_and_exits_0_on_sigterm(
 
 async def test_process_builds_a_missing_index_before_polling(fake, built_dataset, model_dirs, tmp_path) -> None:
     dataset = built_dataset.copy_to(tmp_path)
-    env = _bot_env(fake, dataset, model_dirs, ARTIFACTS_DIR=str(tmp_path / "new-artifacts"))
-    process = await _start_bot(env, tmp_path)
+    env = bot_env(fake, dataset, model_dirs, ARTIFACTS_DIR=str(tmp_path / "new-artifacts"))
+    process = await start_bot_process(env, tmp_path)
     try:
         await fake.wait_for(lambda: fake.sent("setMyCommands"), timeout=90)
         assert PhotoIndex.load(tmp_path / "new-artifacts").manifest.count == len(PhotoIndex.load(dataset.artifacts_dir))
@@ -207,7 +183,7 @@ async def test_process_builds_a_missing_index_before_polling(fake, built_dataset
 async def test_missing_token_is_one_clear_line(tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
     env["PYTHONPATH"] = str(REPO)
-    process = await _start_bot(env, tmp_path)
+    process = await start_bot_process(env, tmp_path)
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 2
     message = stderr.decode().strip()

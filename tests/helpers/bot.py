@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from telegram import Update
 
@@ -15,6 +18,7 @@ from tests.helpers.fake_telegram import FakeTelegram
 from tests.helpers.models import BuiltDataset, ModelDirs
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")  # a proxy in the environment would capture loopback
+REPO = Path(__file__).parents[2]
 TOKEN = "123456:TEST-TOKEN-never-logged"
 ADMIN = 1
 CORE_FIELDS = set(Settings.__dataclass_fields__)
@@ -52,3 +56,28 @@ async def running_bot(settings: BotSettings, guide: Guide) -> AsyncIterator[None
         finally:
             await application.updater.stop()
             await application.stop()
+
+
+def bot_env(fake: FakeTelegram, dataset: BuiltDataset, models: ModelDirs, **extra: str) -> dict[str, str]:
+    """The environment `python -m bot` gets from a user's .env, pointed at the fake server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ADMIN_"))}
+    env.update(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=f"{fake.url}/bot",
+        TELEGRAM_FILE_URL=f"{fake.url}/file/bot",
+        DATA_DIR=str(dataset.data_dir),
+        ARTIFACTS_DIR=str(dataset.artifacts_dir),
+        IMAGE_MODEL=str(models.clip),
+        TEXT_MODEL=str(models.text),
+        LOG_LEVEL="INFO",
+        PYTHONPATH=str(REPO),
+    )
+    env.update(extra)
+    return env
+
+
+async def start_bot_process(env: dict[str, str], cwd: Path, python: str = sys.executable) -> asyncio.subprocess.Process:
+    """`python -m bot` as a separate process, as a user or Docker starts it."""
+    return await asyncio.create_subprocess_exec(
+        python, "-m", "bot", cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
