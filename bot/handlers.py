@@ -35,6 +35,7 @@ from core import (
     PhotoHit,
     Recognition,
 )
+from core.dataset import IMAGE_SUFFIXES
 from core.imaging import MODEL_INPUT_SIDE, ImageShapeError
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,9 @@ def _smallest_sufficient_size(sizes: Sequence[PhotoSize]) -> PhotoSize:
 async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Recognise an image sent as a file; politely refuse other files."""
     file = update.effective_message.document
-    if not (file.mime_type or "").startswith("image/"):
+    # Some clients send HEIC or WebP as application/octet-stream: the file name tells then.
+    named_like_image = Path(file.file_name or "").suffix.lower() in IMAGE_SUFFIXES
+    if not (file.mime_type or "").startswith("image/") and not named_like_image:
         await update.effective_message.reply_text(text("not_image_file", user_lang(update, context)))
         return
     await _recognize(update, context, file.file_id, file.file_size)

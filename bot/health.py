@@ -43,7 +43,17 @@ def is_alive(path: Path, now: float | None = None) -> bool:
     return age <= STALE_SECONDS
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from core.cli import package_version
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.health",
+        description=f"Exit 0 if the running bot rewrote HEALTH_FILE in the last {STALE_SECONDS} s.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.parse_args(argv)
     # Cheap on purpose (it runs every minute): no PTB, no models, only the settings.
     from bot.settings import BotSettings
     from core.errors import GuideError

@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from urllib.parse import quote
 
 from core.cli import configure_logging
 
 REDACTED = "***"
 
 
+def token_forms(token: str) -> tuple[str, ...]:
+    """How a bot token shows up in logs: as is, URL-encoded (`%3A`: file download URLs), and its secret
+    half alone, which covers any other encoding of the colon."""
+    forms = {token, quote(token, safe=""), token.partition(":")[2]}
+    # Longest first, so the whole token is replaced before its half.
+    return tuple(sorted((f for f in forms if len(f) >= 8), key=len, reverse=True))
+
+
 class RedactingFilter(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = tuple(s for s in secrets if s)
+        self.secrets = tuple(form for secret in secrets if secret for form in token_forms(secret))
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:

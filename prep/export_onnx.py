@@ -95,16 +95,17 @@ def export(
         if progress:
             progress("export", next(steps), total_steps)
 
-    clip = SentenceTransformer(image_model, device="cpu")
-    text = SentenceTransformer(text_model, device="cpu")
-    step_done()
-    # Plain attention exports to MatMul/Softmax that ONNX Runtime quantises and runs well; the default
-    # SDPA path exports to a slower graph (measured: int8 ViT-B/32 35 ms eager vs 52 ms SDPA, 2 threads).
-    clip[0].model.set_attn_implementation("eager")
-    text[0].model.set_attn_implementation("eager")
+    # The staging folder first: an unwritable MODEL_DIR is reported before minutes of model loading.
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".onnx-", dir=out_dir.parent))
     try:
+        clip = SentenceTransformer(image_model, device="cpu")
+        text = SentenceTransformer(text_model, device="cpu")
+        step_done()
+        # Plain attention exports to MatMul/Softmax that ONNX Runtime quantises and runs well; the default
+        # SDPA path exports to a slower graph (measured: int8 ViT-B/32 35 ms eager vs 52 ms SDPA, 2 threads).
+        clip[0].model.set_attn_implementation("eager")
+        text[0].model.set_attn_implementation("eager")
         _export_vision(clip, staging / model_file("image", "fp32"))
         step_done()
         _export_text(text, staging / model_file("text", "fp32"))

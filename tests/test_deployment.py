@@ -128,3 +128,22 @@ def test_the_vps_guide_creates_the_folders_and_ids_before_the_first_run() -> Non
     # Review is its own step: no command block applies the quarantine unreviewed.
     assert "apply --quarantine /quarantine --yes" not in guide
     assert guide.index("prep export-onnx") < guide.index("run --rm prep build")
+
+
+@pytest.mark.parametrize("module", ["bot", "bot.health", "prep", "core"])
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_load_nothing(module: str, flag: str) -> None:
+    code = f"""
+import runpy, sys
+sys.argv = ["{module}", "{flag}"]
+try:
+    runpy.run_module("{module}", run_name="__main__")
+except SystemExit as exit:
+    assert exit.code in (0, None), exit.code
+heavy = ("torch", "transformers", "sentence_transformers", "onnxruntime", "telegram", "cv2")
+heavy = [m for m in heavy if m in sys.modules]
+print("loaded:", heavy)
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("loaded: []"), result.stdout[-500:]

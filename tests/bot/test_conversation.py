@@ -237,3 +237,37 @@ async def test_every_callback_is_answered_even_unknown_ones(bot: FakeTelegram, d
     await bot.press_button(77, data or "x", prompt)
     answered = await bot.wait_for(lambda: bot.sent("answerCallbackQuery"))
     assert "expired" in answered[0].params.get("text", "")
+
+
+async def test_phone_photos_sent_as_files_are_answered(bot: FakeTelegram) -> None:
+    """Issue #15: an iPhone HEIC, and a 60-megapixel JPEG (decoded at 1/8 scale, not refused)."""
+    heic = io.BytesIO()
+    scene(0, 7).resize((640, 480)).save(heic, "HEIF")
+    huge = io.BytesIO()
+    scene(1, 7).resize((9000, 6700)).save(huge, "JPEG", quality=60)
+    assert len(huge.getvalue()) < 20 * 1024 * 1024
+    await bot.send_document(201, heic.getvalue(), "image/heic", "IMG_0001.HEIC")
+    await bot.send_document(202, huge.getvalue(), "image/jpeg", "IMG_0002.JPG")
+    for user in (201, 202):
+        reply = (await bot.wait_replies(user, timeout=30))[0]
+        assert reply.params["text"].startswith(("This is most likely", "I'm not sure")), reply.params["text"]
+
+
+def test_the_token_is_redacted_from_every_log_form() -> None:
+    import logging
+
+    from bot.logs import RedactingFilter
+
+    token = "123456:SECRET-part_xyz"
+    record = logging.LogRecord(
+        "httpx", logging.DEBUG, "", 0, "POST %s", ("https://x/bot123456%3ASECRET-part_xyz/getMe",), None
+    )
+    try:
+        raise RuntimeError(f"failed https://api.telegram.org/bot{token}/getMe")
+    except RuntimeError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    RedactingFilter([token]).filter(record)
+    text = record.getMessage() + record.exc_text
+    assert "SECRET" not in text and "***" in text
