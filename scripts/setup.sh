@@ -24,9 +24,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     pip=("$venv/bin/python" -m pip install --quiet)
     "${pip[@]}" --upgrade pip
     if [ "$profile" != serve ]; then
-        # torch first and pinned: otherwise sentence-transformers drags in a CUDA build.
-        "${pip[@]}" --no-index "torch==$TORCH_VERSION" 2>/dev/null \
-            || "${pip[@]}" --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION"
+        # torch first and pinned: otherwise sentence-transformers drags in a CUDA build. Without its
+        # dependencies (they are in the lock file): a local wheel then installs with no network at all.
+        "${pip[@]}" --no-deps --no-index "torch==$TORCH_VERSION" 2>/dev/null \
+            || "${pip[@]}" --no-deps --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION"
     fi
     "${pip[@]}" -r "$lock"
     "${pip[@]}" --no-deps -e "$target"
