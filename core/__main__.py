@@ -1,4 +1,4 @@
-"""`python -m core recognize IMAGE` and `python -m core search "TEXT"`."""
+"""`python -m core recognize IMAGE [--near LAT,LON]`, `search "TEXT"` and `nearby LAT LON`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.cli import configure_logging, die, emit, guarded, load_settings, package_version, run_cli
+from core.geo import GeoPoint, Nearby
 from core.imaging import ImageDecodeError, read_image_file
-from core.ranking import Recognition
-from core.service import Guide, PhotoHit
+from core.index import PhotoIndex
+from core.ranking import PhotoLocation, Recognition
+from core.service import NEARBY_LIMIT, Guide, PhotoHit
 from core.settings import Settings
 
 
@@ -23,13 +25,53 @@ class RecognizeReport:
     def summary(self) -> str:
         result = self.result
         verdict = "recognised" if result.match else "not sure — no landmark matches closely"
-        lines = [f"{verdict} (best similarity {result.best_similarity:.3f})", "", " #  score  landmark"]
+        lines = [f"{verdict} (best similarity {result.best_similarity:.3f})"]
+        if result.location is not None:
+            where = f"{result.location.lat:.5f},{result.location.lon:.5f} ({result.location.source})"
+            effect = "re-weighted by distance" if result.prior_applied else "no landmark near it: not used"
+            lines.append(f"location {where}: {effect}")
+        lines += ["", " #  score  landmark"]
         for rank, hit in enumerate(result.landmarks, 1):
-            lines.append(f"{rank:>2}  {hit.score:5.3f}  {hit.landmark.name} ({hit.landmark.city}) [{hit.xid}]")
+            away = f", {_distance(hit.distance_m)}" if hit.distance_m is not None else ""
+            lines.append(f"{rank:>2}  {hit.score:5.3f}  {hit.landmark.name} ({hit.landmark.city}{away}) [{hit.xid}]")
         lines += ["", " #  score  category"]
         for rank, category in enumerate(result.categories, 1):
             lines.append(f"{rank:>2}  {category.score:5.3f}  {category.category}")
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class NearbyReport:
+    places: list[Nearby]
+
+    def to_dict(self) -> dict:
+        return {
+            "landmarks": [
+                {
+                    "xid": n.landmark.xid,
+                    "name": n.landmark.name,
+                    "city": n.landmark.city,
+                    "lat": n.landmark.lat,
+                    "lon": n.landmark.lon,
+                    "distance_m": round(n.distance_m),
+                }
+                for n in self.places
+            ]
+        }
+
+    def summary(self) -> str:
+        if not self.places:
+            return "no landmark with coordinates in the index"
+        lines = [" #  distance  direction  landmark"]
+        for rank, n in enumerate(self.places, 1):
+            lines.append(
+                f"{rank:>2}  {_distance(n.distance_m):>8}  {n.direction:<9}  {n.landmark.name} ({n.landmark.city})"
+            )
+        return "\n".join(lines)
+
+
+def _distance(metres: float) -> str:
+    return f"{metres:.0f} m" if metres < 1000 else f"{metres / 1000:.1f} km"
 
 
 @dataclass(frozen=True)
@@ -54,9 +96,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     recognize = commands.add_parser("recognize", help="top-5 landmarks and categories for a photo")
     recognize.add_argument("image", type=Path)
+    recognize.add_argument(
+        "--near", metavar="LAT,LON", help="where the photo was taken (EXIF GPS in the file is read otherwise)"
+    )
     search = commands.add_parser("search", help="top-5 photos for a text query (Russian or English)")
     search.add_argument("text")
-    for command in (recognize, search):
+    nearby = commands.add_parser("nearby", help="the landmarks nearest to a point (no model is loaded)")
+    nearby.add_argument("lat", help="latitude, degrees (-90..90)")
+    nearby.add_argument("lon", help="longitude, degrees (-180..180)")
+    nearby.add_argument("--limit", type=int, default=NEARBY_LIMIT, help=f"how many (default {NEARBY_LIMIT})")
+    for command in (recognize, search, nearby):
         command.add_argument("--artifacts", type=Path, help="index folder (default: ARTIFACTS_DIR)")
         command.add_argument("--data", type=Path, help="dataset folder, if moved since the build")
         command.add_argument("--json", action="store_true", help="machine-readable output")
@@ -71,10 +120,14 @@ def _guide(args: argparse.Namespace, settings: Settings) -> Guide:
 
 
 def _recognize(args: argparse.Namespace, settings: Settings) -> RecognizeReport:
-    image = read_image_file(args.image)  # before any model loads: a bad path costs nothing
+    near = None
+    if args.near is not None:  # checked before any model loads, like the file
+        point = GeoPoint.parse_pair(args.near)
+        near = PhotoLocation(point.lat, point.lon, "argument")
+    image = read_image_file(args.image)
     guide = _guide(args, settings)
     try:
-        return RecognizeReport(guide.recognize(image))
+        return RecognizeReport(guide.recognize(image, near=near, exif=near is None))
     except ImageDecodeError as exc:
         die(f"{args.image}: {exc}")
 
@@ -85,7 +138,15 @@ def _search(args: argparse.Namespace, settings: Settings) -> SearchReport:
     return SearchReport(_guide(args, settings).search(args.text), Path.cwd())
 
 
-COMMANDS = {"recognize": _recognize, "search": _search}
+def _nearby(args: argparse.Namespace, settings: Settings) -> NearbyReport:
+    point = GeoPoint.parse(args.lat, args.lon)
+    if args.limit < 1:
+        die("--limit must be at least 1")
+    index = PhotoIndex.load(args.artifacts or settings.artifacts_dir)
+    return NearbyReport(index.locator.nearest(point, args.limit))
+
+
+COMMANDS = {"recognize": _recognize, "search": _search, "nearby": _nearby}
 
 
 def main(argv: list[str] | None = None) -> int:

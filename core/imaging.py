@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import stat
 from pathlib import Path
@@ -137,6 +138,39 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     if width * height > budget:
         raise ImageTooLargeError(f"image too large ({width}×{height} pixels)")
     return image
+
+
+GPS_IFD = 0x8825
+GPS_LAT_REF, GPS_LAT, GPS_LON_REF, GPS_LON = 1, 2, 3, 4
+
+
+def read_gps(data: bytes) -> tuple[float, float] | None:
+    """(lat, lon) from the EXIF GPS tags of an image file, or None: absent, partial or malformed tags
+    (a zero denominator, out-of-range values, wrong types) are ignored, never an error.
+    Telegram strips EXIF from photos sent as photos; files sent as documents keep it."""
+    try:
+        with Image.open(io.BytesIO(data), formats=_openable_formats()) as image:
+            gps = image.getexif().get_ifd(GPS_IFD)
+        lat = _degrees(gps[GPS_LAT], gps.get(GPS_LAT_REF), "NS")
+        lon = _degrees(gps[GPS_LON], gps.get(GPS_LON_REF), "EW")
+    except Exception:  # no EXIF, no GPS IFD, a missing tag, garbage: the photo simply has no location
+        return None
+    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat, lon) == (0.0, 0.0):
+        return None
+    return lat, lon
+
+
+def _degrees(value, ref, refs: str) -> float | None:
+    """Degrees/minutes/seconds rationals (or a single number) with an N/S or E/W reference."""
+    parts = [float(v) for v in (value if isinstance(value, tuple | list) else (value,))][:3]
+    if not parts or any(not math.isfinite(p) or p < 0 for p in parts):
+        return None
+    degrees = sum(p / 60**i for i, p in enumerate(parts))
+    ref = ref.decode() if isinstance(ref, bytes) else (ref or refs[0])
+    ref = ref.strip("\x00 ").upper()[:1]
+    if ref not in refs:
+        return None
+    return -degrees if ref == refs[1] else degrees
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

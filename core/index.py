@@ -5,7 +5,7 @@ Writing and reading the format both live here. Layout of ARTIFACTS_DIR:
     current -> builds/<id>     symlink, swapped atomically when a build succeeds
     builds/<id>/index.faiss    IndexFlatIP over L2-normalised image embeddings (inner product = cosine)
     builds/<id>/photos.csv     row i of the index: path (relative to the data dir), xid, sha256
-    builds/<id>/landmarks.csv  the indexed landmarks (places.csv columns)
+    builds/<id>/landmarks.csv  the dataset's whole catalog (places.csv columns), with or without photos
     builds/<id>/manifest.json  schema version, models, dimension, counts, dataset fingerprint, build time
     cache/embeddings.sqlite    embeddings by content hash (see embedding_cache.py)
 
@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import faiss
@@ -39,6 +40,7 @@ from core.dataset import PLACES_FILE, Dataset, DatasetPhoto
 from core.embedding_cache import CACHE_FILE, EmbeddingCache, PhotoToEmbed, ProgressFn, embed_missing, no_progress
 from core.encoders.base import ImageEncoder
 from core.errors import GuideError
+from core.geo import LandmarkLocator
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +193,29 @@ class PhotoIndex:
             if r >= 0 and (exclude_sha256 is None or self.photos[r].sha256 != exclude_sha256)
         ]
         return [s for s, _ in keep], [self.photos[r].xid for _, r in keep]
+
+    @cached_property
+    def locator(self) -> LandmarkLocator:
+        """The catalog's landmarks with coordinates, by distance (built on first use)."""
+        return LandmarkLocator(self.landmarks)
+
+    @cached_property
+    def _rows_by_xid(self) -> dict[str, list[int]]:
+        rows: dict[str, list[int]] = {}
+        for row, photo in enumerate(self.photos):
+            rows.setdefault(photo.xid, []).append(row)
+        return rows
+
+    def has_photos(self, xid: str) -> bool:
+        return xid in self._rows_by_xid
+
+    def best_similarity(self, vector: np.ndarray, xid: str, exclude_sha256: str | None = None) -> float:
+        """Cosine similarity of `vector` to the closest indexed photo of landmark `xid`."""
+        rows = [r for r in self._rows_by_xid.get(xid, ()) if self.photos[r].sha256 != exclude_sha256]
+        if not rows:
+            return -1.0
+        matrix = np.stack([self._index.reconstruct(r) for r in rows])
+        return float((matrix @ np.asarray(vector, dtype=np.float32).reshape(-1)).max())
 
     def vectors(self) -> np.ndarray:
         return self._index.reconstruct_n(0, self._index.ntotal)
@@ -380,9 +405,8 @@ def build_index(
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             data_dir=str(data_dir.resolve()),
         )
-        location = _publish(
-            artifacts_dir, manifest, records, matrix, [lm for xid, lm in landmarks.items() if xid in indexed_xids]
-        )
+        # The whole catalog ships with the index: "nearby" lists landmarks with or without photos.
+        location = _publish(artifacts_dir, manifest, records, matrix, list(landmarks.values()))
         return BuildReport(
             photos=len(records),
             landmarks=len(indexed_xids),

@@ -52,6 +52,7 @@ class LandmarkHit:
     landmark: Landmark
     score: float  # share of the vote, 0..1
     similarity: float  # cosine similarity of this landmark's closest photo to the query
+    distance_m: float | None = None  # from the photo's location, when one is known
 
     @property
     def xid(self) -> str:
@@ -65,20 +66,38 @@ class CategoryHit:
 
 
 @dataclass(frozen=True)
+class PhotoLocation:
+    """Where a photo was taken, and how we know: "argument" (CLI), "shared" (Telegram), "exif" (the file)."""
+
+    lat: float
+    lon: float
+    source: str
+
+    def to_dict(self) -> dict:
+        return {"lat": self.lat, "lon": self.lon, "source": self.source}
+
+
+@dataclass(frozen=True)
 class Recognition:
     match: bool
     landmarks: tuple[LandmarkHit, ...]
     categories: tuple[CategoryHit, ...]
     best_similarity: float
+    location: PhotoLocation | None = None
+    prior_applied: bool = False  # the location re-weighted the vote (a landmark lay within LOCATION_MAX_KM)
 
     def to_dict(self) -> dict:
+        def landmark(hit: LandmarkHit) -> dict:
+            data = {"xid": hit.xid, "name": hit.landmark.name, "city": hit.landmark.city, "score": round(hit.score, 4)}
+            if self.location is not None:
+                data["distance_m"] = None if hit.distance_m is None else round(hit.distance_m)
+            return data
+
         return {
             "match": self.match,
-            "landmarks": [
-                {"xid": h.xid, "name": h.landmark.name, "city": h.landmark.city, "score": round(h.score, 4)}
-                for h in self.landmarks
-            ],
+            "landmarks": [landmark(h) for h in self.landmarks],
             "categories": [{"category": c.category, "score": round(c.score, 4)} for c in self.categories],
+            "location": None if self.location is None else self.location.to_dict(),
         }
 
 
@@ -90,11 +109,13 @@ def vote(
     neighbour_xids: Sequence[str],
     landmarks: Mapping[str, Landmark],
     params: RankingParams = RankingParams(),
+    prior: Mapping[str, float] | None = None,
 ) -> Recognition:
     """Rank landmarks and categories from the query's neighbours, nearest first (ties by xid).
 
     The first k neighbours vote. Neighbours past k only add landmarks not yet named, while fewer
     than top_n are, each with the weight of its closest photo, so scores stay comparable.
+    `prior` (xid → factor, see core.location) multiplies each landmark's vote: a location prior.
     """
     pairs = [
         (float(s), xid)
@@ -115,6 +136,9 @@ def vote(
         if xid not in landmark_weight:
             landmark_weight[xid] = math.exp((s - best) / params.temperature)
             landmark_best[xid] = s
+    if prior is not None:
+        for xid in landmark_weight:
+            landmark_weight[xid] *= prior.get(xid, 1.0)
     total = sum(landmark_weight.values())
 
     ranked = sorted(landmark_weight, key=lambda x: (-landmark_weight[x], x))

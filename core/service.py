@@ -13,14 +13,17 @@ from PIL import Image
 from core.embedding_cache import ProgressFn
 from core.encoders import ImageEncoder, TextEncoder, choose_runtime, model_id
 from core.errors import GuideError
-from core.imaging import decode_image
+from core.geo import GeoPoint, Nearby
+from core.imaging import decode_image, read_gps
 from core.index import ArtifactsError, BuildReport, PhotoIndex, build_index
-from core.ranking import RankingParams, Recognition, vote
+from core.location import DEFAULT_LOCATION_MAX_KM, rank
+from core.ranking import PhotoLocation, RankingParams, Recognition
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ALBUM_SIZE = 5
+NEARBY_LIMIT = 5
 
 
 class EmptyQueryError(GuideError, ValueError):
@@ -76,6 +79,7 @@ class Guide:
         text_encoder: TextEncoder,
         params: RankingParams | None = None,
         data_dir: Path | None = None,
+        location_max_km: float = DEFAULT_LOCATION_MAX_KM,
     ) -> None:
         index.check_models(
             image_encoder.model_name, text_encoder.model_name, text_encoder.dim, image_encoder.fingerprint
@@ -84,6 +88,7 @@ class Guide:
         self.text_encoder = text_encoder
         self.params = params or RankingParams()
         self.data_dir = data_dir
+        self.location_max_km = location_max_km
         self._index = index
         self._swap_lock = threading.Lock()
 
@@ -112,6 +117,7 @@ class Guide:
             text_encoder,
             RankingParams(match_threshold=settings.match_threshold),
             data_dir=settings.data_dir if settings.data_dir.is_dir() else None,
+            location_max_km=settings.location_max_km,
         )
 
     @property
@@ -146,17 +152,28 @@ class Guide:
             self.swap(PhotoIndex.load(artifacts_dir))
         return report
 
-    def recognize(self, image: bytes | Image.Image) -> Recognition:
-        """Top landmarks and categories for a photo (bytes are decoded; ImageDecodeError if they can't be)."""
+    def recognize(
+        self, image: bytes | Image.Image, near: PhotoLocation | None = None, exif: bool = True
+    ) -> Recognition:
+        """Top landmarks and categories for a photo (bytes are decoded; ImageDecodeError if they can't be).
+
+        near: where the photo was taken, if known (a shared location). exif: read the file's GPS tags,
+        which then win over `near` (they say where this very photo was taken)."""
         if isinstance(image, bytes):
+            if exif and (gps := read_gps(image)) is not None:
+                near = PhotoLocation(gps[0], gps[1], "exif")
             image = decode_image(image, draft=True)
         vector = self.image_encoder.encode_images([image])
-        return self.recognize_vector(vector[0])
+        return self.recognize_vector(vector[0], near=near)
 
-    def recognize_vector(self, vector: np.ndarray, index: PhotoIndex | None = None) -> Recognition:
-        index = index or self._index
-        similarities, rows = index.search(vector[None, :], self.params.search_depth)
-        return vote(*index.neighbours(similarities[0], rows[0]), index.landmarks, self.params)
+    def recognize_vector(
+        self, vector: np.ndarray, index: PhotoIndex | None = None, near: PhotoLocation | None = None
+    ) -> Recognition:
+        return rank(index or self._index, vector, self.params, near, self.location_max_km)
+
+    def nearby(self, lat: float, lon: float, limit: int = NEARBY_LIMIT) -> list[Nearby]:
+        """The catalog's landmarks nearest to a point (with or without photos), nearest first."""
+        return self._index.locator.nearest(GeoPoint(lat, lon), limit)
 
     def search(self, text: str, limit: int = ALBUM_SIZE) -> list[PhotoHit]:
         """The photos that best match a text query in any language the text model knows."""

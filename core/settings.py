@@ -17,6 +17,9 @@ from dotenv import dotenv_values, load_dotenv
 from core.errors import GuideError
 from core.ranking import DEFAULT_MATCH_THRESHOLD
 
+# The location prior's reach (core.location), defined here with the other defaults.
+DEFAULT_LOCATION_MAX_KM = 10.0
+
 DEFAULT_IMAGE_MODEL = "clip-ViT-B-32"
 DEFAULT_TEXT_MODEL = "clip-ViT-B-32-multilingual-v1"
 DEFAULT_DATA_DIR = Path("data")
@@ -128,6 +131,8 @@ class Settings:
     encoder_backend: str = "auto"
     # Where `prep export-onnx` writes and the onnx backend reads; default: `onnx/` beside ARTIFACTS_DIR.
     model_dir: Path | None = None
+    # A photo's location re-weights the vote only when some landmark lies this close to it (core.location).
+    location_max_km: float = DEFAULT_LOCATION_MAX_KM
     # Threads one inference may use. None: every usable CPU (prep, the query CLI); the bot gives each
     # of its workers a share.
     inference_threads: int | None = None
@@ -156,4 +161,5 @@ class Settings:
             log_level=env.choice("LOG_LEVEL", DEFAULT_LOG_LEVEL, LOG_LEVELS),
             encoder_backend=env.choice("ENCODER_BACKEND", "auto", BACKENDS),
             model_dir=env.path("MODEL_DIR"),
+            location_max_km=env.number("LOCATION_MAX_KM", DEFAULT_LOCATION_MAX_KM, 0, 20_000),
         )

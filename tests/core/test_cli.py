@@ -16,7 +16,8 @@ def test_recognize_json_has_exactly_the_documented_shape(tmp_path: Path, capsys,
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(jpeg_bytes(scene(0, 55)))
     data = run_json(main, ["recognize", str(photo)], capsys)
-    assert set(data) == {"match", "landmarks", "categories"} and isinstance(data["match"], bool)
+    assert set(data) == {"match", "landmarks", "categories", "location"} and isinstance(data["match"], bool)
+    assert data["location"] is None  # no --near and no GPS in the file
     assert len(data["landmarks"]) == 5 and len(data["categories"]) == 5
     for hit in data["landmarks"]:
         assert set(hit) == {"xid", "name", "city", "score"}

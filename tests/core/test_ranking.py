@@ -79,7 +79,7 @@ def test_top_n_limits_both_lists_and_json_shape() -> None:
     result = vote([0.9, 0.8, 0.7, 0.6], ["C1", "C2", "B1", "M1"], LANDMARKS, RankingParams(top_n=2))
     assert len(result.landmarks) == 2 and len(result.categories) == 2
     data = result.to_dict()
-    assert set(data) == {"match", "landmarks", "categories"}
+    assert set(data) == {"match", "landmarks", "categories", "location"} and data["location"] is None
     assert set(data["landmarks"][0]) == {"xid", "name", "city", "score"}
     assert set(data["categories"][0]) == {"category", "score"}
 
@@ -88,3 +88,12 @@ def test_top_n_limits_both_lists_and_json_shape() -> None:
 def test_invalid_params_are_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         RankingParams(**bad)
+
+
+def test_the_prior_multiplies_votes_but_never_filters() -> None:
+    plain = vote([0.9, 0.88, 0.7], ["C1", "C2", "B1"], LANDMARKS, RankingParams())
+    assert plain.landmarks[0].xid == "C1"
+    favoured = vote([0.9, 0.88, 0.7], ["C1", "C2", "B1"], LANDMARKS, RankingParams(), prior={"C1": 0.05, "C2": 1.0})
+    assert favoured.landmarks[0].xid == "C2"  # the near one wins a close visual race
+    assert {h.xid for h in favoured.landmarks} == {h.xid for h in plain.landmarks}  # nobody is filtered out
+    assert sum(h.score for h in favoured.landmarks) == pytest.approx(1.0)
