@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from bot.texts import (
     LANGUAGES,
     STAGES,
     Lang,
+    format_nearby,
     format_recognition,
     format_search_fallback,
     language_for,
@@ -37,10 +39,12 @@ from core import (
 )
 from core.dataset import IMAGE_SUFFIXES
 from core.imaging import MODEL_INPUT_SIDE, ImageShapeError
+from core.ranking import PhotoLocation
 
 log = logging.getLogger(__name__)
 
 LANG_KEY = "lang"
+LOCATION_KEY = "location"  # user_data: {"lat", "lon", "at"} of the last shared location
 
 
 def user_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Lang:
@@ -58,7 +62,10 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Explain both features with examples."""
-    await update.effective_message.reply_text(text("help", user_lang(update, context)), parse_mode=ParseMode.HTML)
+    ttl = f"{services(context).settings.location_ttl_hours:g}"
+    await update.effective_message.reply_text(
+        text("help", user_lang(update, context), ttl=ttl), parse_mode=ParseMode.HTML
+    )
 
 
 async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -132,7 +139,7 @@ async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id
         await message.reply_text(text("too_big", lang_))
         return
     try:
-        result: Recognition = await svc.run(svc.guide.recognize, data)
+        result: Recognition = await svc.run(svc.guide.recognize, data, remembered_location(context))
     except ImageTooLargeError:
         await message.reply_text(text("too_many_pixels", lang_))
         return
@@ -158,6 +165,59 @@ def _landmark_buttons(result: Recognition, lang_: Lang) -> InlineKeyboardMarkup 
     if url := wikidata_url(best):
         buttons.append(InlineKeyboardButton(text("wikidata", lang_), url=url))
     return InlineKeyboardMarkup([buttons]) if buttons else None
+
+
+def remembered_location(context: ContextTypes.DEFAULT_TYPE) -> PhotoLocation | None:
+    """The user's last shared location, while it is fresh (LOCATION_TTL)."""
+    stored = context.user_data.get(LOCATION_KEY) if context.user_data is not None else None
+    if not stored:
+        return None
+    if time.time() - stored["at"] > services(context).settings.location_ttl_hours * 3600:
+        return None
+    return PhotoLocation(stored["lat"], stored["lon"], "shared")
+
+
+def _remember_location(context: ContextTypes.DEFAULT_TYPE, lat: float, lon: float) -> None:
+    context.user_data[LOCATION_KEY] = {"lat": lat, "lon": lon, "at": time.time()}
+
+
+async def location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A shared (or live) location: remember it and list the nearest landmarks."""
+    message, lang_, svc = update.effective_message, user_lang(update, context), services(context)
+    where = message.location
+    _remember_location(context, where.latitude, where.longitude)
+    places = await svc.run(svc.guide.nearby, where.latitude, where.longitude)
+    ttl = svc.settings.location_ttl_hours
+    if not places or places[0].distance_m > svc.settings.core.location_max_km * 1000:
+        km = f"{svc.settings.core.location_max_km:g}"
+        await message.reply_text(text("near_none", lang_, km=km) + "\n\n" + text("near_kept", lang_, ttl=f"{ttl:g}"))
+        return
+    buttons = [
+        [InlineKeyboardButton(f"🗺 {place.landmark.name}"[:64], url=url)]
+        for place in places
+        if (url := map_url(place.landmark))
+    ]
+    await message.reply_text(
+        format_nearby(places, lang_, ttl),
+        parse_mode=ParseMode.HTML,
+        reply_markup=InlineKeyboardMarkup(buttons) if buttons else None,
+    )
+
+
+async def live_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A live location moved: update the stored point quietly (an update arrives every few seconds)."""
+    where = update.effective_message.location
+    _remember_location(context, where.latitude, where.longitude)
+
+
+async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Delete everything kept about the user: language, location, rate-limit history."""
+    lang_ = user_lang(update, context)
+    user = update.effective_user
+    if user is not None:
+        context.application.drop_user_data(user.id)
+        services(context).limiter.forget(user.id)
+    await update.effective_message.reply_text(text("forgotten", lang_))
 
 
 async def text_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

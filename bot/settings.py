@@ -12,6 +12,8 @@ from core.settings import ENV_FILE, EnvReader, Settings, SettingsError, environm
 # Photos/queries worked on at once; they share the cores (one per core on a small VPS).
 DEFAULT_WORKERS = 2
 MAX_WORKERS = 64
+# Hours a shared location is applied to the user's next photos.
+DEFAULT_LOCATION_TTL_HOURS = 3.0
 DEFAULT_HEALTH_FILE = Path(tempfile.gettempdir()) / "landmark-guide.alive"
 STATE_FILE_NAME = "bot_state.pickle"
 
@@ -26,8 +28,10 @@ class BotSettings:
     workers: int = DEFAULT_WORKERS
     # Touched by the running bot every 30 s; `python -m bot.health` (the Docker healthcheck) reads it.
     health_file: Path = DEFAULT_HEALTH_FILE
-    # The bot's per-user state (chosen language), kept across restarts; default: ARTIFACTS_DIR/bot_state.pickle.
+    # The bot's per-user state (chosen language, last location), kept across restarts;
+    # default: ARTIFACTS_DIR/bot_state.pickle.
     bot_state_file: Path | None = None
+    location_ttl_hours: float = DEFAULT_LOCATION_TTL_HOURS
 
     def __post_init__(self) -> None:
         # Each worker's inference gets its share of the usable cores (set once, here).
@@ -51,6 +55,7 @@ class BotSettings:
             workers=env.whole("WORKERS", DEFAULT_WORKERS, 1, MAX_WORKERS),
             health_file=env.path("HEALTH_FILE", DEFAULT_HEALTH_FILE),
             bot_state_file=env.path("BOT_STATE_FILE"),
+            location_ttl_hours=env.number("LOCATION_TTL", DEFAULT_LOCATION_TTL_HOURS, 0, 24 * 30),
         )
 
     def require_token(self) -> str:

@@ -7,6 +7,7 @@ from html import escape
 from typing import Literal
 
 from core import Landmark, Recognition
+from core.geo import Nearby
 
 Lang = Literal["ru", "en"]
 LANGUAGES: tuple[Lang, ...] = ("ru", "en")
@@ -28,13 +29,42 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "наиболее вероятными местами и категориями с уверенностью и дам ссылку на карту.\n"
         "🔎 <b>Текст → фото.</b> Напишите, например, <i>«белый собор у реки»</i> или "
         "<i>«Нижегородский кремль»</i> — пришлю 5 подходящих фотографий.\n\n"
-        "/lang — язык (русский / English)\n/help — эта справка",
+        "📍 <b>Где я?</b> Отправьте геопозицию (📎 → Геопозиция, можно трансляцию): покажу ближайшие места, а "
+        "фото в следующие {ttl} ч. узнаю с учётом того, где вы. Фото, отправленное файлом, несёт свои "
+        "координаты (EXIF), и тогда они важнее; в сжатых фото Telegram их удаляет.\n\n"
+        "<b>Что я храню:</b> выбранный язык и последнюю геопозицию ({ttl} ч.), больше ничего. "
+        "/forget удаляет всё.\n\n"
+        "/lang — язык (русский / English)\n/forget — забыть всё обо мне\n/help — эта справка",
         "en": "<b>What I can do</b>\n"
         "📷 <b>Photo → landmark.</b> Send a photo (as a file too, to avoid compression): I answer with the "
         "5 most likely places and categories, with confidences and a map link.\n"
         "🔎 <b>Text → photos.</b> Write, for example, <i>“white cathedral by the river”</i> or "
         "<i>“Nizhny Novgorod Kremlin”</i> and get 5 matching photos.\n\n"
-        "/lang — language (русский / English)\n/help — this help",
+        "📍 <b>Where am I?</b> Share your location (📎 → Location, live too): I list the nearest places, and "
+        "for the next {ttl} h your photos are recognised knowing where you are. A photo sent as a file "
+        "carries its own coordinates (EXIF), which then win; Telegram strips them from compressed photos.\n\n"
+        "<b>What I keep:</b> your chosen language and your last shared location ({ttl} h), nothing else. "
+        "/forget deletes it all.\n\n"
+        "/lang — language (русский / English)\n/forget — forget everything about me\n/help — this help",
+    },
+    "near_you": {"ru": "📍 Рядом с вами:", "en": "📍 Near you:"},
+    "near_none": {
+        "ru": "📍 Рядом нет известных мне мест (ближайшее — дальше {km} км).",
+        "en": "📍 No landmark I know is near you (the nearest is over {km} km away).",
+    },
+    "near_kept": {
+        "ru": "Фото, которые вы пришлёте в ближайшие {ttl} ч., я узнаю с учётом этого места.",
+        "en": "Photos you send in the next {ttl} h are recognised knowing you are here.",
+    },
+    "located_shared": {"ru": "📍 С учётом вашей геопозиции.", "en": "📍 Using the location you shared."},
+    "located_exif": {"ru": "📍 С учётом координат из файла фото.", "en": "📍 Using the location stored in the photo."},
+    "located_far": {
+        "ru": "📍 Рядом с этим местом нет известных мне мест — узнаю только по фото.",
+        "en": "📍 No landmark I know is near that location — recognised by the photo alone.",
+    },
+    "forgotten": {
+        "ru": "Готово: я удалил всё, что хранил о вас (язык, геопозицию).",
+        "en": "Done: everything I kept about you (language, location) is deleted.",
     },
     "lang_choose": {"ru": "Выберите язык:", "en": "Choose a language:"},
     "lang_set": {"ru": "Готово, теперь говорю по-русски.", "en": "Done, English it is."},
@@ -138,8 +168,13 @@ STAGES: dict[str, dict[Lang, str]] = {
 }
 
 COMMANDS: dict[Lang, list[tuple[str, str]]] = {
-    "ru": [("start", "Начать"), ("help", "Что умеет бот"), ("lang", "Язык / Language")],
-    "en": [("start", "Start"), ("help", "What the bot does"), ("lang", "Language / Язык")],
+    "ru": [
+        ("start", "Начать"),
+        ("help", "Что умеет бот"),
+        ("lang", "Язык / Language"),
+        ("forget", "Забыть всё обо мне"),
+    ],
+    "en": [("start", "Start"), ("help", "What the bot does"), ("lang", "Language / Язык"), ("forget", "Forget me")],
 }
 
 # OpenTripMap kinds → human names. Unknown kinds fall back to the slug with spaces.
@@ -260,6 +295,39 @@ def percent(score: float) -> str:
     return f"{round(100 * score)}%"
 
 
+UNITS: dict[Lang, tuple[str, str]] = {"ru": ("м", "км"), "en": ("m", "km")}
+DIRECTIONS: dict[Lang, dict[str, str]] = {
+    "ru": {"N": "С", "NE": "СВ", "E": "В", "SE": "ЮВ", "S": "Ю", "SW": "ЮЗ", "W": "З", "NW": "СЗ"},
+    "en": {d: d for d in ("N", "NE", "E", "SE", "S", "SW", "W", "NW")},
+}
+
+
+def distance_text(metres: float, lang: Lang) -> str:
+    """ "350 m", "1.2 km", "12 km" (Russian: "1,2 км")."""
+    metre, kilometre = UNITS[lang]
+    if metres < 1000:
+        return f"{round(metres, -1):.0f} {metre}"
+    value = f"{metres / 1000:.1f}" if metres < 10_000 else f"{metres / 1000:.0f}"
+    return f"{value.replace('.', ',') if lang == 'ru' else value} {kilometre}"
+
+
+def format_nearby(places: Sequence[Nearby], lang: Lang, ttl_hours: float) -> str:
+    lines = [text("near_you", lang)]
+    for rank, place in enumerate(places, 1):
+        where = f"{distance_text(place.distance_m, lang)} {DIRECTIONS[lang][place.direction]}"
+        lines.append(f"{rank}. <b>{escape(place.landmark.name)}</b>, {escape(place.landmark.city)} — {where}")
+    lines += ["", text("near_kept", lang, ttl=f"{ttl_hours:g}")]
+    return "\n".join(lines)
+
+
+def _location_note(result: Recognition, lang: Lang) -> str | None:
+    if result.location is None:
+        return None
+    if not result.prior_applied:
+        return text("located_far", lang)
+    return text("located_exif" if result.location.source == "exif" else "located_shared", lang)
+
+
 def format_recognition(result: Recognition, lang: Lang) -> str:
     """The reply to a photo (Telegram HTML)."""
     if not result.landmarks:
@@ -267,12 +335,15 @@ def format_recognition(result: Recognition, lang: Lang) -> str:
     lines = [text("recognized" if result.match else "not_sure", lang)]
     for rank, hit in enumerate(result.landmarks, 1):
         name = f"<b>{escape(hit.landmark.name)}</b>" if rank == 1 and result.match else escape(hit.landmark.name)
-        lines.append(f"{rank}. {name}, {escape(hit.landmark.city)} — {percent(hit.score)}")
+        away = f", {distance_text(hit.distance_m, lang)}" if hit.distance_m is not None and result.prior_applied else ""
+        lines.append(f"{rank}. {name}, {escape(hit.landmark.city)}{away} — {percent(hit.score)}")
     if result.categories:
         categories = ", ".join(
             f"{escape(category_name(c.category, lang))} {percent(c.score)}" for c in result.categories
         )
         lines += ["", f"<b>{text('categories', lang)}:</b> {categories}"]
+    if note := _location_note(result, lang):
+        lines += ["", note]
     return "\n".join(lines)
 
 

@@ -43,6 +43,10 @@ class UserRateLimiter:
         recent.append(now)
         return True
 
+    def forget(self, sender: int) -> None:
+        """Drop what is kept about a sender (/forget)."""
+        self._recent.pop(sender, None)
+
     def _sweep(self, now: float) -> None:
         idle = [key for key, recent in self._recent.items() if not recent or now - recent[-1] >= self.window]
         for key in idle:

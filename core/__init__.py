@@ -15,6 +15,7 @@ from core.dataset import Dataset, DatasetPhoto
 from core.embedding_cache import BuildCancelled, ProgressFn
 from core.encoders import ImageEncoder, ModelLoadError, TextEncoder, choose_runtime, load_encoders, model_id
 from core.errors import GuideError
+from core.geo import GeoError, GeoPoint, Nearby
 from core.imaging import ImageDecodeError, ImageTooLargeError, decode_image
 from core.index import (
     ArtifactsError,
@@ -25,7 +26,7 @@ from core.index import (
     check_up_to_date,
     open_cache,
 )
-from core.ranking import CategoryHit, LandmarkHit, RankingParams, Recognition, vote
+from core.ranking import CategoryHit, LandmarkHit, PhotoLocation, RankingParams, Recognition, vote
 from core.service import ALBUM_SIZE, EmptyQueryError, Guide, PhotoHit
 from core.settings import EnvReader, Settings, SettingsError, environment, usable_cpus
 
@@ -41,6 +42,8 @@ __all__ = [
     "DatasetPhoto",
     "EmptyQueryError",
     "EnvReader",
+    "GeoError",
+    "GeoPoint",
     "Guide",
     "GuideError",
     "ImageDecodeError",
@@ -49,8 +52,10 @@ __all__ = [
     "Landmark",
     "LandmarkHit",
     "ModelLoadError",
+    "Nearby",
     "PhotoHit",
     "PhotoIndex",
+    "PhotoLocation",
     "ProgressFn",
     "RankingParams",
     "Recognition",

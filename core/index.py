@@ -25,6 +25,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -205,6 +206,14 @@ class PhotoIndex:
         for row, photo in enumerate(self.photos):
             rows.setdefault(photo.xid, []).append(row)
         return rows
+
+    @cached_property
+    def _copies(self) -> Counter:
+        return Counter(photo.sha256 for photo in self.photos)
+
+    def copies(self, sha256: str) -> int:
+        """How many indexed photos have this content."""
+        return self._copies[sha256]
 
     def has_photos(self, xid: str) -> bool:
         return xid in self._rows_by_xid

@@ -57,7 +57,9 @@ def rank(
     exclude_sha256: str | None = None,
 ) -> Recognition:
     """Recognition of one embedded photo, with the location prior when `near` is known."""
-    similarities, rows = index.search(vector[None, :], params.search_depth)
+    # Leaving a photo out (evaluation) costs as many neighbours as it has copies in the index.
+    depth = params.search_depth + (index.copies(exclude_sha256) if exclude_sha256 else 0)
+    similarities, rows = index.search(vector[None, :], depth)
     sims, xids = index.neighbours(similarities[0], rows[0], exclude_sha256)
     if near is None:
         return vote(sims, xids, index.landmarks, params)

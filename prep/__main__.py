@@ -62,6 +62,13 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threshold", type=float, help="match threshold (default: MATCH_THRESHOLD)")
     p.add_argument("--no-text", action="store_true", help="skip the text → photo part (no text model)")
+    p.add_argument(
+        "--geo-noise",
+        type=float,
+        metavar="METERS",
+        help="also evaluate with a simulated location within METERS of each photo's landmark, with and without "
+        "the location prior",
+    )
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:

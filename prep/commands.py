@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core import BuildReport, Settings, build_index, check_up_to_date, choose_runtime, model_id, open_cache
@@ -170,7 +170,10 @@ def evaluate(args: argparse.Namespace, settings: Settings):
     from core import PhotoIndex, RankingParams
     from core.ranking import DEFAULT_SEARCH_DEPTH
     from prep.evaluate import evaluate as run_evaluation
+    from prep.evaluate import geo_evaluation
 
+    if args.geo_noise is not None and not 0 <= args.geo_noise <= 100_000:
+        die("--geo-noise must be a distance in metres from 0 to 100000")
     index = PhotoIndex.load(args.artifacts or settings.artifacts_dir)
     text_encoder = None
     if not args.no_text:
@@ -183,7 +186,11 @@ def evaluate(args: argparse.Namespace, settings: Settings):
             search_depth=max(args.k, DEFAULT_SEARCH_DEPTH),
             match_threshold=settings.match_threshold if args.threshold is None else args.threshold,
         )
-        return run_evaluation(index, params, text_encoder, show_progress=not args.json)
+        result = run_evaluation(index, params, text_encoder, show_progress=not args.json)
+        if args.geo_noise is not None:
+            geo = geo_evaluation(index, params, args.geo_noise, settings.location_max_km, show_progress=not args.json)
+            result = replace(result, geo=geo)
+        return result
     except ValueError as exc:
         die(str(exc))
 

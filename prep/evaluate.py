@@ -7,6 +7,8 @@ photos like the dataset's. The stored vectors are reused: no image is decoded or
 
 from __future__ import annotations
 
+import math
+import random
 from collections import Counter
 from dataclasses import asdict, dataclass
 
@@ -14,8 +16,10 @@ import numpy as np
 from tqdm import tqdm
 
 from core.encoders import TextEncoder
+from core.geo import EARTH_RADIUS_M, GeoPoint, landmark_point
 from core.index import PhotoIndex
-from core.ranking import RankingParams, vote
+from core.location import rank
+from core.ranking import PhotoLocation, RankingParams, vote
 
 TEXT_TOP = 5
 QUERY_BATCH = 256
@@ -33,6 +37,7 @@ class Evaluation:
     similarity_p50: float
     text_precision5: float | None  # landmark name as query: share of the top 5 photos of that landmark
     params: dict
+    geo: GeoEvaluation | None = None  # with --geo-noise: the location prior's effect
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +57,13 @@ class Evaluation:
             ("text → photo precision@5 (landmark names)", pct(self.text_precision5)),
             ("k / temperature", f"{self.params['k']} / {self.params['temperature']}"),
         ]
+        if self.geo is not None:
+            g = self.geo
+            rows += [
+                (f"with a location within {g.noise_m:g} m ({g.photos} photos):", "without / with prior"),
+                ("  landmark top-1 accuracy", f"{pct(g.top1_without)} / {pct(g.top1_with)}"),
+                ("  landmark top-5 accuracy", f"{pct(g.top5_without)} / {pct(g.top5_with)}"),
+            ]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
@@ -101,6 +113,50 @@ def evaluate(
         text_precision5=None if text_encoder is None else text_precision(index, text_encoder),
         params=asdict(params),
     )
+
+
+@dataclass(frozen=True)
+class GeoEvaluation:
+    noise_m: float  # the simulated location lies uniformly within this distance of the true landmark
+    photos: int  # photos whose landmark has coordinates
+    top1_without: float
+    top1_with: float
+    top5_without: float
+    top5_with: float
+
+
+def offset_point(point: GeoPoint, metres: float, rng: random.Random) -> GeoPoint:
+    """A point uniformly distributed over the disc of radius `metres` around `point`."""
+    radius, angle = metres * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
+    lat = point.lat + math.degrees(radius * math.cos(angle) / EARTH_RADIUS_M)
+    lon = point.lon + math.degrees(radius * math.sin(angle) / (EARTH_RADIUS_M * math.cos(math.radians(point.lat))))
+    return GeoPoint(max(-90.0, min(90.0, lat)), (lon + 180) % 360 - 180)
+
+
+def geo_evaluation(
+    index: PhotoIndex, params: RankingParams, noise_m: float, max_km: float, seed: int = 0, show_progress: bool = False
+) -> GeoEvaluation:
+    """Leave-one-out with and without a simulated location near each photo's true landmark."""
+    rng = random.Random(seed)
+    vectors = index.vectors()
+    top1 = {False: 0, True: 0}
+    top5 = {False: 0, True: 0}
+    counted = 0
+    for row in tqdm(range(len(index)), desc="evaluating with locations", disable=not show_progress):
+        photo = index.photos[row]
+        place = landmark_point(index.landmarks[photo.xid])
+        if place is None:
+            continue
+        point = offset_point(place, noise_m, rng)
+        counted += 1
+        for located in (False, True):
+            near = PhotoLocation(point.lat, point.lon, "simulated") if located else None
+            result = rank(index, vectors[row], params, near, max_km, exclude_sha256=photo.sha256)
+            ranked = [hit.xid for hit in result.landmarks]
+            top1[located] += bool(ranked) and ranked[0] == photo.xid
+            top5[located] += photo.xid in ranked
+    share = (lambda x: x / counted) if counted else (lambda x: float("nan"))
+    return GeoEvaluation(noise_m, counted, share(top1[False]), share(top1[True]), share(top5[False]), share(top5[True]))
 
 
 def text_precision(index: PhotoIndex, text_encoder: TextEncoder) -> float:

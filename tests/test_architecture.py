@@ -30,6 +30,8 @@ CORE_PUBLIC = {
     "core.ranking",
     "core.embedding_cache",
     "core.preprocess",
+    "core.geo",
+    "core.location",
     "core.encoders",
     "core.encoders.onnx_folder",
     "core.encoders.fingerprint",

@@ -127,7 +127,11 @@ async def test_hostile_and_odd_inputs_each_get_a_short_helpful_reply(bot: FakeTe
             "photos and text only",
         ),
         (106, dict(voice={"file_id": "v", "file_unique_id": "v", "duration": 2}), "photos and text only"),
-        (107, dict(location={"latitude": 56.8, "longitude": 60.6}), "photos and text only"),
+        (
+            107,
+            dict(venue={"location": {"latitude": 56.8, "longitude": 60.6}, "title": "x", "address": "y"}),
+            "photos and text only",
+        ),
         (108, dict(text="/frobnicate"), "/help"),
         (109, dict(text="ok", edited=True), "edited"),
     ]

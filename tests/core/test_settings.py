@@ -95,5 +95,7 @@ def test_env_example_lists_every_setting() -> None:
         "MODEL_DIR",
         "HEALTH_FILE",
         "BOT_STATE_FILE",
+        "LOCATION_MAX_KM",
+        "LOCATION_TTL",
     ):
         assert f"{variable}=" in example, variable

@@ -48,3 +48,17 @@ def test_eval_reports_accuracy_far_above_chance(monkeypatch, tmp_path, dataset, 
     assert narrow["text_precision5"] is None and narrow["params"]["k"] == 1
     code, out, _ = run(main, ["eval", "--no-text"], capsys)
     assert code == 0 and "top-1" in out and "precision@5" in out
+
+
+def test_eval_with_geo_noise_reports_both_side_by_side(monkeypatch, tmp_path, dataset, model_dirs, capsys) -> None:
+    use_environment(monkeypatch, tmp_path, dataset, model_dirs)
+    result = run_json(main, ["eval", "--no-text", "--geo-noise", "150"], capsys)
+    geo = result["geo"]
+    assert geo["noise_m"] == 150 and geo["photos"] == result["photos"]
+    assert geo["top1_without"] == result["top1"]  # the same leave-one-out, without the prior
+    assert geo["top1_with"] >= 0.95 and geo["top1_with"] >= geo["top1_without"]
+    assert geo["top5_with"] >= geo["top1_with"]
+    code, out, _ = run(main, ["eval", "--no-text", "--geo-noise", "150"], capsys)
+    assert code == 0 and "without / with prior" in out
+    code, _, err = run(main, ["eval", "--no-text", "--geo-noise", "-5"], capsys)
+    assert code == 2 and "--geo-noise" in err

@@ -1,0 +1,108 @@
+"""Location in the bot (issue #11): nearby, the prior on the next photos, live locations, /forget."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+
+import pytest
+
+from core import PhotoIndex
+from tests.helpers.bot import bot_settings, running_bot
+from tests.helpers.datagen import jpeg_bytes, scene
+from tests.helpers.fake_telegram import FakeTelegram
+from tests.helpers.models import CITIES
+
+
+@pytest.fixture(scope="module")
+def places(built_dataset) -> list[tuple[str, str, float, float]]:
+    """(xid, name, lat, lon) of landmark k of the generated dataset."""
+    index = PhotoIndex.load(built_dataset.artifacts_dir)
+    by_name = {lm.name: lm for lm in index.landmarks.values()}
+    ordered = [by_name[name] for city in CITIES for name in built_dataset.names[city]]
+    return [(lm.xid, lm.name, lm.lat, lm.lon) for lm in ordered]
+
+
+def _location(lat: float, lon: float, **extra) -> dict:
+    return {"location": {"latitude": lat, "longitude": lon, **extra}}
+
+
+async def test_a_shared_location_gets_the_nearest_landmarks(bot: FakeTelegram, places) -> None:
+    _, name, lat, lon = places[0]
+    await bot.send(301, **_location(lat, lon))
+    reply = (await bot.wait_replies(301))[0]
+    text = reply.params["text"]
+    assert text.startswith("📍 Near you:") and f"1. <b>{name}</b>" in text and "0 m" in text
+    assert text.count("\n") >= 5 and "next 3 h" in text
+    buttons = reply.params["reply_markup"]["inline_keyboard"]
+    assert len(buttons) == 5 and all(row[0]["url"].startswith("https://www.openstreetmap.org/") for row in buttons)
+
+
+async def test_a_location_then_a_photo_applies_the_prior(bot: FakeTelegram, places) -> None:
+    _, name, lat, lon = places[3]
+    await bot.send(302, **_location(lat + 0.0005, lon), language_code="ru")  # ~55 m away
+    await bot.wait_replies(302)
+    await bot.send_photo(302, jpeg_bytes(scene(3, 400)), language_code="ru")
+    reply = (await bot.wait_replies(302, 2))[-1].params["text"]
+    assert f"<b>{name}</b>" in reply.splitlines()[1] and "60 м" in reply.splitlines()[1]
+    assert "С учётом вашей геопозиции" in reply
+
+
+async def test_a_location_far_from_everything_says_so_and_changes_nothing(bot: FakeTelegram) -> None:
+    await bot.send(303, **_location(-33.8688, 151.2093))  # Sydney
+    assert "No landmark I know is near you" in (await bot.wait_replies(303))[0].params["text"]
+    await bot.send_photo(303, jpeg_bytes(scene(1, 401)))
+    reply = (await bot.wait_replies(303, 2))[-1].params["text"]
+    assert "recognised by the photo alone" in reply and " km" not in reply.splitlines()[1]
+
+
+async def test_live_location_updates_move_the_stored_point(bot: FakeTelegram, places) -> None:
+    _, name, lat, lon = places[5]
+    message_id = await bot.send(304, **_location(-33.8688, 151.2093, live_period=900))
+    await bot.wait_replies(304)
+    await bot.send(304, edited=True, **_location(lat, lon, live_period=900), message_id=message_id)
+    await bot.send_photo(304, jpeg_bytes(scene(5, 402)))
+    replies = await bot.wait_replies(304, 2)
+    assert len(replies) == 2  # the live update itself is not answered
+    assert "Using the location you shared" in replies[-1].params["text"]
+
+
+async def test_forget_deletes_the_location_and_the_language(
+    fake, built_dataset, model_dirs, shared_guide, tmp_path, places
+) -> None:
+    state = tmp_path / "state.pickle"
+    settings = bot_settings(fake, built_dataset, model_dirs, bot_state_file=state)
+    _, _, lat, lon = places[2]
+    async with running_bot(settings, shared_guide):
+        await fake.send(305, text="/lang ru")
+        await fake.send(305, **_location(lat, lon))
+        await fake.wait_replies(305, 2)
+    with state.open("rb") as f:
+        assert 305 in pickle.load(f)["user_data"]
+    async with running_bot(settings, shared_guide):
+        await fake.send(305, text="/forget")
+        assert "удалил всё" in (await fake.wait_replies(305, 3))[-1].params["text"]
+        await fake.send_photo(305, jpeg_bytes(scene(2, 403)), language_code="en")
+        reply = (await fake.wait_replies(305, 4))[-1].params["text"]
+        assert "📍" not in reply and reply.startswith(("This is most likely", "I'm not sure"))  # English again
+    with state.open("rb") as f:
+        assert 305 not in pickle.load(f)["user_data"]
+
+
+async def test_through_the_bot_a_location_within_150_m_gives_top1_at_least_095(bot: FakeTelegram, places) -> None:
+    rng = random.Random(7)
+    right = 0
+    for k, (_, name, lat, lon) in enumerate(places):
+        user = 400 + k
+        radius, angle = 150 * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
+        near = (
+            lat + radius * math.cos(angle) / 111_320,
+            lon + radius * math.sin(angle) / (111_320 * math.cos(math.radians(lat))),
+        )
+        await bot.send(user, **_location(*near))
+        await bot.wait_replies(user)
+        await bot.send_photo(user, jpeg_bytes(scene(k, 404)))
+        reply = (await bot.wait_replies(user, 2, timeout=30))[-1].params["text"]
+        right += f"<b>{name}</b>" in reply.splitlines()[1] or reply.splitlines()[1].startswith(f"1. {name},")
+    assert right / len(places) >= 0.95
