@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from core.encoders.base import ModelLoadError, cache_key_for, clip_queries, model_id, normalise_rows
-from core.encoders.fingerprint import model_fingerprint
+from core.encoders.fingerprint import model_fingerprint, model_folder
 
 IMAGE_BATCH_SIZE = 32
 
@@ -29,8 +29,11 @@ def load_sentence_transformer(name_or_path: str):
         ) from None
 
     transformers.logging.disable_progress_bar()  # the per-load "Loading weights" bar
+    # Once downloaded, a hub model loads from its cached folder: no hub request, no minute of retries
+    # when the network is down at start-up.
+    local = model_folder(name_or_path)
     try:
-        return SentenceTransformer(name_or_path, device="cpu")
+        return SentenceTransformer(str(local) if local is not None else name_or_path, device="cpu")
     except Exception as exc:  # the library raises many types (OSError, ValueError, HF errors)
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise ModelLoadError(f"cannot load model {name_or_path!r}: {first_line}") from exc

@@ -116,3 +116,20 @@ def _text(model_dirs: ModelDirs):
     from core.encoders.torch_runtime import SentenceTransformerTextEncoder
 
     return SentenceTransformerTextEncoder(str(model_dirs.text))
+
+
+def test_a_downloaded_hub_model_loads_from_its_cache_without_the_network(model_dirs, tmp_path, monkeypatch) -> None:
+    """After the first download, IMAGE_MODEL=clip-ViT-B-32 resolves to the cached snapshot folder."""
+    import shutil
+
+    from core.encoders.fingerprint import model_folder
+
+    snapshot = tmp_path / "hub" / "models--sentence-transformers--clip-ViT-B-32" / "snapshots" / "abc123"
+    shutil.copytree(model_dirs.clip, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # no offline switch: the cache alone must do
+    assert model_folder("clip-ViT-B-32") == snapshot
+    encoder = SentenceTransformerImageEncoder("clip-ViT-B-32")
+    assert encoder.model_name == "clip-ViT-B-32" and encoder.fingerprint
