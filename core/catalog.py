@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.errors import GuideError
 
-PLACES_COLUMNS = ("xid", "name", "city", "city_code", "kinds", "lat", "lon", "wikidata", "osm")
+PLACES_COLUMNS = ("xid", "name", "city", "city_code", "kinds", "lat", "lon", "wikidata", "osm", "description")
 KINDS_SEPARATOR = ";"
 # Every OpenTripMap object carries this kind, so it says nothing about a photo.
 GENERIC_KINDS = frozenset({"interesting_places"})
@@ -27,6 +27,7 @@ class Landmark:
     wikidata: str = ""
     osm: str = ""
     city_code: str = ""
+    description: str = ""  # the published Description column (Russian), if any
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -44,6 +45,7 @@ class Landmark:
             "lon": "" if self.lon is None else repr(self.lon),
             "wikidata": self.wikidata,
             "osm": self.osm,
+            "description": self.description,
         }
 
     @classmethod
@@ -61,6 +63,7 @@ class Landmark:
             lon=parse_coordinate(get("lon")),
             wikidata=get("wikidata"),
             osm=get("osm"),
+            description=get("description"),
         )
 
 

@@ -4,6 +4,8 @@
     DATA_DIR/images/{CITY}/{XID}/{file}          the photos
     DATA_DIR/removed.csv                         photos deleted by `prep apply`: ingest never brings them back
     DATA_DIR/ingest_report.csv                   rows the last `prep ingest` skipped, with the reason
+    DATA_DIR/enrichment.json                     names, descriptions, links per language (core.enrichment)
+    DATA_DIR/.enrich_cache.sqlite                `prep enrich`'s HTTP cache, so a rerun resumes
 
 Every prep step and the index build reach these files through a `Dataset`, never by name.
 """
@@ -18,11 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.catalog import Landmark, read_places, write_places
+from core.enrichment import ENRICHMENT_FILE, Enrichment
 
 PLACES_FILE = "places.csv"
 IMAGES_DIR = "images"
 REMOVED_FILE = "removed.csv"
 INGEST_REPORT_FILE = "ingest_report.csv"
+ENRICH_CACHE_FILE = ".enrich_cache.sqlite"
 REMOVED_COLUMNS = ("path", "sha256", "reason", "removed_at")
 INGEST_REPORT_COLUMNS = ("source", "row", "name", "reason")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"})
@@ -81,6 +85,20 @@ class Dataset:
     @property
     def removed_path(self) -> Path:
         return self.root / REMOVED_FILE
+
+    @property
+    def enrichment_path(self) -> Path:
+        return self.root / ENRICHMENT_FILE
+
+    @property
+    def enrich_cache_path(self) -> Path:
+        return self.root / ENRICH_CACHE_FILE
+
+    def enrichment(self) -> Enrichment:
+        return Enrichment.read(self.enrichment_path)
+
+    def write_enrichment(self, enrichment: Enrichment) -> None:
+        enrichment.write(self.enrichment_path)
 
     def has_photos(self) -> bool:
         return self.images_dir.is_dir()

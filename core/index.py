@@ -6,6 +6,7 @@ Writing and reading the format both live here. Layout of ARTIFACTS_DIR:
     builds/<id>/index.faiss    IndexFlatIP over L2-normalised image embeddings (inner product = cosine)
     builds/<id>/photos.csv     row i of the index: path (relative to the data dir), xid, sha256
     builds/<id>/landmarks.csv  the dataset's whole catalog (places.csv columns), with or without photos
+    builds/<id>/enrichment.json  names, descriptions, links per language (core.enrichment), if enriched
     builds/<id>/manifest.json  schema version, models, dimension, counts, dataset fingerprint, build time
     cache/embeddings.sqlite    embeddings by content hash (see embedding_cache.py)
 
@@ -40,6 +41,7 @@ from core.catalog import Landmark, read_places, write_places
 from core.dataset import PLACES_FILE, Dataset, DatasetPhoto
 from core.embedding_cache import CACHE_FILE, EmbeddingCache, PhotoToEmbed, ProgressFn, embed_missing, no_progress
 from core.encoders.base import ImageEncoder
+from core.enrichment import ENRICHMENT_FILE, Enrichment, LandmarkText, city_name, describe
 from core.errors import GuideError
 from core.geo import LandmarkLocator
 
@@ -121,11 +123,13 @@ class PhotoIndex:
         landmarks: dict[str, Landmark],
         index: faiss.Index,
         location: Path,
+        enrichment: Enrichment | None = None,
     ) -> None:
         self.manifest = manifest
         self.photos = photos
         self.landmarks = landmarks
         self.location = location
+        self.enrichment = enrichment or Enrichment()
         self._index = index
 
     def __len__(self) -> int:
@@ -155,7 +159,7 @@ class PhotoIndex:
             raise ArtifactsError(
                 f"artifacts in {location} are inconsistent: rebuild with `python -m prep build`"
             ) from None
-        return cls(manifest, photos, landmarks, index, location)
+        return cls(manifest, photos, landmarks, index, location, Enrichment.read(location / ENRICHMENT_FILE))
 
     def check_models(
         self, image_model: str, text_model: str | None = None, dim: int | None = None, fingerprint: str = ""
@@ -194,6 +198,28 @@ class PhotoIndex:
             if r >= 0 and (exclude_sha256 is None or self.photos[r].sha256 != exclude_sha256)
         ]
         return [s for s, _ in keep], [self.photos[r].xid for _, r in keep]
+
+    def describe(self, xid: str, lang: str) -> LandmarkText:
+        """A landmark's name, city, description and link in `lang` (enriched, or the dataset's, or transliterated)."""
+        return describe(self.landmarks[xid], self.enrichment, lang)
+
+    def city_names(self, lang: str) -> list[str]:
+        """The cities of the indexed photos' landmarks, in `lang`, in catalog order."""
+        indexed = {photo.xid for photo in self.photos}
+        cities = dict.fromkeys(lm.city for xid, lm in self.landmarks.items() if xid in indexed and lm.city)
+        return [city_name(city, self.enrichment, lang) for city in cities]
+
+    def photos_of(self, xid: str) -> list[int]:
+        """Rows of a landmark's indexed photos."""
+        return list(self._rows_by_xid.get(xid, ()))
+
+    def best_row(self, vector: np.ndarray, xid: str) -> int | None:
+        """The row of the landmark's photo closest to `vector`."""
+        rows = self.photos_of(xid)
+        if not rows:
+            return None
+        matrix = np.stack([self._index.reconstruct(r) for r in rows])
+        return rows[int(np.argmax(matrix @ np.asarray(vector, dtype=np.float32).reshape(-1)))]
 
     @cached_property
     def locator(self) -> LandmarkLocator:
@@ -331,7 +357,7 @@ def _scan(dataset: Dataset, cache: EmbeddingCache, report_progress: ProgressFn) 
             report_progress("hash", done, len(photos))
     photos = present
     cache.commit()
-    return _Scan(landmarks, photos, hashes, skipped, _fingerprint(photos, hashes, dataset.places_path))
+    return _Scan(landmarks, photos, hashes, skipped, _fingerprint(photos, hashes, dataset))
 
 
 def _up_to_date(
@@ -415,7 +441,7 @@ def build_index(
             data_dir=str(data_dir.resolve()),
         )
         # The whole catalog ships with the index: "nearby" lists landmarks with or without photos.
-        location = _publish(artifacts_dir, manifest, records, matrix, list(landmarks.values()))
+        location = _publish(artifacts_dir, manifest, records, matrix, list(landmarks.values()), dataset.enrichment())
         return BuildReport(
             photos=len(records),
             landmarks=len(indexed_xids),
@@ -427,8 +453,10 @@ def build_index(
         )
 
 
-def _fingerprint(photos: list[DatasetPhoto], hashes: list[str], places: Path) -> str:
-    digest = hashlib.sha256(places.read_bytes())
+def _fingerprint(photos: list[DatasetPhoto], hashes: list[str], dataset: Dataset) -> str:
+    digest = hashlib.sha256(dataset.places_path.read_bytes())
+    if dataset.enrichment_path.is_file():  # `prep enrich` changes what the index ships
+        digest.update(dataset.enrichment_path.read_bytes())
     for photo, sha in zip(photos, hashes, strict=True):
         digest.update(f"{photo.path}\t{photo.xid}\t{sha}\n".encode())
     return digest.hexdigest()
@@ -447,6 +475,7 @@ def _publish(
     records: list[PhotoRecord],
     matrix: np.ndarray,
     landmarks: list[Landmark],
+    enrichment: Enrichment,
 ) -> Path:
     builds = artifacts_dir / BUILDS_DIR
     builds.mkdir(parents=True, exist_ok=True)
@@ -466,6 +495,8 @@ def _publish(
             writer.writerow(["path", "xid", "sha256"])
             writer.writerows((r.path, r.xid, r.sha256) for r in records)
         write_places(staging / LANDMARKS_FILE, landmarks)
+        if enrichment.landmarks or enrichment.cities:
+            enrichment.write(staging / ENRICHMENT_FILE)
         # The manifest goes last: a folder without one is never taken for a build.
         (staging / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
         staging.rename(final)

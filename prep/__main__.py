@@ -1,4 +1,4 @@
-"""`python -m prep ingest|clean|apply|build|eval|export-onnx|random-models`: the offline pipeline.
+"""`python -m prep ingest|enrich|clean|apply|build|eval|export-onnx|random-models`: the offline pipeline.
 
 A parser and a table of commands; what each command does is in `prep/commands.py`, and every
 command's report is printed here, once (`--json` or the human summary).
@@ -30,6 +30,11 @@ class Command:
 def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("raw_dir", type=Path, help="folder with the published CSV files")
     p.add_argument("--data", type=Path, help="folder dataset to write (default: DATA_DIR or ./data)")
+
+
+def _enrich_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, help="folder dataset (default: DATA_DIR)")
+    p.add_argument("--langs", default="ru,en", help="languages to fill (default: ru,en)")
 
 
 def _build_args(p: argparse.ArgumentParser) -> None:
@@ -84,6 +89,11 @@ def _random_models_args(p: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, Command] = {
     "ingest": Command(
         "published {CITY}_places.csv + {CITY}_images.csv → folder dataset", commands.ingest, _ingest_args
+    ),
+    "enrich": Command(
+        "names, descriptions and Wikipedia links per language (Wikidata, Wikipedia), once",
+        commands.enrich,
+        _enrich_args,
     ),
     "clean": Command("find bad photos and copy them into a review quarantine", commands.clean, _clean_args),
     "apply": Command("delete from the dataset the photos still in the quarantine", commands.apply, _apply_args),

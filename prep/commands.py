@@ -28,6 +28,24 @@ def ingest(args: argparse.Namespace, settings: Settings):
     return run_ingest(args.raw_dir, args.data or settings.data_dir, show_progress=not args.json)
 
 
+def enrich(args: argparse.Namespace, settings: Settings):
+    from core.enrichment import LANGS
+    from prep.enrich import EnrichSettings
+    from prep.enrich import enrich as run_enrich
+
+    data_dir = args.data or settings.data_dir
+    langs = tuple(dict.fromkeys(part.strip() for part in args.langs.split(",") if part.strip()))
+    if not langs or any(lang not in LANGS for lang in langs):
+        die(f"--langs takes a comma-separated list from: {', '.join(LANGS)}")
+    if not Dataset(data_dir).places_path.is_file():
+        die(f"no places.csv in {data_dir}/: run `python -m prep ingest RAW_DIR` first or set DATA_DIR")
+    progress = StageProgress(enabled=not args.json)
+    try:
+        return run_enrich(data_dir, langs, EnrichSettings.from_env(), progress)
+    finally:
+        progress.close()
+
+
 def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
     data_dir = args.data or settings.data_dir
     artifacts_dir = args.artifacts or settings.artifacts_dir

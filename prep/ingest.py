@@ -164,7 +164,8 @@ def read_raw_places(path: Path, city_code: str, skipped: list[Skipped]) -> dict[
     with text_lines(path) as f:
         reader = csv.DictReader(f)
         fields = reader.fieldnames or []
-        columns = {key: _column(fields, (key,)) for key in ("xid", "name", "kind", "city", "osm", "lat", "lon")}
+        keys = ("xid", "name", "kind", "city", "osm", "lat", "lon", "description")
+        columns = {key: _column(fields, (key,)) for key in keys}
         wikidata = _column(fields, ("wikidata",))
         new_wikidata = _column(fields, ("newwikidata",))
         if columns["xid"] is None or columns["name"] is None:
@@ -191,6 +192,7 @@ def read_raw_places(path: Path, city_code: str, skipped: list[Skipped]) -> dict[
                 lon=parse_coordinate(get(row, columns["lon"])),
                 wikidata=get(row, wikidata) or get(row, new_wikidata),
                 osm=get(row, columns["osm"]),
+                description=" ".join(get(row, columns["description"]).split()),
             )
             key = _name_key(name)
             first = by_name.get(key)

@@ -9,8 +9,15 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-LABELS = {"hash": "checking files", "embed": "embedding", "clean": "checking", "export": "exporting"}
-UNITS = {"export": "steps"}
+LABELS = {
+    "hash": "checking files",
+    "embed": "embedding",
+    "clean": "checking",
+    "export": "exporting",
+    "wikidata": "asking Wikidata",
+    "enrich": "describing",
+}
+UNITS = {"export": "steps", "wikidata": "ids", "enrich": "landmarks"}
 # Seconds between plain progress lines when stderr is not a terminal.
 LINE_INTERVAL = 10.0
 

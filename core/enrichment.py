@@ -1,0 +1,132 @@
+"""Landmark names, descriptions and Wikipedia links per language: the one owner of `enrichment.json`.
+
+`prep enrich` writes it into the folder dataset (it survives re-ingest); `prep build` ships it inside
+each build, so the bot never calls the network per query. `describe()` gives what a card shows in
+one language, falling back to the dataset (its names and the Description column are Russian) and to
+transliteration (`iuliia`, the Wikipedia scheme: "Нижний Новгород" → "Nizhny Novgorod"), marked so.
+
+    {"schema": 1,
+     "landmarks": {"W123": {"names": {"en": "…"}, "transliterated": ["en"],
+                            "descriptions": {"ru": "…", "en": "…"}, "wikipedia": {"ru": "https://…"}}},
+     "cities": {"Екатеринбург": {"en": "Yekaterinburg"}}}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.catalog import Landmark
+
+log = logging.getLogger(__name__)
+
+ENRICHMENT_FILE = "enrichment.json"
+SCHEMA = 1
+LANGS = ("ru", "en")
+SOURCE_LANG = "ru"  # the language of the published dataset's names and descriptions
+
+
+@dataclass(frozen=True)
+class LandmarkInfo:
+    names: dict[str, str] = field(default_factory=dict)
+    transliterated: frozenset[str] = frozenset()  # languages whose name is a transliteration
+    descriptions: dict[str, str] = field(default_factory=dict)
+    wikipedia: dict[str, str] = field(default_factory=dict)  # language → article URL
+
+    def to_dict(self) -> dict:
+        return {
+            "names": self.names,
+            "transliterated": sorted(self.transliterated),
+            "descriptions": self.descriptions,
+            "wikipedia": self.wikipedia,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> LandmarkInfo:
+        def texts(key: str) -> dict[str, str]:
+            value = raw.get(key) or {}
+            return {str(k): str(v) for k, v in value.items() if isinstance(v, str) and v.strip()}
+
+        return cls(
+            texts("names"), frozenset(raw.get("transliterated") or ()), texts("descriptions"), texts("wikipedia")
+        )
+
+
+@dataclass(frozen=True)
+class Enrichment:
+    landmarks: dict[str, LandmarkInfo] = field(default_factory=dict)
+    cities: dict[str, dict[str, str]] = field(default_factory=dict)  # city as in the dataset → language → name
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "landmarks": {xid: info.to_dict() for xid, info in sorted(self.landmarks.items())},
+            "cities": self.cities,
+        }
+
+    def write(self, path: Path) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> Enrichment:
+        """The file's content; none (missing) or damaged gives an empty enrichment, never an error: cards
+        then fall back to the dataset's names and to transliteration."""
+        if not path.is_file():
+            return cls()
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
+                raise ValueError("unknown schema")
+            landmarks = {str(xid): LandmarkInfo.from_dict(info) for xid, info in raw.get("landmarks", {}).items()}
+            cities = {str(c): {str(k): str(v) for k, v in names.items()} for c, names in raw.get("cities", {}).items()}
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            log.warning("%s is damaged (%s): run `python -m prep enrich` again", path, exc)
+            return cls()
+        return cls(landmarks, cities)
+
+
+@dataclass(frozen=True)
+class LandmarkText:
+    """A landmark as a card shows it in one language."""
+
+    name: str
+    original: str  # the dataset's name, shown beside `name` when it differs
+    city: str
+    description: str
+    wikipedia: str  # in this language, else in the other one, else ""
+    transliterated: bool
+
+
+def transliterate(text: str) -> str:
+    import iuliia
+
+    return iuliia.WIKIPEDIA.translate(text)
+
+
+def city_name(city: str, enrichment: Enrichment, lang: str) -> str:
+    if lang == SOURCE_LANG or not city:
+        return city
+    return enrichment.cities.get(city, {}).get(lang) or transliterate(city)
+
+
+def describe(landmark: Landmark, enrichment: Enrichment, lang: str) -> LandmarkText:
+    info = enrichment.landmarks.get(landmark.xid, LandmarkInfo())
+    name = info.names.get(lang)
+    transliterated = lang in info.transliterated
+    if not name:
+        name = landmark.name if lang == SOURCE_LANG else transliterate(landmark.name)
+        transliterated = lang != SOURCE_LANG
+    description = info.descriptions.get(lang) or (landmark.description if lang == SOURCE_LANG else "")
+    other = next((info.wikipedia[other] for other in LANGS if other in info.wikipedia), "")
+    return LandmarkText(
+        name=name,
+        original=landmark.name,
+        city=city_name(landmark.city, enrichment, lang),
+        description=description,
+        wikipedia=info.wikipedia.get(lang) or other,
+        transliterated=transliterated,
+    )

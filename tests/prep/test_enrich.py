@@ -1,0 +1,119 @@
+"""`prep enrich` against a fake Wikidata + Wikipedia (issue #12): shapes, fallbacks, failures, the cache."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from core import PhotoIndex
+from core.dataset import Dataset
+from prep import enrich as enrich_module
+from prep.__main__ import main
+from tests.helpers.cli import run, run_json, use_environment
+from tests.helpers.fake_wiki import FakeWiki, WikiEntity
+
+EXTRACT_EN = "A cathedral. It stands by the river. Built in 1900. Rebuilt in 2000."
+
+
+@pytest.fixture
+def wiki(monkeypatch):
+    server = FakeWiki().start()
+    monkeypatch.setattr(enrich_module, "RETRY_BASE_SECONDS", 0.01)
+    monkeypatch.setattr(enrich_module, "REQUEST_TIMEOUT", 0.5)
+    monkeypatch.setenv("WIKIDATA_API_URL", f"{server.url}/w/api.php")
+    monkeypatch.setenv("WIKIPEDIA_API_URL", f"{server.url}/{{lang}}/api/rest_v1")
+    monkeypatch.setenv("ENRICH_CONTACT", "admin@example.org")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def landmarks(built_dataset, tmp_path, monkeypatch, model_dirs):
+    dataset = built_dataset.copy_to(tmp_path)
+    use_environment(monkeypatch, tmp_path, dataset, model_dirs)
+    ordered = list(Dataset(dataset.data_dir).landmarks().values())
+    return dataset, ordered
+
+
+def _stage(wiki: FakeWiki, landmarks) -> tuple:
+    full, russian_only, missing, flaky, slow = landmarks[:5]
+    wiki.entities[full.wikidata] = WikiEntity(
+        labels={"ru": full.name, "en": "The Full Cathedral"},
+        descriptions={"en": "church in Yekaterinburg", "ru": "храм"},
+        titles={"en": "The Full Cathedral", "ru": full.name},
+    )
+    wiki.extracts[("en", "The_Full_Cathedral")] = EXTRACT_EN
+    wiki.entities[russian_only.wikidata] = WikiEntity(labels={"ru": russian_only.name})
+    # `missing` has no entity: the fake answers {"id": …, "missing": ""}
+    wiki.entities[flaky.wikidata] = WikiEntity(
+        labels={"en": "Flaky House"}, descriptions={"en": "house"}, titles={"en": "Flaky_House"}
+    )
+    wiki.failures["en:Flaky_House"] = [500] * 10  # fails for good
+    wiki.entities[slow.wikidata] = WikiEntity(labels={"en": "Slow Tower"}, titles={"en": "Slow_Tower"})
+    wiki.slow.add("en:Slow_Tower")
+    wiki.failures["wikidata"] = [429]  # the first batch is throttled once, then answered
+    return full, russian_only, missing, flaky, slow
+
+
+def test_enrich_fills_names_descriptions_links_and_reports_failures(wiki, landmarks, capsys) -> None:
+    dataset, ordered = landmarks
+    full, russian_only, missing, flaky, slow = _stage(wiki, ordered)
+    report = run_json(main, ["enrich"], capsys)
+    enrichment = Dataset(dataset.data_dir).enrichment()
+
+    info = enrichment.landmarks[full.xid]
+    assert info.names["en"] == "The Full Cathedral" and "en" not in info.transliterated
+    assert info.descriptions["en"] == "A cathedral. It stands by the river. Built in 1900."  # 3 sentences
+    assert info.wikipedia["en"] == "https://en.wikipedia.org/wiki/The_Full_Cathedral"
+    assert info.wikipedia["ru"].startswith("https://ru.wikipedia.org/wiki/")
+    for plain in (russian_only, missing):
+        assert "en" in enrichment.landmarks[plain.xid].transliterated
+        assert not re.search("[А-Яа-яЁё]", enrichment.landmarks[plain.xid].names["en"])
+    assert enrichment.landmarks[flaky.xid].descriptions["en"] == "house"  # Wikidata's, after Wikipedia failed
+    assert any("Flaky_House" in f and "HTTP 500" in f for f in report["failures"])
+    assert any("Slow_Tower" in f and "Timeout" in f for f in report["failures"])
+    assert enrichment.cities["Екатеринбург"]["en"] == "Yekaterinburg"
+    assert report["names"]["en"]["wikidata"] >= 3 and report["names"]["en"]["transliterated"] >= 2
+    assert all("admin@example.org" in agent for _, _, agent in wiki.requests)
+    wikidata_calls = [q for path, q, _ in wiki.requests if path == "/w/api.php"]
+    assert len(wikidata_calls) == 2  # 429, then the retry (one batch of < 50 ids)
+
+
+def test_a_rerun_asks_only_for_what_failed(wiki, landmarks, capsys) -> None:
+    dataset, ordered = landmarks
+    _stage(wiki, ordered)
+    run_json(main, ["enrich"], capsys)
+    before = len(wiki.requests)
+    wiki.slow.clear()
+    run_json(main, ["enrich"], capsys)
+    again = [path for path, _, _ in wiki.requests[before:]]
+    assert "/w/api.php" not in again and "/en/api/rest_v1/page/summary/Slow_Tower" in again
+    assert all("Slow_Tower" in p or "Flaky_House" in p for p in again)
+
+
+def test_a_dead_network_never_fails_the_run(landmarks, monkeypatch, capsys) -> None:
+    dataset, _ = landmarks
+    monkeypatch.setattr(enrich_module, "RETRY_BASE_SECONDS", 0.0)
+    monkeypatch.setenv("WIKIDATA_API_URL", "http://127.0.0.1:9/w/api.php")  # nothing listens there
+    monkeypatch.setenv("WIKIPEDIA_API_URL", "http://127.0.0.1:9/{lang}/api/rest_v1")
+    report = run_json(main, ["enrich"], capsys)
+    assert report["failures"] and report["names"]["en"]["transliterated"] == report["landmarks"]
+
+
+def test_the_index_ships_the_enrichment(wiki, landmarks, capsys) -> None:
+    dataset, ordered = landmarks
+    full, *_ = _stage(wiki, ordered)
+    run_json(main, ["enrich", "--langs", "ru,en"], capsys)
+    report = run_json(main, ["build"], capsys)
+    assert not report["up_to_date"]  # the enrichment changed what the index ships
+    index = PhotoIndex.load(dataset.artifacts_dir)
+    card = index.describe(full.xid, "en")
+    assert card.name == "The Full Cathedral" and card.original == full.name and card.city == "Yekaterinburg"
+    assert card.description.startswith("A cathedral.") and card.wikipedia.endswith("The_Full_Cathedral")
+    assert index.city_names("en") == ["Yekaterinburg", "Nizhny Novgorod"]
+
+
+def test_bad_languages_are_one_line(landmarks, capsys) -> None:
+    code, _, err = run(main, ["enrich", "--langs", "de"], capsys)
+    assert code == 2 and "--langs" in err
