@@ -79,6 +79,7 @@ def _add_handlers(application: Application) -> None:
             CommandHandler("reindex", handlers.reindex, filters=new),
             CommandHandler("forget", handlers.forget, filters=new),
             CallbackQueryHandler(handlers.lang_chosen, pattern=r"^lang:(ru|en)$"),
+            CallbackQueryHandler(handlers.more_photos, pattern=rf"^{handlers.MORE_PREFIX}"),
             MessageHandler(new & filters.PHOTO, handlers.photo),
             MessageHandler(new & filters.LOCATION, handlers.location),
             MessageHandler(new & filters.Document.ALL, handlers.document),

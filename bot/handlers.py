@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from html import escape
 from pathlib import Path
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, PhotoSize, Update
@@ -18,14 +19,16 @@ from bot.texts import (
     LANGUAGES,
     STAGES,
     Lang,
+    format_card,
     format_nearby,
-    format_recognition,
+    format_others,
     format_search_fallback,
+    join_names,
     language_for,
     map_url,
     photo_caption,
+    route_url,
     text,
-    wikidata_url,
 )
 from core import (
     ALBUM_SIZE,
@@ -44,6 +47,9 @@ from core.ranking import PhotoLocation
 log = logging.getLogger(__name__)
 
 LANG_KEY = "lang"
+MORE_PREFIX = "more:"  # callback data of "More photos": more:<xid> (XIDs are short, safe names)
+# Photos shown with "nothing matches well".
+WEAK_MATCHES = 3
 LOCATION_KEY = "location"  # user_data: {"lat", "lon", "at"} of the last shared location
 
 
@@ -55,17 +61,28 @@ def user_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Lang:
     return language_for(user.language_code if user else None)
 
 
+def _greeting_values(context: ContextTypes.DEFAULT_TYPE, lang_: Lang) -> dict[str, str]:
+    """What /start and /help say about the loaded index: its cities, its size, an example from it."""
+    index = services(context).guide.index
+    cities = index.city_names(lang_)
+    indexed = [xid for xid in dict.fromkeys(photo.xid for photo in index.photos)]
+    example = index.describe(indexed[0], lang_).name if indexed else ""
+    return {"cities": join_names(cities, lang_), "count": str(len(indexed)), "example": example}
+
+
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Greet the user and say what the bot does."""
-    await update.effective_message.reply_text(text("start", user_lang(update, context)))
+    """Greet the user and say what the bot does, with this index's cities."""
+    lang_ = user_lang(update, context)
+    await update.effective_message.reply_text(text("start", lang_, **_greeting_values(context, lang_)))
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Explain both features with examples."""
+    """Explain every feature with examples from this index, and what is kept about the user."""
+    lang_ = user_lang(update, context)
     ttl = f"{services(context).settings.location_ttl_hours:g}"
-    await update.effective_message.reply_text(
-        text("help", user_lang(update, context), ttl=ttl), parse_mode=ParseMode.HTML
-    )
+    values = _greeting_values(context, lang_) | {"ttl": ttl}
+    values = {k: escape(v) for k, v in values.items()}
+    await update.effective_message.reply_text(text("help", lang_, **values), parse_mode=ParseMode.HTML)
 
 
 async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -150,21 +167,65 @@ async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id
         log.info("undecodable image from user %s: %s", update.effective_user.id if update.effective_user else "?", exc)
         await message.reply_text(text("bad_image", lang_))
         return
-    await message.reply_text(
-        format_recognition(result, lang_), parse_mode=ParseMode.HTML, reply_markup=_landmark_buttons(result, lang_)
-    )
+    await _answer_recognition(update, context, result, lang_)
 
 
-def _landmark_buttons(result: Recognition, lang_: Lang) -> InlineKeyboardMarkup | None:
+async def _answer_recognition(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, result: Recognition, lang_: Lang
+) -> None:
+    """A card for a confident answer (matched photo, description, buttons), then the other candidates."""
+    message, index = update.effective_message, services(context).guide.index
     if not result.landmarks:
+        await message.reply_text(text("nothing_found", lang_))
+        return
+    cards = [index.describe(hit.xid, lang_) for hit in result.landmarks]
+    if result.match:
+        caption = format_card(result, cards[0], lang_)
+        buttons = _card_buttons(result.landmarks[0].landmark, cards[0], result, lang_)
+        photo = await services(context).run(_read_bytes, result.matched_photo)
+        if photo is not None:
+            await message.reply_photo(photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=buttons)
+        else:
+            await message.reply_text(caption, parse_mode=ParseMode.HTML, reply_markup=buttons)
+    others = format_others(result, cards, lang_, skip_first=result.match)
+    if others:
+        await message.reply_text(others, parse_mode=ParseMode.HTML)
+
+
+def _read_bytes(path: str | None) -> bytes | None:
+    if path is None:
         return None
-    best = result.landmarks[0].landmark
-    buttons = []
-    if url := map_url(best):
-        buttons.append(InlineKeyboardButton(text("map", lang_), url=url))
-    if url := wikidata_url(best):
-        buttons.append(InlineKeyboardButton(text("wikidata", lang_), url=url))
-    return InlineKeyboardMarkup([buttons]) if buttons else None
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        log.warning("indexed photo is gone: %s", path)
+        return None
+
+
+def _card_buttons(landmark, card, result: Recognition, lang_: Lang) -> InlineKeyboardMarkup | None:
+    """Map, Route, Wikipedia, More photos: only for a confident answer, never for a guess."""
+    start = (result.location.lat, result.location.lon) if result.location is not None else None
+    links = [
+        (text("map", lang_), map_url(landmark)),
+        (text("route", lang_), route_url(landmark, start)),
+        (text("wikipedia", lang_), card.wikipedia or None),
+    ]
+    row = [InlineKeyboardButton(label, url=url) for label, url in links if url]
+    more = [InlineKeyboardButton(text("more_photos", lang_), callback_data=f"{MORE_PREFIX}{landmark.xid}")]
+    rows = [row[:2], row[2:] + more] if row else [more]
+    return InlineKeyboardMarkup([r for r in rows if r])
+
+
+async def more_photos(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The "More photos" button: an album of up to 5 photos of that landmark."""
+    query, lang_, svc = update.callback_query, user_lang(update, context), services(context)
+    xid = (query.data or "").removeprefix(MORE_PREFIX)
+    if xid not in svc.guide.index.landmarks:
+        await query.answer(text("expired", lang_))
+        return
+    await query.answer()
+    hits = await svc.run(svc.guide.landmark_photos, xid, ALBUM_SIZE)
+    await _send_album(update, context, hits, lang_)
 
 
 def remembered_location(context: ContextTypes.DEFAULT_TYPE) -> PhotoLocation | None:
@@ -235,22 +296,33 @@ async def text_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     except EmptyQueryError:
         await message.reply_text(text("empty_query", lang_))
         return
-    album = await svc.run(_read_album, hits)
+    if hits and hits[0].score < svc.settings.core.text_match_threshold:
+        await message.reply_text(text("no_match", lang_))
+        hits = hits[:WEAK_MATCHES]
+    await _send_album(update, context, hits, lang_)
+
+
+async def _send_album(update: Update, context: ContextTypes.DEFAULT_TYPE, hits: list[PhotoHit], lang_: Lang) -> None:
+    """Photos with captions in the user's language; text when there are too few for an album."""
+    index = services(context).guide.index
+    captions = [index.describe(hit.xid, lang_) for hit in hits]
+    album = await services(context).run(_read_album, hits, [photo_caption(c.name, c.city) for c in captions])
     if len(album) < 2:  # Telegram albums need 2–10 items
-        await message.reply_text(format_search_fallback([(h.name, h.city) for h in hits[:1]], lang_))
+        pairs = [(c.name, c.city) for c in captions[:1]]
+        await update.effective_message.reply_text(format_search_fallback(pairs, lang_))
         return
-    await message.reply_media_group(album)
+    await update.effective_message.reply_media_group(album)
 
 
-def _read_album(hits: list[PhotoHit]) -> list[InputMediaPhoto]:
+def _read_album(hits: list[PhotoHit], captions: list[str]) -> list[InputMediaPhoto]:
     album = []
-    for hit in hits:
+    for hit, caption in zip(hits, captions, strict=True):
         try:
             data = Path(hit.path).read_bytes()
         except OSError:
             log.warning("indexed photo is gone: %s", hit.path)
             continue
-        album.append(InputMediaPhoto(data, caption=photo_caption(hit.name, hit.city), filename=Path(hit.path).name))
+        album.append(InputMediaPhoto(data, caption=caption, filename=Path(hit.path).name))
     return album
 
 

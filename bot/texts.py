@@ -7,6 +7,7 @@ from html import escape
 from typing import Literal
 
 from core import Landmark, Recognition
+from core.enrichment import LandmarkText
 from core.geo import Nearby
 
 Lang = Literal["ru", "en"]
@@ -16,19 +17,22 @@ RUSSIAN_SPEAKING = frozenset({"ru", "uk", "be", "kk"})
 
 MESSAGES: dict[str, dict[Lang, str]] = {
     "start": {
-        "ru": "Здравствуйте! Я узнаю достопримечательности Екатеринбурга, Нижнего Новгорода, Владимира "
-        "и Ярославля.\n\n📷 Пришлите фото — скажу, что на нём, и покажу на карте.\n"
-        "🔎 Напишите текст — пришлю подходящие фотографии.\n\nПодробнее: /help",
-        "en": "Hello! I recognise landmarks of Ekaterinburg, Nizhny Novgorod, Vladimir and Yaroslavl.\n\n"
-        "📷 Send a photo and I will tell you what it shows and where it is.\n"
-        "🔎 Send any text and I will find matching photos.\n\nMore: /help",
+        "ru": "Здравствуйте! Я узнаю достопримечательности: {cities} — {count} мест.\n\n"
+        "📷 Пришлите фото — скажу, что на нём, расскажу и покажу на карте.\n"
+        "🔎 Напишите текст, например «{example}», — пришлю подходящие фотографии.\n"
+        "📍 Отправьте геопозицию — покажу, что рядом.\n\nПодробнее: /help",
+        "en": "Hello! I recognise landmarks of {cities} — {count} places.\n\n"
+        "📷 Send a photo and I will tell you what it shows, what it is and where it is.\n"
+        "🔎 Send any text, like “{example}”, and I will find matching photos.\n"
+        "📍 Share your location and I will list what is near.\n\nMore: /help",
     },
     "help": {
         "ru": "<b>Что я умею</b>\n"
         "📷 <b>Фото → достопримечательность.</b> Пришлите снимок (можно файлом, без сжатия): отвечу пятью "
         "наиболее вероятными местами и категориями с уверенностью и дам ссылку на карту.\n"
         "🔎 <b>Текст → фото.</b> Напишите, например, <i>«белый собор у реки»</i> или "
-        "<i>«Нижегородский кремль»</i> — пришлю 5 подходящих фотографий.\n\n"
+        "<i>«{example}»</i> — пришлю 5 подходящих фотографий.\n"
+        "Я знаю {count} мест: {cities}.\n\n"
         "📍 <b>Где я?</b> Отправьте геопозицию (📎 → Геопозиция, можно трансляцию): покажу ближайшие места, а "
         "фото в следующие {ttl} ч. узнаю с учётом того, где вы. Фото, отправленное файлом, несёт свои "
         "координаты (EXIF), и тогда они важнее; в сжатых фото Telegram их удаляет.\n\n"
@@ -39,13 +43,23 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "📷 <b>Photo → landmark.</b> Send a photo (as a file too, to avoid compression): I answer with the "
         "5 most likely places and categories, with confidences and a map link.\n"
         "🔎 <b>Text → photos.</b> Write, for example, <i>“white cathedral by the river”</i> or "
-        "<i>“Nizhny Novgorod Kremlin”</i> and get 5 matching photos.\n\n"
+        "<i>“{example}”</i> and get 5 matching photos.\n"
+        "I know {count} places in {cities}.\n\n"
         "📍 <b>Where am I?</b> Share your location (📎 → Location, live too): I list the nearest places, and "
         "for the next {ttl} h your photos are recognised knowing where you are. A photo sent as a file "
         "carries its own coordinates (EXIF), which then win; Telegram strips them from compressed photos.\n\n"
         "<b>What I keep:</b> your chosen language and your last shared location ({ttl} h), nothing else. "
         "/forget deletes it all.\n\n"
         "/lang — language (русский / English)\n/forget — forget everything about me\n/help — this help",
+    },
+    "also": {"ru": "Другие варианты:", "en": "Other candidates:"},
+    "route": {"ru": "🧭 Маршрут", "en": "🧭 Route"},
+    "wikipedia": {"ru": "📖 Википедия", "en": "📖 Wikipedia"},
+    "more_photos": {"ru": "🖼 Ещё фото", "en": "🖼 More photos"},
+    "transliterated": {"ru": "транслитерация", "en": "transliterated"},
+    "no_match": {
+        "ru": "Ничего не подходит хорошо. Вот самое близкое:",
+        "en": "Nothing matches well. The closest I have:",
     },
     "near_you": {"ru": "📍 Рядом с вами:", "en": "📍 Near you:"},
     "near_none": {
@@ -80,7 +94,6 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "My collection has no photos yet — ask the administrator to build the index.",
     },
     "map": {"ru": "🗺 На карте", "en": "🗺 Map"},
-    "wikidata": {"ru": "📖 Wikidata", "en": "📖 Wikidata"},
     "too_few_photos": {
         "ru": "Для альбома мало фотографий в базе. Лучшее совпадение:",
         "en": "Too few photos in my collection for an album. The best match:",
@@ -328,27 +341,94 @@ def _location_note(result: Recognition, lang: Lang) -> str | None:
     return text("located_exif" if result.location.source == "exif" else "located_shared", lang)
 
 
-def format_recognition(result: Recognition, lang: Lang) -> str:
-    """The reply to a photo (Telegram HTML)."""
-    if not result.landmarks:
-        return text("nothing_found", lang)
-    lines = [text("recognized" if result.match else "not_sure", lang)]
-    for rank, hit in enumerate(result.landmarks, 1):
-        name = f"<b>{escape(hit.landmark.name)}</b>" if rank == 1 and result.match else escape(hit.landmark.name)
-        away = f", {distance_text(hit.distance_m, lang)}" if hit.distance_m is not None and result.prior_applied else ""
-        lines.append(f"{rank}. {name}, {escape(hit.landmark.city)}{away} — {percent(hit.score)}")
-    if result.categories:
-        categories = ", ".join(
-            f"{escape(category_name(c.category, lang))} {percent(c.score)}" for c in result.categories
-        )
-        lines += ["", f"<b>{text('categories', lang)}:</b> {categories}"]
-    if note := _location_note(result, lang):
-        lines += ["", note]
-    return "\n".join(lines)
+def join_names(names: Sequence[str], lang: Lang) -> str:
+    """ "A, B and C" / "A, B и C"."""
+    if len(names) < 2:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} {'и' if lang == 'ru' else 'and'} {names[-1]}"
 
 
 def photo_caption(name: str, city: str) -> str:
     return f"{name}, {city}" if city else name
+
+
+# Telegram's limits: a photo caption is 1,024 characters, a message 4,096.
+CAPTION_LIMIT = 1024
+MESSAGE_LIMIT = 4096
+# Characters of a name or city shown at most (the published names are far shorter).
+NAME_LIMIT = 150
+
+
+def _clip(text_: str, room: int) -> str:
+    """Plain text cut to `room` characters at a word boundary, with an ellipsis."""
+    if len(text_) <= room:
+        return text_
+    cut = text_[: max(0, room - 1)].rsplit(" ", 1)[0]
+    return cut.rstrip(",.;: ") + "…"
+
+
+def format_card(result: Recognition, card: LandmarkText, lang: Lang) -> str:
+    """The caption of the best landmark's card (Telegram HTML, within CAPTION_LIMIT)."""
+    hit = result.landmarks[0]
+    title = f"<b>{escape(_clip(card.name, NAME_LIMIT))}</b>"
+    if card.original and card.original != card.name:
+        title += f" ({escape(_clip(card.original, NAME_LIMIT))})"
+    if card.transliterated:
+        title += f" <i>({text('transliterated', lang)})</i>"
+    details = [escape(_clip(card.city, NAME_LIMIT))] if card.city else []
+    if hit.distance_m is not None and result.prior_applied:
+        details.append(distance_text(hit.distance_m, lang))
+    details.append(percent(hit.score))
+    lines = [text("recognized", lang), title, " · ".join(details)]
+    tail = [""] + ([note] if (note := _location_note(result, lang)) else [])
+    fixed = len("\n".join(lines + tail)) + 4
+    if card.description:
+        lines += ["", f"<i>{escape(_clip(card.description, CAPTION_LIMIT - fixed - 8))}</i>"]
+    if len(tail) > 1:
+        lines += tail
+    # Lengths above count tags and escapes too, so the visible caption stays within Telegram's limit;
+    # the text is never cut afterwards (that could split an HTML tag).
+    return "\n".join(lines)
+
+
+def format_others(result: Recognition, names: Sequence[LandmarkText], lang: Lang, skip_first: bool) -> str:
+    """The candidates (after the card's, when there is one) and the categories."""
+    header = text("also", lang) if skip_first else text("not_sure", lang)
+    lines = [header]
+    for rank, (hit, card) in enumerate(zip(result.landmarks, names, strict=True), 1):
+        if skip_first and rank == 1:
+            continue
+        away = f", {distance_text(hit.distance_m, lang)}" if hit.distance_m is not None and result.prior_applied else ""
+        name, city = escape(_clip(card.name, NAME_LIMIT)), escape(_clip(card.city, NAME_LIMIT))
+        lines.append(f"{rank}. {name}, {city}{away} — {percent(hit.score)}")
+    if len(lines) == 1:
+        lines = []
+    if categories := merged_categories(result, lang):
+        lines += [
+            "",
+            f"<b>{text('categories', lang)}:</b> " + ", ".join(f"{escape(n)} {percent(sc)}" for n, sc in categories),
+        ]
+    if not skip_first and (note := _location_note(result, lang)):
+        lines += ["", note]
+    return "\n".join(lines).strip()
+
+
+def merged_categories(result: Recognition, lang: Lang) -> list[tuple[str, float]]:
+    """Categories by their label in `lang`: kinds that read the same are one line, with the larger score."""
+    merged: dict[str, float] = {}
+    for category in result.categories:
+        label = category_name(category.category, lang)
+        merged[label] = max(merged.get(label, 0.0), category.score)
+    return sorted(merged.items(), key=lambda item: -item[1])
+
+
+def route_url(landmark: Landmark, start: tuple[float, float] | None) -> str | None:
+    """Directions on OpenStreetMap: from the user's location when known, else to the point."""
+    if landmark.lat is None or landmark.lon is None:
+        return None
+    end = f"{landmark.lat:.6f}%2C{landmark.lon:.6f}"
+    origin = f"{start[0]:.6f}%2C{start[1]:.6f}" if start else ""
+    return f"https://www.openstreetmap.org/directions?engine=fossgis_osrm_foot&route={origin}%3B{end}"
 
 
 def map_url(landmark: Landmark) -> str | None:
@@ -358,10 +438,6 @@ def map_url(landmark: Landmark) -> str | None:
         return None
     lat, lon = landmark.lat, landmark.lon
     return f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=17/{lat:.6f}/{lon:.6f}"
-
-
-def wikidata_url(landmark: Landmark) -> str | None:
-    return f"https://www.wikidata.org/wiki/{landmark.wikidata}" if landmark.wikidata.startswith("Q") else None
 
 
 def format_search_fallback(hits: Sequence[tuple[str, str]], lang: Lang) -> str:

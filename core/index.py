@@ -252,6 +252,9 @@ class PhotoIndex:
         matrix = np.stack([self._index.reconstruct(r) for r in rows])
         return float((matrix @ np.asarray(vector, dtype=np.float32).reshape(-1)).max())
 
+    def vector(self, row: int) -> np.ndarray:
+        return self._index.reconstruct(row)
+
     def vectors(self) -> np.ndarray:
         return self._index.reconstruct_n(0, self._index.ntotal)
 

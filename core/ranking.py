@@ -85,6 +85,7 @@ class Recognition:
     best_similarity: float
     location: PhotoLocation | None = None
     prior_applied: bool = False  # the location re-weighted the vote (a landmark lay within LOCATION_MAX_KM)
+    matched_photo: str | None = None  # the top landmark's dataset photo closest to the query (absolute path)
 
     def to_dict(self) -> dict:
         def landmark(hit: LandmarkHit) -> dict:

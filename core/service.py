@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -169,7 +169,29 @@ class Guide:
     def recognize_vector(
         self, vector: np.ndarray, index: PhotoIndex | None = None, near: PhotoLocation | None = None
     ) -> Recognition:
-        return rank(index or self._index, vector, self.params, near, self.location_max_km)
+        index = index or self._index
+        result = rank(index, vector, self.params, near, self.location_max_km)
+        if not result.landmarks:
+            return result
+        row = index.best_row(vector, result.landmarks[0].xid)
+        return replace(result, matched_photo=None if row is None else str(index.photo_path(row, self.data_dir)))
+
+    def landmark_photos(self, xid: str, limit: int = ALBUM_SIZE) -> list[PhotoHit]:
+        """Up to `limit` photos of one landmark, the most typical first (closest to its photos' mean)."""
+        index = self._index
+        rows = index.photos_of(xid)
+        if not rows:
+            return []
+        vectors = np.stack([index.vector(r) for r in rows])
+        centre = vectors.mean(axis=0)
+        order = np.argsort(-(vectors @ centre))[:limit]
+        landmark = index.landmarks[xid]
+        return [
+            PhotoHit(
+                index.photo_path(rows[i], self.data_dir), xid, landmark.name, landmark.city, float(vectors[i] @ centre)
+            )
+            for i in order
+        ]
 
     def nearby(self, lat: float, lon: float, limit: int = NEARBY_LIMIT) -> list[Nearby]:
         """The catalog's landmarks nearest to a point (with or without photos), nearest first."""

@@ -19,6 +19,11 @@ from core.ranking import DEFAULT_MATCH_THRESHOLD
 
 # The location prior's reach (core.location), defined here with the other defaults.
 DEFAULT_LOCATION_MAX_KM = 10.0
+# Cosine similarity a text query's best photo must reach to count as a match; below it the bot says
+# nothing matches well. CLIP-space text→photo similarities are low (good matches ~0.25–0.35 for
+# ViT-B/32 and its multilingual student, unrelated text ~0.1–0.2): re-calibrate with `prep eval`,
+# which reports both distributions for your index.
+DEFAULT_TEXT_MATCH_THRESHOLD = 0.2
 
 DEFAULT_IMAGE_MODEL = "clip-ViT-B-32"
 DEFAULT_TEXT_MODEL = "clip-ViT-B-32-multilingual-v1"
@@ -131,6 +136,7 @@ class Settings:
     encoder_backend: str = "auto"
     # Where `prep export-onnx` writes and the onnx backend reads; default: `onnx/` beside ARTIFACTS_DIR.
     model_dir: Path | None = None
+    text_match_threshold: float = DEFAULT_TEXT_MATCH_THRESHOLD
     # A photo's location re-weights the vote only when some landmark lies this close to it (core.location).
     location_max_km: float = DEFAULT_LOCATION_MAX_KM
     # Threads one inference may use. None: every usable CPU (prep, the query CLI); the bot gives each
@@ -161,5 +167,6 @@ class Settings:
             log_level=env.choice("LOG_LEVEL", DEFAULT_LOG_LEVEL, LOG_LEVELS),
             encoder_backend=env.choice("ENCODER_BACKEND", "auto", BACKENDS),
             model_dir=env.path("MODEL_DIR"),
+            text_match_threshold=env.number("TEXT_MATCH_THRESHOLD", DEFAULT_TEXT_MATCH_THRESHOLD, -1, 1),
             location_max_km=env.number("LOCATION_MAX_KM", DEFAULT_LOCATION_MAX_KM, 0, 20_000),
         )

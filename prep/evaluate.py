@@ -38,6 +38,7 @@ class Evaluation:
     text_precision5: float | None  # landmark name as query: share of the top 5 photos of that landmark
     params: dict
     geo: GeoEvaluation | None = None  # with --geo-noise: the location prior's effect
+    text_similarity: TextCalibration | None = None  # best text→photo similarities: names vs generic phrases
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,6 +58,16 @@ class Evaluation:
             ("text → photo precision@5 (landmark names)", pct(self.text_precision5)),
             ("k / temperature", f"{self.params['k']} / {self.params['temperature']}"),
         ]
+        if (t := self.text_similarity) is not None:
+            rows += [
+                ("best text→photo similarity p5 / p50 / p95:", ""),
+                ("  landmark names (ru, en)", t.names.text()),
+                ("  generic phrases (ru, en)", t.generic.text()),
+                (
+                    "  suggested TEXT_MATCH_THRESHOLD",
+                    f"{t.suggested_threshold:.3f}" + ("" if t.separable else " (overlap!)"),
+                ),
+            ]
         if self.geo is not None:
             g = self.geo
             rows += [
@@ -112,7 +123,67 @@ def evaluate(
         similarity_p50=float(np.percentile(sims, 50)),
         text_precision5=None if text_encoder is None else text_precision(index, text_encoder),
         params=asdict(params),
+        text_similarity=None if text_encoder is None else text_calibration(index, text_encoder),
     )
+
+
+# Queries a tourist may send that name no landmark: the no-match answer should catch them.
+GENERIC_PHRASES = (
+    "где поесть рядом?",
+    "привет",
+    "погода завтра",
+    "котик спит на диване",
+    "вкусная пицца",
+    "расписание автобусов",
+    "спасибо!",
+    "смешная собака",
+    "where can I eat nearby?",
+    "hello",
+    "weather tomorrow",
+    "a cat sleeping on a sofa",
+    "tasty pizza",
+    "bus timetable",
+    "thanks!",
+    "👍",
+)
+
+
+@dataclass(frozen=True)
+class Spread:
+    p5: float
+    p50: float
+    p95: float
+
+    @classmethod
+    def of(cls, values: list[float]) -> Spread:
+        array = np.asarray(values, dtype=np.float64) if values else np.array([np.nan])
+        return cls(*(float(np.percentile(array, q)) for q in (5, 50, 95)))
+
+    def text(self) -> str:
+        return f"{self.p5:.3f} / {self.p50:.3f} / {self.p95:.3f}"
+
+
+@dataclass(frozen=True)
+class TextCalibration:
+    names: Spread  # each indexed landmark's name, in Russian and English, as the query
+    generic: Spread  # GENERIC_PHRASES
+    suggested_threshold: float
+    separable: bool  # the names' p5 lies above the phrases' p95
+
+
+def text_calibration(index: PhotoIndex, text_encoder: TextEncoder) -> TextCalibration:
+    """How to set TEXT_MATCH_THRESHOLD: best similarities of real names versus phrases that name nothing."""
+    xids = sorted({p.xid for p in index.photos})
+    names = [index.describe(xid, lang).name for xid in xids for lang in ("ru", "en")]
+
+    def best(queries) -> list[float]:
+        similarities, _ = index.search(text_encoder.encode_texts(list(queries)), 1)
+        return similarities[:, 0].tolist()
+
+    named, generic = Spread.of(best(names)), Spread.of(best(GENERIC_PHRASES))
+    separable = named.p5 > generic.p95
+    threshold = (named.p5 + generic.p95) / 2 if separable else generic.p95
+    return TextCalibration(named, generic, math.ceil(threshold * 1000) / 1000, separable)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ CORE_PUBLIC = {
     "core.preprocess",
     "core.geo",
     "core.location",
+    "core.enrichment",
     "core.encoders",
     "core.encoders.onnx_folder",
     "core.encoders.fingerprint",

@@ -1,11 +1,14 @@
 """End to end: the real Application against the fake Bot API, one scenario per test."""
 
+import asyncio
 import io
+from html import escape
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.helpers.bot import bot_settings, running_bot
+from tests.helpers.bot import bot_settings, running_bot, wait_answers
 from tests.helpers.datagen import jpeg_bytes, scene
 from tests.helpers.fake_telegram import FakeTelegram
 
@@ -17,28 +20,61 @@ async def test_start_and_help_in_the_users_language(bot: FakeTelegram) -> None:
     await bot.send(USER + 1, text="/help", language_code="de")
     ru = (await bot.wait_replies(USER))[0]
     en = (await bot.wait_replies(USER + 1))[0]
-    assert "Пришлите фото" in ru.params["text"]
-    assert "Photo → landmark" in en.params["text"] and en.params["parse_mode"] == "HTML"
+    assert "Пришлите фото" in ru.text
+    assert "Photo → landmark" in en.text and en.params["parse_mode"] == "HTML"
 
 
-async def test_photo_gets_landmarks_categories_and_a_map_button(bot: FakeTelegram, shared_guide) -> None:
+async def test_photo_gets_a_card_then_the_other_candidates(bot: FakeTelegram, shared_guide) -> None:
     photo = jpeg_bytes(scene(2, 60))
     expected = shared_guide.recognize(photo)
+    assert expected.match
     await bot.send_photo(USER, photo, language_code="en")
-    reply = (await bot.wait_replies(USER))[0]
-    text = reply.params["text"]
-    assert text.startswith("This is most likely:")
-    lines = text.splitlines()
-    for rank, hit in enumerate(expected.landmarks, 1):
-        assert lines[rank].startswith(f"{rank}. ") and hit.landmark.name in lines[rank]
-        assert f"{round(100 * hit.score)}%" in lines[rank]
-    assert "Categories:" in text and "interesting_places" not in text and "_" not in text
-    best = expected.landmarks[0].landmark
-    buttons = reply.params["reply_markup"]["inline_keyboard"][0]
-    assert buttons[0]["url"].startswith(f"https://www.openstreetmap.org/?mlat={best.lat:.6f}&mlon={best.lon:.6f}")
-    assert any("wikidata.org/wiki/Q" in b["url"] for b in buttons)
+    card, others = await bot.wait_replies(USER, 2)
+    index, best = shared_guide.index, expected.landmarks[0]
+    described = index.describe(best.xid, "en")
+    assert card.method == "sendPhoto" and card.text.startswith("This is most likely:")
+    title = f"<b>{escape(described.name)}</b> ({escape(best.landmark.name)}) <i>(transliterated)</i>"
+    assert card.text.splitlines()[1] == title  # no English label without enrichment: transliterated, marked
+    assert f"{round(100 * best.score)}%" in card.text
+    assert card.files["photo"] == Path(expected.matched_photo).read_bytes()  # the dataset photo that matched
+    buttons = [b for row in card.params["reply_markup"]["inline_keyboard"] for b in row]
+    urls = [b.get("url", "") for b in buttons]
+    assert urls[0].startswith(f"https://www.openstreetmap.org/?mlat={best.landmark.lat:.6f}")
+    assert "openstreetmap.org/directions" in urls[1] and buttons[-1]["callback_data"] == f"more:{best.xid}"
+    assert others.text.startswith("Other candidates:")
+    lines = others.text.splitlines()
+    for rank, hit in enumerate(expected.landmarks[1:], 2):
+        assert lines[rank - 1].startswith(f"{rank}. {escape(index.describe(hit.xid, 'en').name)}")
+    assert "Categories:" in others.text and "interesting_places" not in others.text and "_" not in others.text
     actions = bot.sent("sendChatAction", USER)
     assert actions and actions[0].params["action"] == "typing"
+
+    await bot.press_button(USER, f"more:{best.xid}", card)
+    album = (await bot.wait_for(lambda: bot.sent("sendMediaGroup", USER)))[0]
+    assert 2 <= len(album.params["media"]) <= 5 and all(
+        i["caption"].endswith(described.city) for i in album.params["media"]
+    )
+    assert bot.sent("answerCallbackQuery")
+
+
+async def test_an_unsure_answer_has_no_card_and_no_map(fake, built_dataset, model_dirs, shared_guide, tmp_path) -> None:
+    from core import Guide, RankingParams
+
+    strict = Guide(
+        shared_guide.index,
+        shared_guide.image_encoder,
+        shared_guide.text_encoder,
+        RankingParams(match_threshold=1.01),  # nothing is ever sure
+        data_dir=built_dataset.data_dir,
+    )
+    settings = bot_settings(fake, built_dataset, model_dirs, bot_state_file=tmp_path / "state.pickle")
+    async with running_bot(settings, strict):
+        await fake.send_photo(USER, jpeg_bytes(scene(0, 63)))
+        (reply,) = await fake.wait_replies(USER)
+        await asyncio.sleep(0.2)
+    assert len(fake.replies(USER)) == 1
+    assert reply.method == "sendMessage" and reply.text.startswith("🤔") and "reply_markup" not in reply.params
+    assert reply.text.splitlines()[1].startswith("1. ") and "Categories:" in reply.text
 
 
 async def test_photo_is_fetched_at_the_smallest_size_the_model_can_use(bot: FakeTelegram, shared_guide) -> None:
@@ -50,7 +86,7 @@ async def test_photo_is_fetched_at_the_smallest_size_the_model_can_use(bot: Fake
     reply = (await bot.wait_replies(USER))[0]
     (downloaded,) = bot.downloaded()
     assert bot.file(downloaded) == small
-    assert shared_guide.recognize(small).landmarks[0].landmark.name in reply.params["text"].splitlines()[1]
+    assert shared_guide.recognize(small).landmarks[0].landmark.name in reply.text.splitlines()[1]
     # A wide photo's 320 px version is 180 px high, too small for the model: the next size up is used.
     wide = scene(2, 62, (1280, 720))
     medium = jpeg_bytes(wide.resize((800, 450)))
@@ -61,8 +97,8 @@ async def test_photo_is_fetched_at_the_smallest_size_the_model_can_use(bot: Fake
 
 async def test_image_sent_as_a_file_is_recognised(bot: FakeTelegram) -> None:
     await bot.send_document(USER, jpeg_bytes(scene(1, 61)), "image/jpeg", "IMG_0001.JPG", language_code="ru")
-    reply = (await bot.wait_replies(USER))[0]
-    assert reply.params["text"].startswith("Это, скорее всего:") and "Категории" in reply.params["text"]
+    card, others = await bot.wait_replies(USER, 2)
+    assert card.text.startswith("Это, скорее всего:") and "Категории" in others.text
 
 
 async def test_text_gets_an_album_of_five_captioned_photos(bot: FakeTelegram) -> None:
@@ -85,9 +121,9 @@ async def test_lang_buttons_switch_the_language(bot: FakeTelegram) -> None:
     assert bot.sent("answerCallbackQuery")
     await bot.send(USER, text="/start", language_code="ru")
     replies = await bot.wait_replies(USER, 3)
-    assert replies[-1].params["text"].startswith("Hello!")
+    assert replies[-1].text.startswith("Hello!")
     await bot.send(USER, text="/lang ru", language_code="ru")
-    assert (await bot.wait_replies(USER, 4))[-1].params["text"].startswith("Готово")
+    assert (await bot.wait_replies(USER, 4))[-1].text.startswith("Готово")
 
 
 async def test_the_chosen_language_survives_a_restart(fake, built_dataset, model_dirs, shared_guide, tmp_path) -> None:
@@ -95,11 +131,11 @@ async def test_the_chosen_language_survives_a_restart(fake, built_dataset, model
     settings = bot_settings(fake, dataset, model_dirs)
     async with running_bot(settings, shared_guide):
         await fake.send(USER, text="/lang en", language_code="ru")
-        assert (await fake.wait_replies(USER))[0].params["text"].startswith("Done")
+        assert (await fake.wait_replies(USER))[0].text.startswith("Done")
     assert settings.state_file == dataset.artifacts_dir / "bot_state.pickle" and settings.state_file.is_file()
     async with running_bot(settings, shared_guide):
         await fake.send(USER, text="/start", language_code="ru")
-        assert (await fake.wait_replies(USER, 2))[-1].params["text"].startswith("Hello!")
+        assert (await fake.wait_replies(USER, 2))[-1].text.startswith("Hello!")
 
 
 async def test_hostile_and_odd_inputs_each_get_a_short_helpful_reply(bot: FakeTelegram) -> None:
@@ -144,8 +180,8 @@ async def test_hostile_and_odd_inputs_each_get_a_short_helpful_reply(bot: FakeTe
             await bot.send(user, **case)
     for user, _, expected in cases:
         reply = (await bot.wait_replies(user))[0]
-        assert expected in reply.params["text"], (user, reply.params["text"])
-        assert len(reply.params["text"]) < 300
+        assert expected in reply.text, (user, reply.text)
+        assert len(reply.text) < 300
     # Only the corrupt photo, the bomb and the strip were downloaded: not the 25 MB photo, not the PDF.
     assert len(bot.sent("getFile")) == 3
 
@@ -163,7 +199,7 @@ async def test_a_download_telegram_refuses_as_too_big_gets_the_size_message(bot:
     del file["file_size"]  # Telegram does not always say how big a document is
     await bot.send(USER, document=file | {"mime_type": "image/jpeg", "file_name": "huge.jpg"})
     reply = (await bot.wait_replies(USER))[0]
-    assert "over 20 MB" in reply.params["text"]
+    assert "over 20 MB" in reply.text
 
 
 async def test_longest_possible_text_is_searched(bot: FakeTelegram) -> None:
@@ -178,16 +214,16 @@ async def test_a_burst_of_30_photos_from_10_users_is_all_answered(bot: FakeTeleg
         for i, user in enumerate(users):
             await bot.send_photo(user, jpeg_bytes(scene(i % 14, 300 + round_)))
     for user in users:
-        replies = await bot.wait_replies(user, 3, timeout=60)
+        replies = await wait_answers(bot, user, 3, timeout=60)
         assert len(replies) == 3
-        assert all("%" in r.params["text"] for r in replies)
+        assert all("%" in r.text for r in replies)
 
 
 async def test_a_fast_user_is_asked_to_wait(bot: FakeTelegram) -> None:
     for view in range(8):
         await bot.send_photo(USER, jpeg_bytes(scene(0, 400 + view)))
-    replies = await bot.wait_replies(USER, 8, timeout=60)
-    texts = [r.params["text"] for r in replies]
+    replies = await wait_answers(bot, USER, 8, timeout=60)
+    texts = [r.text for r in replies]
     assert sum("wait a few seconds" in t for t in texts) == 3
     assert sum(t.startswith("This is most likely") for t in texts) == 5
 
@@ -196,7 +232,7 @@ async def test_flood_control_429_is_retried(bot: FakeTelegram) -> None:
     bot.fail("sendMessage", times=1, retry_after=1)
     await bot.send(USER, text="/start")
     reply = (await bot.wait_replies(USER, timeout=30))[0]
-    assert reply.params["text"].startswith("Hello!")
+    assert reply.text.startswith("Hello!")
     assert [c.method for c in bot.calls if c.method.startswith("sendMessage")] == ["sendMessage:429", "sendMessage"]
 
 
@@ -209,7 +245,7 @@ async def test_an_unexpected_error_is_logged_and_the_user_told(
     monkeypatch.setattr(shared_guide, "search", broken)
     await bot.send(USER, text="кремль")
     reply = (await bot.wait_replies(USER))[0]
-    assert "Something went wrong" in reply.params["text"]
+    assert "Something went wrong" in reply.text
     assert any("index exploded" in (r.exc_text or "") or r.exc_info for r in caplog.records)
 
 
@@ -254,7 +290,7 @@ async def test_phone_photos_sent_as_files_are_answered(bot: FakeTelegram) -> Non
     await bot.send_document(202, huge.getvalue(), "image/jpeg", "IMG_0002.JPG")
     for user in (201, 202):
         reply = (await bot.wait_replies(user, timeout=30))[0]
-        assert reply.params["text"].startswith(("This is most likely", "I'm not sure")), reply.params["text"]
+        assert reply.text.startswith(("This is most likely", "I'm not sure")), reply.text
 
 
 def test_the_token_is_redacted_from_every_log_form() -> None:

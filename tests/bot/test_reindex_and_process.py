@@ -37,7 +37,7 @@ async def test_non_admin_is_refused(own_bot) -> None:
     before = guide.index
     await fake.send(7, text="/reindex")
     reply = (await fake.wait_replies(7))[0]
-    assert "administrators only" in reply.params["text"]
+    assert "administrators only" in reply.text
     await asyncio.sleep(0.2)
     assert guide.index is before
 
@@ -48,26 +48,26 @@ async def test_admin_reindex_reports_and_swaps_while_queries_are_answered(own_bo
     _add_photos(dataset, 150)
     await fake.send(ADMIN, text="/reindex")
     started = (await fake.wait_replies(ADMIN))[0]
-    assert "Rebuilding the index" in started.params["text"]
+    assert "Rebuilding the index" in started.text
 
     # While it runs: another admin request is refused, and a tourist gets an answer.
     await fake.send(ADMIN, text="/reindex")
     await fake.send_photo(55, jpeg_bytes(scene(3, 77)))
     await fake.wait_replies(55)
-    texts = lambda: [c.params["text"] for c in fake.replies(ADMIN)]  # noqa: E731
+    texts = lambda: [c.text for c in fake.replies(ADMIN)]  # noqa: E731
     await fake.wait_for(lambda: any("Index updated" in t for t in texts()), timeout=120)
     assert any("already running" in t for t in texts())
     done = next(t for t in texts() if "Index updated" in t)
     assert f"{before + 150} photos" in done and "150 embedded" in done
     assert len(guide.index) == before + 150
-    assert fake.replies(55)[0].params["text"].startswith("This is most likely")
+    assert fake.replies(55)[0].text.startswith("This is most likely")
 
 
 async def test_reindex_with_nothing_changed_says_up_to_date(own_bot) -> None:
     fake, _, guide = own_bot
     before = guide.index
     await fake.send(ADMIN, text="/reindex", language_code="ru")
-    await fake.wait_for(lambda: any("уже актуален" in c.params["text"] for c in fake.replies(ADMIN)))
+    await fake.wait_for(lambda: any("уже актуален" in c.text for c in fake.replies(ADMIN)))
     assert guide.index is before
 
 
@@ -76,15 +76,15 @@ async def test_failed_reindex_keeps_the_old_index_serving(own_bot) -> None:
     before = guide.index
     (dataset.data_dir / "places.csv").unlink()
     await fake.send(ADMIN, text="/reindex")
-    await fake.wait_for(lambda: any("Reindex failed" in c.params["text"] for c in fake.replies(ADMIN)))
-    failure = next(c.params["text"] for c in fake.replies(ADMIN) if "Reindex failed" in c.params["text"])
+    await fake.wait_for(lambda: any("Reindex failed" in c.text for c in fake.replies(ADMIN)))
+    failure = next(c.text for c in fake.replies(ADMIN) if "Reindex failed" in c.text)
     assert "places.csv" in failure
     assert guide.index is before
     await fake.send_photo(56, jpeg_bytes(scene(1, 78)))
-    assert (await fake.wait_replies(56))[0].params["text"].startswith("This is most likely")
+    assert (await fake.wait_replies(56))[0].text.startswith("This is most likely")
     # And the slot is free again for the next attempt.
     await fake.send(ADMIN, text="/reindex")
-    await fake.wait_for(lambda: sum("Reindex failed" in c.params["text"] for c in fake.replies(ADMIN)) == 2)
+    await fake.wait_for(lambda: sum("Reindex failed" in c.text for c in fake.replies(ADMIN)) == 2)
 
 
 async def test_a_failed_started_message_releases_the_reindex_slot(own_bot) -> None:
@@ -94,8 +94,8 @@ async def test_a_failed_started_message_releases_the_reindex_slot(own_bot) -> No
     await fake.send(ADMIN, text="/reindex")
     await fake.wait_for(lambda: fake.sent("sendMessage:500"))
     await fake.send(ADMIN, text="/reindex")
-    await fake.wait_for(lambda: any("up to date" in c.params["text"] for c in fake.replies(ADMIN)), timeout=60)
-    assert not any("already running" in c.params["text"] for c in fake.replies(ADMIN))
+    await fake.wait_for(lambda: any("up to date" in c.text for c in fake.replies(ADMIN)), timeout=60)
+    assert not any("already running" in c.text for c in fake.replies(ADMIN))
 
 
 async def test_shutdown_cancels_a_running_reindex_and_keeps_the_old_index(
@@ -159,7 +159,7 @@ async def test_process_starts_sets_menus_answers_and_exits_0_on_sigterm(
             await asyncio.sleep(0.1)
         assert subprocess.run(health, env=env, cwd=tmp_path, capture_output=True).returncode == 0
         await fake.send_photo(60, jpeg_bytes(scene(0, 90)))
-        assert (await fake.wait_replies(60, timeout=30))[0].params["text"].startswith("This is most likely")
+        assert (await fake.wait_replies(60, timeout=30))[0].text.startswith("This is most likely")
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)

@@ -41,7 +41,7 @@ async def test_the_bot_serves_from_the_serving_install_on_onnx(
     try:
         await fake.wait_for(lambda: fake.sent("setMyCommands"), timeout=60)
         await fake.send_photo(61, jpeg_bytes(scene(0, 90)))
-        assert (await fake.wait_replies(61, timeout=30))[0].params["text"].startswith("This is most likely")
+        assert (await fake.wait_replies(61, timeout=30))[0].text.startswith("This is most likely")
         await fake.send(62, text="белый собор у реки")
         await fake.wait_for(lambda: fake.sent("sendMediaGroup", 62), timeout=30)
     finally:

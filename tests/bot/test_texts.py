@@ -1,18 +1,22 @@
 import pytest
 
 from bot.texts import (
+    CAPTION_LIMIT,
     CATEGORY_NAMES,
     MESSAGES,
     category_name,
-    format_recognition,
+    format_card,
+    format_others,
     format_search_fallback,
     language_for,
     map_url,
+    merged_categories,
+    route_url,
     text,
-    wikidata_url,
 )
 from core.catalog import Landmark
-from core.ranking import NO_RESULT, vote
+from core.enrichment import Enrichment, LandmarkInfo, describe
+from core.ranking import vote
 from tests.helpers.datagen import read_fixture_places
 
 CHURCH = Landmark(
@@ -63,31 +67,81 @@ def test_every_kind_of_the_real_places_files_has_a_human_name() -> None:
     assert category_name("brand_new_kind", "en") == "Brand new kind"
 
 
+ENRICHED = Enrichment(
+    {
+        "C1": LandmarkInfo(
+            {"en": "Church on the Blood"},
+            frozenset(),
+            {"en": "A church. " * 300},
+            {"en": "https://en.wikipedia.org/wiki/C"},
+        )
+    },
+    {"Екатеринбург": {"en": "Yekaterinburg"}},
+)
+
+
 @pytest.mark.parametrize("lang", ["ru", "en"])
-def test_confident_answer_lists_landmarks_and_human_categories(lang) -> None:
+def test_the_card_names_the_landmark_in_the_users_language_within_the_caption_limit(lang) -> None:
     result = vote([0.95, 0.9, 0.5], ["C1", "C1", "B1"], LANDMARKS)
-    reply = format_recognition(result, lang)
-    lines = reply.splitlines()
+    card = describe(CHURCH, ENRICHED, lang)
+    caption = format_card(result, card, lang)
+    lines = caption.splitlines()
     assert lines[0] == text("recognized", lang)
-    assert lines[1].startswith("1. <b>Храм &lt;на&gt; Крови</b>, Екатеринбург — ")  # HTML-escaped
-    assert "Bridge &amp; Co" in lines[2]
-    assert ("Церкви" if lang == "ru" else "Churches") in reply
-    assert "churches" not in reply and "interesting" not in reply.lower()
+    if lang == "en":
+        assert lines[1] == "<b>Church on the Blood</b> (Храм &lt;на&gt; Крови)" and lines[2].startswith(
+            "Yekaterinburg · "
+        )
+        assert "<i>A church." in caption and caption.rstrip().endswith("…</i>")  # the long description is cut
+    else:
+        assert lines[1] == "<b>Храм &lt;на&gt; Крови</b>" and lines[2].startswith("Екатеринбург · ")
+    visible = caption.replace("<b>", "").replace("</b>", "").replace("<i>", "").replace("</i>", "")
+    assert len(visible) <= CAPTION_LIMIT and caption.count("<i>") == caption.count("</i>")
+
+
+def test_a_name_without_an_english_label_is_transliterated_and_marked() -> None:
+    card = describe(BRIDGE, Enrichment(), "en")
+    assert card.transliterated and card.city == "Nizhny Novgorod"
+    result = vote([0.95], ["B1"], LANDMARKS)
+    assert "(transliterated)" in format_card(result, card, "en")
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_others_list_the_rest_and_human_categories(lang) -> None:
+    result = vote([0.95, 0.9, 0.5], ["C1", "C1", "B1"], LANDMARKS)
+    cards = [describe(h.landmark, Enrichment(), lang) for h in result.landmarks]
+    others = format_others(result, cards, lang, skip_first=True)
+    assert others.splitlines()[0] == text("also", lang) and "2. " in others and "1. " not in others
+    assert ("Церкви" if lang == "ru" else "Churches") in others
+    assert "churches" not in others and "interesting" not in others.lower()
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
 def test_unsure_answer_says_so_and_still_guesses(lang) -> None:
     result = vote([0.3], ["B1"], LANDMARKS)
-    reply = format_recognition(result, lang)
-    assert reply.splitlines()[0] == text("not_sure", lang) and "Bridge" in reply and "<b>" not in reply.splitlines()[1]
-    assert format_recognition(NO_RESULT, lang) == text("nothing_found", lang)
+    cards = [describe(BRIDGE, Enrichment(), lang)]
+    reply = format_others(result, cards, lang, skip_first=False)
+    assert reply.splitlines()[0] == text("not_sure", lang) and "1. " in reply and "<b>" not in reply.splitlines()[1]
 
 
-def test_links_come_from_coordinates_osm_and_wikidata() -> None:
+def test_kinds_with_the_same_label_render_once() -> None:
+    """«Другие храмы 66 %, Другие храмы 10 %» was other_churches and other_temples."""
+    twins = {
+        "T1": Landmark("T1", "t", "c", kinds=("other_churches",)),
+        "T2": Landmark("T2", "u", "c", kinds=("other_temples",)),
+    }
+    result = vote([0.9, 0.85], ["T1", "T2"], twins)
+    assert {c.category for c in result.categories} == {"other_churches", "other_temples"}
+    merged = merged_categories(result, "ru")
+    assert [label for label, _ in merged] == ["Другие храмы"]
+    assert merged[0][1] == max(c.score for c in result.categories)
+
+
+def test_links_come_from_coordinates_and_osm() -> None:
     assert map_url(CHURCH) == "https://www.openstreetmap.org/?mlat=56.844000&mlon=60.609000#map=17/56.844000/60.609000"
     assert map_url(Landmark("X", "x", "y", osm="node/5")) == "https://www.openstreetmap.org/node/5"
     assert map_url(BRIDGE) is None
-    assert wikidata_url(CHURCH) == "https://www.wikidata.org/wiki/Q1" and wikidata_url(BRIDGE) is None
+    assert route_url(CHURCH, (56.8, 60.6)).endswith("route=56.800000%2C60.600000%3B56.844000%2C60.609000")
+    assert route_url(CHURCH, None).endswith("route=%3B56.844000%2C60.609000") and route_url(BRIDGE, None) is None
 
 
 def test_search_fallback_text() -> None:

@@ -97,5 +97,9 @@ def test_env_example_lists_every_setting() -> None:
         "BOT_STATE_FILE",
         "LOCATION_MAX_KM",
         "LOCATION_TTL",
+        "TEXT_MATCH_THRESHOLD",
+        "WIKIDATA_API_URL",
+        "WIKIPEDIA_API_URL",
+        "ENRICH_CONTACT",
     ):
         assert f"{variable}=" in example, variable

@@ -31,6 +31,8 @@ def bot_settings(fake: FakeTelegram, dataset: BuiltDataset, models: ModelDirs, *
         "artifacts_dir": dataset.artifacts_dir,
         "image_model": str(models.clip),
         "text_model": str(models.text),
+        # The tiny random model's text→photo similarities are meaningless; the no-match answer has its own test.
+        "text_match_threshold": -1.0,
     }
     core.update({k: v for k, v in overrides.items() if k in CORE_FIELDS})
     values = dict(
@@ -81,3 +83,16 @@ async def start_bot_process(env: dict[str, str], cwd: Path, python: str = sys.ex
     return await asyncio.create_subprocess_exec(
         python, "-m", "bot", cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
+
+
+FOLLOW_UPS = ("Other candidates:", "Другие варианты:")
+
+
+def answers(fake: FakeTelegram, chat_id: int) -> list:
+    """One reply per answer: a photo's card (or its "not sure" list), not the follow-up with the other candidates."""
+    return [c for c in fake.replies(chat_id) if not c.text.startswith(FOLLOW_UPS)]
+
+
+async def wait_answers(fake: FakeTelegram, chat_id: int, count: int = 1, timeout: float = 20.0) -> list:
+    await fake.wait_for(lambda: len(answers(fake, chat_id)) >= count, timeout)
+    return answers(fake, chat_id)

@@ -37,6 +37,11 @@ class Call:
     files: dict[str, bytes] = field(default_factory=dict)
 
     @property
+    def text(self) -> str:
+        """What the user reads: a message's text or a photo's caption."""
+        return str(self.params.get("text") or self.params.get("caption") or "")
+
+    @property
     def chat_id(self) -> int | None:
         value = self.params.get("chat_id")
         return int(value) if value is not None else None

@@ -44,8 +44,12 @@ def test_eval_reports_accuracy_far_above_chance(monkeypatch, tmp_path, dataset, 
     assert 0 < data["category_precision5"] <= 1
     assert 0 <= data["text_precision5"] <= 1
     assert data["params"]["k"] == 20
+    calibration = data["text_similarity"]  # how to set TEXT_MATCH_THRESHOLD for this index and model
+    for spread in (calibration["names"], calibration["generic"]):
+        assert -1 <= spread["p5"] <= spread["p50"] <= spread["p95"] <= 1
+    assert calibration["suggested_threshold"] >= calibration["generic"]["p95"] or calibration["separable"]
     narrow = run_json(main, ["eval", "--k", "1", "--no-text"], capsys)
-    assert narrow["text_precision5"] is None and narrow["params"]["k"] == 1
+    assert narrow["text_precision5"] is None and narrow["text_similarity"] is None and narrow["params"]["k"] == 1
     code, out, _ = run(main, ["eval", "--no-text"], capsys)
     assert code == 0 and "top-1" in out and "precision@5" in out
 
