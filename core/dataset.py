@@ -4,6 +4,8 @@
     DATA_DIR/images/{CITY}/{XID}/{file}          the photos
     DATA_DIR/removed.csv                         photos deleted by `prep apply`: ingest never brings them back
     DATA_DIR/ingest_report.csv                   rows the last `prep ingest` skipped, with the reason
+    DATA_DIR/kept.csv                            photos an admin kept in review: never flagged again for those
+                                                 reasons, never deleted by `prep apply`
     DATA_DIR/enrichment.json                     names, descriptions, links per language (core.enrichment)
     DATA_DIR/.enrich_cache.sqlite                `prep enrich`'s HTTP cache, so a rerun resumes
 
@@ -26,6 +28,8 @@ PLACES_FILE = "places.csv"
 IMAGES_DIR = "images"
 REMOVED_FILE = "removed.csv"
 INGEST_REPORT_FILE = "ingest_report.csv"
+KEPT_FILE = "kept.csv"
+KEPT_COLUMNS = ("sha256", "path", "reasons", "kept_at")
 ENRICH_CACHE_FILE = ".enrich_cache.sqlite"
 REMOVED_COLUMNS = ("path", "sha256", "reason", "removed_at")
 INGEST_REPORT_COLUMNS = ("source", "row", "name", "reason")
@@ -54,6 +58,14 @@ class DatasetPhoto:
     path: str  # relative to DATA_DIR, with forward slashes
     city_code: str
     xid: str
+
+
+@dataclass(frozen=True)
+class KeptPhoto:
+    sha256: str  # decisions follow the content, wherever the file is moved
+    path: str
+    reasons: frozenset[str]
+    kept_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,6 +173,49 @@ class Dataset:
             if new:
                 writer.writerow(REMOVED_COLUMNS)
             writer.writerow([photo.path, photo.sha256, photo.reason, datetime.now(UTC).isoformat(timespec="seconds")])
+
+    @property
+    def kept_path(self) -> Path:
+        return self.root / KEPT_FILE
+
+    def kept(self) -> dict[str, KeptPhoto]:
+        """Review decisions to keep a photo, by content hash."""
+        if not self.kept_path.is_file():
+            return {}
+        with self.kept_path.open(newline="", encoding="utf-8") as f:
+            rows = [row for row in csv.DictReader(f) if row.get("sha256")]
+        return {
+            row["sha256"]: KeptPhoto(
+                row["sha256"],
+                row.get("path", ""),
+                frozenset(filter(None, row.get("reasons", "").split(";"))),
+                row.get("kept_at", ""),
+            )
+            for row in rows
+        }
+
+    def record_kept(self, photos: Iterable[KeptPhoto]) -> None:
+        """Add (or widen: the union of reasons) keep decisions; written atomically."""
+        kept = self.kept()
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        for photo in photos:
+            previous = kept.get(photo.sha256)
+            reasons = photo.reasons | (previous.reasons if previous else frozenset())
+            kept[photo.sha256] = KeptPhoto(photo.sha256, photo.path, reasons, photo.kept_at or now)
+        self._write_kept(kept.values())
+
+    def forget_kept(self, sha256s: Iterable[str]) -> None:
+        drop = set(sha256s)
+        self._write_kept(photo for photo in self.kept().values() if photo.sha256 not in drop)
+
+    def _write_kept(self, photos: Iterable[KeptPhoto]) -> None:
+        tmp = self.kept_path.with_name(f".{KEPT_FILE}.tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(KEPT_COLUMNS)
+            for photo in sorted(photos, key=lambda p: p.path):
+                writer.writerow([photo.sha256, photo.path, ";".join(sorted(photo.reasons)), photo.kept_at])
+        tmp.replace(self.kept_path)
 
     # --- ingest report ---------------------------------------------------------------------------
     def write_ingest_report(self, rows: Iterable[tuple[str, int, str, str]]) -> Path:

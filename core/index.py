@@ -85,6 +85,7 @@ class Manifest:
     built_at: str
     data_dir: str
     image_fingerprint: str = ""  # the image model's content (older builds: "", i.e. unknown)
+    image_vectors: str = ""  # the embedding-cache key of its vectors: model, content and runtime (int8…)
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
@@ -101,7 +102,7 @@ class Manifest:
                 f"artifacts in {path.parent} have schema version {raw.get('schema_version')}, this program reads "
                 f"version {SCHEMA_VERSION}: rebuild them with `python -m prep build`"
             )
-        optional = {"image_fingerprint"}
+        optional = {"image_fingerprint", "image_vectors"}
         try:
             manifest = cls(
                 **{name: raw[name] for name in cls.__dataclass_fields__ if name in raw or name not in optional}
@@ -364,7 +365,7 @@ def _scan(dataset: Dataset, cache: EmbeddingCache, report_progress: ProgressFn) 
 
 
 def _up_to_date(
-    artifacts_dir: Path, scan: _Scan, image_model: str, text_model: str, image_fingerprint: str, started: float
+    artifacts_dir: Path, scan: _Scan, image_model: str, text_model: str, image_vectors: str, started: float
 ) -> BuildReport | None:
     previous = _current_manifest(artifacts_dir)
     if (
@@ -372,7 +373,7 @@ def _up_to_date(
         or previous.dataset_fingerprint != scan.fingerprint
         or previous.image_model != image_model
         or previous.text_model != text_model
-        or previous.image_fingerprint != image_fingerprint
+        or previous.image_vectors != image_vectors
     ):
         return None
     return BuildReport(
@@ -393,7 +394,7 @@ def check_up_to_date(
     *,
     image_model: str,
     text_model: str,
-    image_fingerprint: str,
+    image_vectors: str,
     progress: ProgressFn | None = None,
 ) -> BuildReport | None:
     """An "up to date" report if the published index matches the dataset and models, else None.
@@ -401,7 +402,7 @@ def check_up_to_date(
     started = time.monotonic()
     with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
         scan = _scan(Dataset(data_dir), cache, progress or no_progress)
-        return _up_to_date(artifacts_dir, scan, image_model, text_model, image_fingerprint, started)
+        return _up_to_date(artifacts_dir, scan, image_model, text_model, image_vectors, started)
 
 
 def build_index(
@@ -421,7 +422,7 @@ def build_index(
     dataset = Dataset(data_dir)
     with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
         scan = _scan(dataset, cache, report_progress)
-        names = (encoder.model_name, text_model, encoder.fingerprint)
+        names = (encoder.model_name, text_model, encoder.cache_key)
         if not force and (report := _up_to_date(artifacts_dir, scan, *names, started)):
             return report
         landmarks, photos, hashes, fingerprint = scan.landmarks, scan.photos, scan.hashes, scan.fingerprint
@@ -435,6 +436,7 @@ def build_index(
             schema_version=SCHEMA_VERSION,
             image_model=encoder.model_name,
             image_fingerprint=encoder.fingerprint,
+            image_vectors=encoder.cache_key,
             text_model=text_model,
             dim=encoder.dim,
             count=len(records),

@@ -110,6 +110,12 @@ class Guide:
             index = _build_first_index(settings, image_encoder, progress)
         # Check the index before loading the second model: a mismatch is then reported at once.
         index.check_models(image_encoder.model_name, fingerprint=image_encoder.fingerprint)
+        if index.manifest.image_vectors and index.manifest.image_vectors != image_encoder.cache_key:
+            log.warning(
+                "the index was embedded by another runtime (%s) than the one serving (%s): run `python -m prep build`",
+                index.manifest.image_vectors,
+                image_encoder.cache_key,
+            )
         text_encoder = runtime.text_encoder()
         return cls(
             index,

@@ -1,4 +1,4 @@
-"""`python -m prep ingest|enrich|clean|apply|build|eval|export-onnx|random-models`: the offline pipeline.
+"""`python -m prep ingest|enrich|clean|review|apply|build|eval|export-onnx|random-models`: the offline pipeline.
 
 A parser and a table of commands; what each command does is in `prep/commands.py`, and every
 command's report is printed here, once (`--json` or the human summary).
@@ -50,6 +50,18 @@ def _clean_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checks", help=f"comma-separated, from: {CHECK_NAMES} (default: all but interior)")
 
 
+def _review_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, help="folder dataset (default: DATA_DIR)")
+    p.add_argument("--quarantine", type=Path, default=QUARANTINE, help="review folder (default: quarantine)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1, this machine only; in a container 0.0.0.0, with the port "
+        "published on the host's 127.0.0.1 as docker-compose.yml does)",
+    )
+
+
 def _apply_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="folder dataset (default: DATA_DIR)")
     p.add_argument("--quarantine", type=Path, default=QUARANTINE, help="review folder (default: quarantine)")
@@ -96,6 +108,11 @@ COMMANDS: dict[str, Command] = {
         _enrich_args,
     ),
     "clean": Command("find bad photos and copy them into a review quarantine", commands.clean, _clean_args),
+    "review": Command(
+        "serve the review page (127.0.0.1, a random token) to keep or remove candidates in the browser",
+        commands.review,
+        _review_args,
+    ),
     "apply": Command("delete from the dataset the photos still in the quarantine", commands.apply, _apply_args),
     "build": Command("embed the folder dataset and (re)build the index", commands.build, _build_args),
     "eval": Command("leave-one-out accuracy of recognition and text search", commands.evaluate, _eval_args),

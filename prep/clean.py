@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from core.dataset import Dataset, DatasetPhoto
 from core.embedding_cache import (
     EmbeddingCache,
@@ -29,6 +31,9 @@ from prep.checks.decode import read_photo
 
 log = logging.getLogger(__name__)
 
+# Unflagged photos per landmark shown beside its candidates on the review page.
+TYPICAL_PHOTOS = 3
+
 
 @dataclass
 class CleanResult:
@@ -38,6 +43,8 @@ class CleanResult:
     checks: tuple[str, ...] = ()
     sha256: dict[str, str] = field(default_factory=dict)  # path → content hash at cleaning time
     notes: list[str] = field(default_factory=list)
+    kept_earlier: int = 0  # photos not flagged again: an admin kept them for these reasons before
+    typical: dict[str, list[str]] = field(default_factory=dict)  # xid → its most typical unflagged photos
 
     def counts(self) -> Counter:
         return Counter(f.reason for f in self.findings)
@@ -86,8 +93,35 @@ def analyse(
     for check in selected:
         if check.needs != "pixels":
             result.all_findings += check.review(collection)
+    _drop_kept(result, dataset, {p.path: p.sha256 for p in reviewed})
     result.findings = _first_reason_per_photo(result.all_findings)
+    result.typical = _typical(reviewed, collection.vectors, {f.path for f in result.all_findings})
     return result
+
+
+def _drop_kept(result: CleanResult, dataset: Dataset, hashes: dict[str, str]) -> None:
+    """An admin's earlier "keep" stands: the same photo is not flagged again for the same reasons."""
+    kept = dataset.kept()
+    fresh = [f for f in result.all_findings if f.reason not in getattr(kept.get(hashes[f.path]), "reasons", ())]
+    result.kept_earlier = len({f.path for f in result.all_findings} - {f.path for f in fresh})
+    result.all_findings = fresh
+
+
+def _typical(photos: list[PhotoUnderReview], vectors: dict, flagged: set[str]) -> dict[str, list[str]]:
+    """Per landmark, its unflagged photos closest to their centroid (by name when there are no embeddings)."""
+    by_xid: dict[str, list[PhotoUnderReview]] = {}
+    for photo in photos:
+        if photo.path not in flagged and photo.decoded:
+            by_xid.setdefault(photo.xid, []).append(photo)
+    typical = {}
+    for xid, members in by_xid.items():
+        embedded = [m for m in members if m.sha256 in vectors]
+        if len(embedded) == len(members) and members:
+            matrix = np.stack([vectors[m.sha256] for m in members])
+            order = np.argsort(-(matrix @ matrix.mean(axis=0)), kind="stable")
+            members = [members[i] for i in order]
+        typical[xid] = [m.path for m in members[:TYPICAL_PHOTOS]]
+    return typical
 
 
 def _read(dataset: Dataset, photo: DatasetPhoto) -> PhotoUnderReview:

@@ -57,10 +57,8 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
             # Checked before any model is loaded: an unchanged dataset costs seconds, not a model load.
             runtime = choose_runtime(settings)
             names = {"image_model": model_id(settings.image_model), "text_model": model_id(settings.text_model)}
-            fingerprint = runtime.image_fingerprint()
-            report = check_up_to_date(
-                data_dir, artifacts_dir, progress=progress, image_fingerprint=fingerprint, **names
-            )
+            vectors = runtime.image_cache_key()  # after export-onnx: rebuild with the runtime that serves
+            report = check_up_to_date(data_dir, artifacts_dir, progress=progress, image_vectors=vectors, **names)
             if report is not None:
                 return report
         encoder = choose_runtime(settings).image_encoder()
@@ -84,9 +82,11 @@ class CleanReport:
     checks: tuple[str, ...]
     quarantine: Path
     notes: tuple[str, ...] = ()
+    kept_earlier: int = 0
 
     def to_dict(self) -> dict:
         return {
+            "kept_earlier": self.kept_earlier,
             "photos": self.photos,
             "candidates": self.candidates,
             "by_reason": self.by_reason,
@@ -104,9 +104,12 @@ class CleanReport:
         lines.append(f"  {'reason':<{width}}  candidates")
         lines += [f"  {r:<{width}}  {self.by_reason[r]:>10}" for r in REASONS if r in self.by_reason]
         lines.append(f"  {'total':<{width}}  {self.candidates:>10}")
+        if self.kept_earlier:
+            lines.append(f"  {self.kept_earlier} photos kept earlier were not flagged again (kept.csv)")
         lines.append(
-            f"Copied to {self.quarantine}/ — review {self.quarantine / 'index.html'}, delete the copies of photos "
-            "to keep, then run `python -m prep apply`. The dataset was not touched."
+            f"Copied to {self.quarantine}/. Review next: `python -m prep review --quarantine {self.quarantine}` "
+            f"(or open {self.quarantine / 'index.html'} and delete the copies of photos to keep), then "
+            "`python -m prep apply`. The dataset was not touched."
         )
         return "\n".join(lines)
 
@@ -114,7 +117,7 @@ class CleanReport:
 def clean(args: argparse.Namespace, settings: Settings) -> CleanReport:
     from prep.checks import DEFAULT_CHECKS
     from prep.clean import analyse, parse_checks
-    from prep.quarantine import check_location, write_quarantine
+    from prep.quarantine import check_location, harvest_kept, write_quarantine
 
     data_dir = args.data or settings.data_dir
     if not Dataset(data_dir).has_photos():
@@ -124,6 +127,7 @@ def clean(args: argparse.Namespace, settings: Settings) -> CleanReport:
     except ValueError as exc:
         die(str(exc))
     check_location(args.quarantine, data_dir)
+    harvest_kept(args.quarantine, data_dir)  # decisions made in the last review outlive its quarantine
     progress = StageProgress(enabled=not args.json)
     runtime = choose_runtime(settings)
     with open_cache(args.artifacts or settings.artifacts_dir) as cache:
@@ -133,8 +137,56 @@ def clean(args: argparse.Namespace, settings: Settings) -> CleanReport:
         finally:
             progress.close()
     return CleanReport(
-        result.photos, len(result.findings), dict(result.counts()), checks, args.quarantine, tuple(result.notes)
+        result.photos,
+        len(result.findings),
+        dict(result.counts()),
+        checks,
+        args.quarantine,
+        tuple(result.notes),
+        result.kept_earlier,
     )
+
+
+@dataclass(frozen=True)
+class ReviewReport:
+    quarantine: Path
+    states: dict[str, str]
+
+    def to_dict(self) -> dict:
+        kept = sorted(p for p, s in self.states.items() if s == "keep")
+        return {"quarantine": str(self.quarantine), "kept": kept, "to_remove": len(self.states) - len(kept)}
+
+    def summary(self) -> str:
+        kept = sum(1 for s in self.states.values() if s == "keep")
+        return (
+            f"Review saved: {kept} kept, {len(self.states) - kept} to remove. Next: "
+            f"`python -m prep apply --quarantine {self.quarantine}`"
+        )
+
+
+def review(args: argparse.Namespace, settings: Settings) -> ReviewReport:
+    import getpass
+    import socket
+
+    from prep.quarantine import states
+    from prep.review_server import make_server
+
+    data_dir = args.data or settings.data_dir
+    server = make_server(args.quarantine, data_dir, args.host, args.port)
+    print(f"Review page: {server.url}", flush=True)
+    print(
+        f"On a server, open it from your laptop through an SSH tunnel:\n"
+        f"  ssh -N -L {server.port}:127.0.0.1:{server.port} {getpass.getuser()}@{socket.gethostname()}\n"
+        f"then browse the same URL. Decisions are saved as you click; stop with Ctrl-C.",
+        flush=True,
+    )
+    try:
+        server.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server.server_close()
+    return ReviewReport(args.quarantine, states(args.quarantine))
 
 
 @dataclass(frozen=True)

@@ -1,37 +1,39 @@
 """The review quarantine: candidates are copied here, reviewed by a person, then `apply` deletes from
 the dataset exactly the photos still here — matched by relative path AND content hash.
 
-Layout: QDIR/{reason}/{CITY}/{XID}/{file}, QDIR/report.csv, QDIR/index.html, QDIR/.quarantine
-(a marker: only a folder carrying it is ever emptied by a new `prep clean`).
+Layout: QDIR/{reason}/{CITY}/{XID}/{file}   copies of the candidates (delete one to keep its photo)
+        QDIR/.kept/{reason}/…                copies kept in the review page (`prep review`)
+        QDIR/report.csv                      path, reason, score, threshold, detail, sha256, other_reasons, original
+        QDIR/index.html, QDIR/.thumbs/       the review page and its thumbnails (prep/review_page.py)
+        QDIR/.quarantine                     the marker: only a folder carrying it is ever emptied
+
+A kept photo is recorded in the dataset (`kept.csv`, by content hash): a later `prep clean` does not
+flag it again for the same reasons, and `prep apply` never deletes it.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
-import io
 import os
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
 from core.catalog import CatalogError
-from core.dataset import IMAGES_DIR, Dataset, RemovedPhoto
+from core.dataset import IMAGES_DIR, Dataset, KeptPhoto, RemovedPhoto, spreadsheet_safe
 from core.embedding_cache import file_hash
 from core.errors import GuideError
 from prep.checks import REASONS, Finding
 from prep.clean import CleanResult
+from prep.review_page import THUMBS, render, thumbnail_name, write_thumbnail
 
 MARKER = ".quarantine"
 REPORT = "report.csv"
 PAGE = "index.html"
-REPORT_COLUMNS = ("path", "reason", "score", "threshold", "detail", "sha256", "other_reasons")
-THUMBNAIL_SIDE = 180
-COMPARISON_PHOTOS = 3  # ordinary photos of the same landmark shown beside its candidates
+REPORT_COLUMNS = ("path", "reason", "score", "threshold", "detail", "sha256", "other_reasons", "original")
+KEPT_DIR = ".kept"  # copies of photos kept in the review page (moved back when undone)
+COMPARISON_PHOTOS = 3  # typical photos of the same landmark shown beside its candidates
 
 
 class QuarantineError(GuideError, ValueError):
@@ -84,106 +86,124 @@ def quarantine_path(qdir: Path, finding: Finding) -> Path:
 
 
 def write_quarantine(result: CleanResult, data_dir: Path, qdir: Path) -> None:
-    """Replace the quarantine's content with copies of the candidates, the report and the review page."""
+    """Replace the quarantine's content with copies of the candidates, the report and the review page.
+    Decisions made in the old quarantine are harvested into the dataset first (see `harvest_kept`)."""
     check_location(qdir, data_dir)
     if qdir.exists():
         for child in qdir.iterdir():
-            if child.is_dir() and child.name in REASONS:
+            if child.is_dir() and child.name in (*REASONS, KEPT_DIR, THUMBS):
                 shutil.rmtree(child)
             elif child.name in (REPORT, PAGE):
                 child.unlink()
     qdir.mkdir(parents=True, exist_ok=True)
     _write_marker(qdir)
-    reasons_of: dict[str, list[str]] = defaultdict(list)
-    for finding in result.all_findings:
-        reasons_of[finding.path].append(finding.reason)
     for finding in result.findings:
         target = quarantine_path(qdir, finding)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(data_dir / finding.path, target)
+    rows = _report_rows(result)
     with (qdir / REPORT).open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(REPORT_COLUMNS)
-        for finding in result.findings:
-            others = [r for r in reasons_of[finding.path] if r != finding.reason]
-            writer.writerow(
-                [
-                    finding.path,
-                    finding.reason,
-                    f"{finding.score:.4g}",
-                    f"{finding.threshold:.4g}",
-                    finding.detail,
-                    result.sha256.get(finding.path, ""),
-                    ";".join(others),
-                ]
-            )
-    (qdir / PAGE).write_text(review_page(result, data_dir), encoding="utf-8")
+        writer = csv.DictWriter(f, fieldnames=REPORT_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: spreadsheet_safe(v) if k == "detail" else v for k, v in row.items()} for row in rows)
+    (qdir / PAGE).write_text(_page(result, rows, data_dir, qdir), encoding="utf-8")
 
 
-def _thumbnail(path: Path) -> str:
-    """A small JPEG as a data: URL, so the page is one self-contained file."""
-    try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-            buffer = io.BytesIO()
-            image.save(buffer, "JPEG", quality=80)
-        return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
-    except Exception:  # unreadable files are candidates too; they get an empty frame
-        return ""
+def _report_rows(result: CleanResult) -> list[dict]:
+    reasons_of: dict[str, list[str]] = defaultdict(list)
+    for finding in result.all_findings:
+        reasons_of[finding.path].append(finding.reason)
+    originals = {f.path: f.original for f in result.all_findings if f.original}
+    return [
+        {
+            "path": finding.path,
+            "reason": finding.reason,
+            "score": f"{finding.score:.4g}",
+            "threshold": f"{finding.threshold:.4g}",
+            "detail": finding.detail,
+            "sha256": result.sha256.get(finding.path, ""),
+            "other_reasons": ";".join(r for r in reasons_of[finding.path] if r != finding.reason),
+            "original": originals.get(finding.path, ""),
+        }
+        for finding in result.findings
+    ]
 
 
-def review_page(result: CleanResult, data_dir: Path) -> str:
+def _page(result: CleanResult, rows: list[dict], data_dir: Path, qdir: Path) -> str:
     dataset = Dataset(data_dir)
     try:
-        landmarks = dataset.landmarks()
+        landmarks = {xid: f"{lm.name}, {lm.city}" for xid, lm in dataset.landmarks().items()}
     except CatalogError:
         landmarks = {}
-    flagged = {f.path for f in result.all_findings}
-    ordinary: dict[str, list[str]] = defaultdict(list)
-    for photo in dataset.photos():
-        if photo.path not in flagged and len(ordinary[photo.xid]) < COMPARISON_PHOTOS:
-            ordinary[photo.xid].append(photo.path)
-    grouped: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
-    for finding in result.findings:
-        grouped[finding.reason][Path(finding.path).parent.name].append(finding)
+    shown = {row["path"] for row in rows} | {row["original"] for row in rows if row["original"]}
+    xids = {Path(row["path"]).parent.name for row in rows}
+    typical = {xid: paths[:COMPARISON_PHOTOS] for xid, paths in result.typical.items() if xid in xids}
+    shown |= {path for paths in typical.values() for path in paths}
+    sizes = {path: write_thumbnail(data_dir / path, qdir / THUMBS / thumbnail_name(path)) for path in sorted(shown)}
+    return render(rows, landmarks, typical, sizes, result.photos)
 
-    def figure(path: str, caption: str, css: str) -> str:
-        src = _thumbnail(data_dir / path)
-        image = f'<img src="{src}" alt="">' if src else '<div class="broken">unreadable</div>'
-        return f'<figure class="{css}">{image}<figcaption>{html.escape(caption)}</figcaption></figure>'
 
-    parts = [
-        "<!doctype html><html lang='en'><meta charset='utf-8'><title>Cleaning review</title><style>",
-        "body{font-family:sans-serif;margin:1.5em;background:#fafafa}h2{border-bottom:2px solid #ccc}"
-        ".row{display:flex;flex-wrap:wrap;gap:8px;align-items:flex-start;margin:.5em 0 1.5em}"
-        "figure{margin:0;width:190px;font-size:12px}figure img{max-width:180px;max-height:180px;display:block}"
-        ".candidate img{outline:3px solid #d33}.ordinary{opacity:.8}.broken{width:180px;height:120px;"
-        "background:#eee;display:flex;align-items:center;justify-content:center}.sep{width:2px;background:#999;"
-        "align-self:stretch}</style>",
-        f"<h1>Cleaning review: {len(result.findings)} candidates of {result.photos} photos</h1>",
-        "<p>Red: candidates (score / threshold). Grey: ordinary photos of the same landmark. To keep a photo, "
-        "delete its copy from the quarantine folder; then <code>python -m prep apply</code> deletes from the "
-        "dataset exactly the photos still in the quarantine.</p>",
-    ]
-    for reason in REASONS:
-        if reason not in grouped:
+# --- decisions: keep (the copy leaves the quarantine) or remove (it stays) ---------------------------------
+
+
+def _read_report(qdir: Path) -> list[dict]:
+    report = qdir / REPORT
+    if report.is_symlink() or not report.is_file():
+        return []
+    with report.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def states(qdir: Path) -> dict[str, str]:
+    """Each candidate's state: "remove" while its copy is in the quarantine, else "keep"."""
+    out = {}
+    for row in _read_report(qdir):
+        copy = qdir / row["reason"] / Path(row["path"]).relative_to(IMAGES_DIR)
+        out[row["path"]] = "remove" if copy.is_file() and not copy.is_symlink() else "keep"
+    return out
+
+
+def decide(qdir: Path, data_dir: Path, paths: list[str], decision: str) -> dict[str, str]:
+    """Keep: move the copy to QDIR/.kept (undoable) and record the decision in the dataset at once.
+    Remove: move it back. Unknown paths are ignored; returns the new states of the known ones."""
+    check_location(qdir, data_dir)
+    rows = {row["path"]: row for row in _read_report(qdir)}
+    dataset = Dataset(data_dir)
+    changed = {}
+    for path in paths:
+        row = rows.get(path)
+        if row is None:
             continue
-        count = sum(len(v) for v in grouped[reason].values())
-        parts.append(f"<h2 id='{reason}'>{reason} ({count})</h2>")
-        for xid, findings in sorted(grouped[reason].items()):
-            landmark = landmarks.get(xid)
-            title = f"{landmark.name}, {landmark.city}" if landmark else xid
-            parts.append(f"<h3>{html.escape(title)} <small>{html.escape(xid)}</small></h3><div class='row'>")
-            for finding in findings:
-                caption = f"{Path(finding.path).name}: {finding.score:.3g} / {finding.threshold:.3g} {finding.detail}"
-                parts.append(figure(finding.path, caption, "candidate"))
-            if ordinary.get(xid):
-                parts.append("<div class='sep'></div>")
-                parts += [figure(path, Path(path).name, "ordinary") for path in ordinary[xid]]
-            parts.append("</div>")
-    parts.append("</html>")
-    return "\n".join(parts)
+        relative = Path(path).relative_to(IMAGES_DIR)
+        live, kept = qdir / row["reason"] / relative, qdir / KEPT_DIR / row["reason"] / relative
+        source, target = (live, kept) if decision == "keep" else (kept, live)
+        if source.is_file() and not source.is_symlink():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.replace(target)
+        changed[path] = decision
+    keeps = [_kept_photo(rows[p]) for p, state in changed.items() if state == "keep"]
+    dataset.record_kept(keeps)
+    if decision == "remove":
+        dataset.forget_kept(rows[p]["sha256"] for p in changed)
+    return {path: state for path, state in states(qdir).items() if path in changed}
+
+
+def _kept_photo(row: dict) -> KeptPhoto:
+    reasons = frozenset([row["reason"], *filter(None, row.get("other_reasons", "").split(";"))])
+    return KeptPhoto(row["sha256"], row["path"], reasons)
+
+
+def harvest_kept(qdir: Path, data_dir: Path) -> int:
+    """Record as kept every reviewed candidate whose copy is no longer in the quarantine (deleted by hand, or
+    kept in the review page), so the decision outlives the quarantine. Returns how many."""
+    if not (qdir / MARKER).is_file() or (qdir / MARKER).is_symlink():
+        return 0
+    rows = {row["path"]: row for row in _read_report(qdir)}
+    keeps = [
+        _kept_photo(rows[path]) for path, state in states(qdir).items() if state == "keep" and rows[path]["sha256"]
+    ]
+    Dataset(data_dir).record_kept(keeps)
+    return len(keeps)
 
 
 @dataclass(frozen=True)
@@ -208,6 +228,8 @@ def plan_apply(data_dir: Path, qdir: Path) -> ApplyPlan:
         raise QuarantineError(f"{qdir} is not a quarantine made by `prep clean` (run it first)")
     check_location(qdir, data_dir)
     recorded = _recorded(qdir)
+    harvest_kept(qdir, data_dir)  # copies deleted by hand are keep decisions too
+    decided = Dataset(data_dir).kept()
     delete, kept = [], []
     for reason in REASONS:
         folder = qdir / reason
@@ -216,6 +238,8 @@ def plan_apply(data_dir: Path, qdir: Path) -> ApplyPlan:
         for copy in sorted(folder.glob("*/*/*")):
             relative = f"{IMAGES_DIR}/{copy.relative_to(folder).as_posix()}"
             why = _why_not_delete(copy, reason, relative, recorded, Dataset(data_dir))
+            if not why and recorded[relative][1] in decided:
+                why = "kept in an earlier review (kept.csv)"
             if why:
                 kept.append((copy.relative_to(qdir).as_posix(), why))
             else:

@@ -43,6 +43,20 @@ class Runtime:
 
         return model_fingerprint(self.settings.image_model)
 
+    def image_cache_key(self) -> str:
+        """The key the image encoder will embed under, without loading it: an index is up to date only if
+        its vectors came from the runtime (and precision) that will serve it."""
+        from core.encoders.base import cache_key_for
+
+        if self.name == ONNX:
+            from core.encoders.onnx_folder import OnnxManifest
+
+            manifest = OnnxManifest.read(self.settings.onnx_dir)
+            precision, exported = manifest.choose("image")
+            variant = f"{precision}@{exported.sha256[:12]}" if precision != "fp32" else ""
+            return cache_key_for(manifest.image_model, manifest.image_fingerprint, variant)
+        return cache_key_for(model_id(self.settings.image_model), self.image_fingerprint())
+
     def text_encoder(self) -> TextEncoder:
         if self.name == ONNX:
             from core.encoders.onnx_runtime import OnnxTextEncoder

@@ -31,6 +31,7 @@ class Finding:
     score: float
     threshold: float
     detail: str = ""
+    original: str = ""  # for a duplicate: the dataset photo it duplicates (shown beside it)
 
 
 @dataclass

@@ -100,6 +100,7 @@ class DuplicateCheck:
                 float(duplicate.distance),
                 NEAR_MAX_DISTANCE,
                 f"{'exact' if duplicate.exact else 'near'} duplicate of {duplicate.kept}",
+                original=duplicate.kept,
             )
             for duplicate in find_duplicates(hashed)
         ]

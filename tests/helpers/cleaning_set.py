@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -255,3 +255,59 @@ def inject_bad_photos(dataset) -> dict[str, str]:
     for name, (data, _) in bad.items():
         (folder / name).write_bytes(data)
     return {f"{rel}/{name}": reason for name, (_, reason) in bad.items()}
+
+
+@dataclass
+class ReviewPage:
+    """The review page as a browser's parser sees it."""
+
+    candidates: list[dict] = field(default_factory=list)  # a figure's data-* attributes plus its img's src
+    originals: list[dict] = field(default_factory=list)
+    ordinary: list[dict] = field(default_factory=list)
+    badges: list[str] = field(default_factory=list)
+    captions: list[str] = field(default_factory=list)
+
+
+def parse_review_page(path: Path) -> ReviewPage:
+    from html.parser import HTMLParser
+
+    page = ReviewPage()
+
+    class Parser(HTMLParser):
+        figure: dict | None = None
+        in_badge = in_caption = False
+
+        def handle_starttag(self, tag, attrs):
+            attributes = dict(attrs)
+            classes = (attributes.get("class") or "").split()
+            if tag == "figure":
+                self.figure = {k: v for k, v in attributes.items() if k.startswith("data-")}
+                kind = next(c for c in ("candidate", "original", "ordinary") if c in classes)
+                {"candidate": page.candidates, "original": page.originals, "ordinary": page.ordinary}[kind].append(
+                    self.figure
+                )
+            elif tag == "img" and self.figure is not None:
+                self.figure.update(src=attributes.get("src"), loading=attributes.get("loading"))
+            elif tag == "span" and "badge" in classes:
+                self.in_badge = True
+            elif tag == "figcaption":
+                self.in_caption = True
+
+        def handle_endtag(self, tag):
+            if tag == "figure":
+                self.figure = None
+            elif tag == "span":
+                self.in_badge = False
+            elif tag == "figcaption":
+                self.in_caption = False
+
+        def handle_data(self, data):
+            if self.in_badge:
+                page.badges.append(data)
+            elif self.in_caption:
+                page.captions.append(data)
+
+    parser = Parser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    parser.close()
+    return page

@@ -66,3 +66,18 @@ def test_eval_with_geo_noise_reports_both_side_by_side(monkeypatch, tmp_path, da
     assert code == 0 and "without / with prior" in out
     code, _, err = run(main, ["eval", "--no-text", "--geo-noise", "-5"], capsys)
     assert code == 2 and "--geo-noise" in err
+
+
+def test_after_an_onnx_export_build_re_embeds_with_the_serving_runtime(
+    monkeypatch, tmp_path, dataset, model_dirs, onnx_dir, capsys
+) -> None:
+    """An index built by torch and queried by int8 ONNX mixes two runtimes' vectors: `prep build` redoes it."""
+    from core import PhotoIndex
+
+    use_environment(monkeypatch, tmp_path, dataset, model_dirs)
+    assert run_json(main, ["build"], capsys)["up_to_date"]  # torch, as built
+    monkeypatch.setenv("MODEL_DIR", str(onnx_dir))  # ENCODER_BACKEND=auto now picks the int8 export
+    report = run_json(main, ["build"], capsys)
+    assert not report["up_to_date"] and report["embedded"] == report["photos"]
+    assert "#int8@" in PhotoIndex.load(dataset.artifacts_dir).manifest.image_vectors
+    assert run_json(main, ["build"], capsys)["up_to_date"]

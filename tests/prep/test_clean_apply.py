@@ -13,6 +13,7 @@ from prep.ingest import ingest
 from tests.helpers.cleaning_set import (
     PIXEL_CHECKS,
     inject_bad_photos,
+    parse_review_page,
     snapshot,
 )
 from tests.helpers.cli import run, run_json
@@ -36,9 +37,18 @@ def test_clean_copies_candidates_and_never_touches_the_dataset(dataset, tmp_path
     false_positives = set(rows) - set(expected)
     assert not false_positives  # ordinary photos stay out of the quarantine
 
-    page = (tmp_path / "q" / "index.html").read_text()
-    assert page.count('src="data:image/jpeg;base64,') >= len(expected) - 1  # the truncated file has no thumbnail
-    assert "grayscale" in page and "ordinary" in page
+    page = parse_review_page(tmp_path / "q" / "index.html")
+    assert {f["data-path"] for f in page.candidates} == set(rows)
+    for figure in page.candidates + page.originals + page.ordinary:
+        if figure.get("src"):  # thumbnails are files beside the page, loaded lazily
+            assert (tmp_path / "q" / figure["src"]).is_file() and figure["loading"] == "lazy"
+    assert sum(1 for f in page.candidates if not f.get("src")) == 1  # only the truncated file has none
+    # Every duplicate stands beside an existing photo it duplicates, named in report.csv's `original`.
+    for path, row in rows.items():
+        if row["reason"] == "duplicate":
+            assert row["original"] and (dataset.data_dir / row["original"]).is_file()
+            assert f"original of {Path(path).name}" in page.captions
+    assert page.ordinary and "grayscale" in page.badges
 
 
 def test_apply_deletes_exactly_what_is_still_in_quarantine(dataset, tmp_path, capsys) -> None:

@@ -1,0 +1,101 @@
+"""`prep review` and decisions that stick (issue #13)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core.dataset import Dataset
+from prep.__main__ import main
+from prep.review_server import make_server
+from tests.helpers.cleaning_set import PIXEL_CHECKS, inject_bad_photos, snapshot
+from tests.helpers.cli import run_json
+
+
+@pytest.fixture
+def reviewed(dataset, tmp_path, capsys):
+    """A cleaned dataset and its review server: (dataset, qdir, server, {path: reason})."""
+    expected = inject_bad_photos(dataset)
+    qdir = tmp_path / "q"
+    run_json(main, ["clean", "--quarantine", str(qdir), "--checks", PIXEL_CHECKS], capsys)
+    server = make_server(qdir, dataset.data_dir, port=0).start()
+    yield dataset, qdir, server, expected
+    server.shutdown()
+
+
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, never through a proxy
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with OPENER.open(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def _decide(server, paths: list[str], decision: str) -> dict:
+    request = urllib.request.Request(
+        f"{server.url}decide",
+        data=json.dumps({"paths": paths, "decision": decision}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with OPENER.open(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_the_server_listens_on_loopback_and_wants_its_token(reviewed) -> None:
+    _, qdir, server, _ = reviewed
+    assert server.server.server_address[0] == "127.0.0.1" and len(server.token) >= 32
+    status, page = _get(server.url)
+    assert status == 200 and page == (qdir / "index.html").read_bytes()
+    base = server.url.removesuffix(f"{server.token}/")
+    for url in (base, f"{base}state", f"{base}wrong-token/", f"{base}{server.token[:-1]}/state"):
+        assert _get(url)[0] == 403, url
+    thumbnail = next((qdir / ".thumbs").iterdir()).name
+    assert _get(f"{server.url}.thumbs/{thumbnail}")[0] == 200
+    assert _get(f"{server.url}.thumbs/../report.csv")[0] == 404
+
+
+def test_keep_and_remove_persist_at_once_and_groups_toggle_together(reviewed) -> None:
+    dataset, qdir, server, expected = reviewed
+    gray = next(p for p, r in expected.items() if r == "grayscale")
+    assert json.loads(_get(f"{server.url}state")[1])[gray] == "remove"
+    assert _decide(server, [gray], "keep") == {gray: "keep"}
+    assert not (qdir / "grayscale" / Path(gray).relative_to("images")).exists()
+    assert json.loads(_get(f"{server.url}state")[1])[gray] == "keep"
+    kept = Dataset(dataset.data_dir).kept()
+    assert any(k.path == gray and "grayscale" in k.reasons for k in kept.values())
+    assert _decide(server, [gray], "remove") == {gray: "remove"}
+    assert (qdir / "grayscale" / Path(gray).relative_to("images")).is_file()
+    assert not Dataset(dataset.data_dir).kept()
+    group = list(expected)  # one landmark: all the injected photos
+    states = _decide(server, group, "keep")
+    assert set(states) == set(group) and set(states.values()) == {"keep"}
+
+
+def test_kept_photos_are_never_deleted_nor_flagged_again(reviewed, capsys) -> None:
+    dataset, qdir, server, expected = reviewed
+    collage = next(p for p, r in expected.items() if r == "collage")
+    tiny = next(p for p, r in expected.items() if r == "tiny")
+    _decide(server, [collage], "keep")  # kept in the page
+    (qdir / "tiny" / Path(tiny).relative_to("images")).unlink()  # kept the old way
+    result = run_json(main, ["apply", "--quarantine", str(qdir), "--yes"], capsys)
+    deleted = {d["path"] for d in result["deleted"]}
+    assert collage not in deleted and tiny not in deleted
+    assert (dataset.data_dir / collage).is_file() and (dataset.data_dir / tiny).is_file()
+    assert {k.path for k in Dataset(dataset.data_dir).kept().values()} >= {collage, tiny}
+
+    before = snapshot(dataset.data_dir)
+    again = run_json(main, ["clean", "--quarantine", str(qdir), "--checks", PIXEL_CHECKS], capsys)
+    assert again["kept_earlier"] == 2 and again["candidates"] == 0
+    with (qdir / "report.csv").open() as f:
+        assert not {row["path"] for row in csv.DictReader(f)} & {collage, tiny}
+    assert run_json(main, ["apply", "--quarantine", str(qdir), "--yes"], capsys)["deleted"] == []
+    assert snapshot(dataset.data_dir) == before
