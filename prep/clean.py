@@ -9,9 +9,13 @@ the build after cleaning embeds nothing again.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -26,6 +30,7 @@ from core.embedding_cache import (
 )
 from core.encoders import ImageEncoder
 from core.imaging import ImageDecodeError
+from core.settings import usable_cpus
 from prep.checks import BY_NAME, CHECKS, REASONS, Collection, Finding, PhotoUnderReview
 from prep.checks.decode import read_photo
 
@@ -33,6 +38,9 @@ log = logging.getLogger(__name__)
 
 # Unflagged photos per landmark shown beside its candidates on the review page.
 TYPICAL_PHOTOS = 3
+# The per-photo pass runs in a process pool from this many photos on, in chunks of PARALLEL_CHUNK.
+PARALLEL_FROM = 400
+PARALLEL_CHUNK = 32
 
 
 @dataclass
@@ -78,13 +86,10 @@ def analyse(
     photos = dataset.photos()
     result.photos = len(photos)
     reviewed: list[PhotoUnderReview] = []
-    for done, photo in enumerate(photos, 1):
-        item = _read(dataset, photo)
+    inspect = partial(_inspect, dataset.root, tuple(c.name for c in photo_checks), tuple(keeps))
+    for done, (item, findings) in enumerate(_map(inspect, photos), 1):
         result.sha256[item.path] = item.sha256
-        result.all_findings += [f for check in photo_checks if (f := check.inspect(item)) is not None]
-        for keep in keeps if item.decoded else ():
-            item.derived(keep)
-        item.release()
+        result.all_findings += findings
         reviewed.append(item)
         report("clean", done, len(photos))
     collection = Collection(reviewed, {}, notes=result.notes)
@@ -122,6 +127,29 @@ def _typical(photos: list[PhotoUnderReview], vectors: dict, flagged: set[str]) -
             members = [members[i] for i in order]
         typical[xid] = [m.path for m in members[:TYPICAL_PHOTOS]]
     return typical
+
+
+def _inspect(
+    root: Path, check_names: tuple[str, ...], keeps: tuple, photo: DatasetPhoto
+) -> tuple[PhotoUnderReview, list[Finding]]:
+    """Read one photo, run the per-photo checks, keep what collection checks need, drop the pixels."""
+    item = _read(Dataset(root), photo)
+    findings = [f for name in check_names if (f := BY_NAME[name].inspect(item)) is not None]
+    for keep in keeps if item.decoded else ():
+        item.derived(keep)
+    item.release()
+    return item, findings
+
+
+def _map(inspect, photos: list[DatasetPhoto]):
+    """The per-photo pass on every usable core (decoding and the pixel checks are CPU-bound); in this
+    process when there is one core or few photos (a process pool costs ~1 s to start)."""
+    workers = usable_cpus()
+    if workers < 2 or len(photos) < PARALLEL_FROM:
+        yield from map(inspect, photos)
+        return
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(inspect, photos, chunksize=PARALLEL_CHUNK)
 
 
 def _read(dataset: Dataset, photo: DatasetPhoto) -> PhotoUnderReview:

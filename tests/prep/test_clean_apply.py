@@ -162,3 +162,15 @@ def test_interior_check_on_onnx_says_why_it_is_skipped(dataset, tmp_path, capsys
     monkeypatch.setenv("MODEL_DIR", str(onnx_dir))
     asked = run_json(main, ["clean", "--quarantine", str(tmp_path / "q"), "--checks", "interior"], capsys)
     assert any("interior check skipped" in note and "ENCODER_BACKEND=torch" in note for note in asked["notes"])
+
+
+def test_the_pixel_pass_on_all_cores_finds_the_same(dataset, tmp_path, capsys, monkeypatch) -> None:
+    import prep.clean
+
+    inject_bad_photos(dataset)
+    serial = run_json(main, ["clean", "--quarantine", str(tmp_path / "q1"), "--checks", PIXEL_CHECKS], capsys)
+    monkeypatch.setattr(prep.clean, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(prep.clean, "usable_cpus", lambda: 2)
+    parallel = run_json(main, ["clean", "--quarantine", str(tmp_path / "q2"), "--checks", PIXEL_CHECKS], capsys)
+    assert parallel["by_reason"] == serial["by_reason"] and parallel["candidates"] == serial["candidates"] > 0
+    assert (tmp_path / "q1" / "report.csv").read_text() == (tmp_path / "q2" / "report.csv").read_text()
