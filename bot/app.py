@@ -19,7 +19,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import handlers
+from bot import feedback, handlers
 from bot.context import SERVICES_KEY, Services
 from bot.health import heartbeat
 from bot.reindex import Reindexer
@@ -27,6 +27,7 @@ from bot.settings import BotSettings
 from bot.texts import COMMANDS, LANGUAGES
 from bot.throttle import UserRateLimiter
 from core import Guide
+from core.contributions import SqliteContributionStore
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ def build_application(settings: BotSettings, guide: Guide) -> Application:
         pool=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="guide"),
         limiter=UserRateLimiter(),
         reindexer=Reindexer(guide, settings.core.data_dir, settings.core.artifacts_dir),
+        store=SqliteContributionStore(
+            settings.core.contributions_dir, settings.contrib_max_mb * 1024 * 1024, settings.contrib_per_user_day
+        ),
     )
     _add_handlers(application)
     return application
@@ -78,6 +82,12 @@ def _add_handlers(application: Application) -> None:
             CommandHandler("lang", handlers.lang, filters=new),
             CommandHandler("reindex", handlers.reindex, filters=new),
             CommandHandler("forget", handlers.forget, filters=new),
+            CommandHandler("privacy", feedback.privacy, filters=new),
+            CommandHandler("review", feedback.review, filters=new),
+            CommandHandler("stats", feedback.stats, filters=new),
+            CallbackQueryHandler(feedback.feedback_pressed, pattern=rf"^{feedback.FEEDBACK}"),
+            CallbackQueryHandler(feedback.consent_given, pattern=rf"^{feedback.CONSENT}"),
+            CallbackQueryHandler(feedback.review_pressed, pattern=rf"^{feedback.REVIEW}"),
             CallbackQueryHandler(handlers.lang_chosen, pattern=r"^lang:(ru|en)$"),
             CallbackQueryHandler(handlers.more_photos, pattern=rf"^{handlers.MORE_PREFIX}"),
             MessageHandler(new & filters.PHOTO, handlers.photo),

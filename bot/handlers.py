@@ -13,7 +13,8 @@ from telegram.constants import ChatAction, FileSizeLimit, ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot.context import services
+from bot import feedback
+from bot.context import LANG_KEY, services, user_lang
 from bot.reindex import ReindexBusyError
 from bot.texts import (
     LANGUAGES,
@@ -24,7 +25,6 @@ from bot.texts import (
     format_others,
     format_search_fallback,
     join_names,
-    language_for,
     map_url,
     photo_caption,
     route_url,
@@ -41,24 +41,15 @@ from core import (
     Recognition,
 )
 from core.dataset import IMAGE_SUFFIXES
-from core.imaging import MODEL_INPUT_SIDE, ImageShapeError
+from core.imaging import MODEL_INPUT_SIDE, ImageShapeError, photo_extension
 from core.ranking import PhotoLocation
 
 log = logging.getLogger(__name__)
 
-LANG_KEY = "lang"
 MORE_PREFIX = "more:"  # callback data of "More photos": more:<xid> (XIDs are short, safe names)
 # Photos shown with "nothing matches well".
 WEAK_MATCHES = 3
 LOCATION_KEY = "location"  # user_data: {"lat", "lon", "at"} of the last shared location
-
-
-def user_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Lang:
-    chosen = context.user_data.get(LANG_KEY) if context.user_data is not None else None
-    if chosen in LANGUAGES:
-        return chosen
-    user = update.effective_user
-    return language_for(user.language_code if user else None)
 
 
 def _greeting_values(context: ContextTypes.DEFAULT_TYPE, lang_: Lang) -> dict[str, str]:
@@ -155,6 +146,7 @@ async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id
         # Telegram does not always report a size up front; it refuses the download instead.
         await message.reply_text(text("too_big", lang_))
         return
+    started = time.monotonic()
     try:
         result: Recognition = await svc.run(svc.guide.recognize, data, remembered_location(context))
     except ImageTooLargeError:
@@ -167,11 +159,23 @@ async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id
         log.info("undecodable image from user %s: %s", update.effective_user.id if update.effective_user else "?", exc)
         await message.reply_text(text("bad_image", lang_))
         return
-    await _answer_recognition(update, context, result, lang_)
+    answer_id = await svc.run(_record_answer, svc, update, result, data, (time.monotonic() - started) * 1000)
+    await _answer_recognition(update, context, result, lang_, answer_id)
+    if update.effective_user is not None and svc.store.consent(update.effective_user.id) is None:
+        await feedback.ask_consent(update, context, lang_)
+
+
+def _record_answer(svc, update: Update, result: Recognition, data: bytes, answer_ms: float) -> str:
+    """Every answer is recorded for the statistics; the photo only with the user's consent."""
+    user_id = update.effective_user.id if update.effective_user else 0
+    keep = svc.store.consent(user_id) is True
+    candidates = [hit.xid for hit in result.landmarks]
+    photo = data if keep else None
+    return svc.store.record_answer(user_id, candidates, result.match, answer_ms, photo, photo_extension(data))
 
 
 async def _answer_recognition(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, result: Recognition, lang_: Lang
+    update: Update, context: ContextTypes.DEFAULT_TYPE, result: Recognition, lang_: Lang, answer_id: str
 ) -> None:
     """A card for a confident answer (matched photo, description, buttons), then the other candidates."""
     message, index = update.effective_message, services(context).guide.index
@@ -179,15 +183,19 @@ async def _answer_recognition(
         await message.reply_text(text("nothing_found", lang_))
         return
     cards = [index.describe(hit.xid, lang_) for hit in result.landmarks]
-    if result.match:
-        caption = format_card(result, cards[0], lang_)
-        buttons = _card_buttons(result.landmarks[0].landmark, cards[0], result, lang_)
-        photo = await services(context).run(_read_bytes, result.matched_photo)
-        if photo is not None:
-            await message.reply_photo(photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=buttons)
-        else:
-            await message.reply_text(caption, parse_mode=ParseMode.HTML, reply_markup=buttons)
+    rate = feedback.feedback_row(answer_id, lang_)
     others = format_others(result, cards, lang_, skip_first=result.match)
+    if not result.match:  # no card for a guess: the list itself is the answer, and it takes the feedback
+        await message.reply_text(others, parse_mode=ParseMode.HTML, reply_markup=InlineKeyboardMarkup([rate]))
+        return
+    caption = format_card(result, cards[0], lang_)
+    buttons = _card_buttons(result.landmarks[0].landmark, cards[0], result, lang_) + [rate]
+    photo = await services(context).run(_read_bytes, result.matched_photo)
+    markup = InlineKeyboardMarkup(buttons)
+    if photo is not None:
+        await message.reply_photo(photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=markup)
+    else:
+        await message.reply_text(caption, parse_mode=ParseMode.HTML, reply_markup=markup)
     if others:
         await message.reply_text(others, parse_mode=ParseMode.HTML)
 
@@ -202,7 +210,7 @@ def _read_bytes(path: str | None) -> bytes | None:
         return None
 
 
-def _card_buttons(landmark, card, result: Recognition, lang_: Lang) -> InlineKeyboardMarkup | None:
+def _card_buttons(landmark, card, result: Recognition, lang_: Lang) -> list[list[InlineKeyboardButton]]:
     """Map, Route, Wikipedia, More photos: only for a confident answer, never for a guess."""
     start = (result.location.lat, result.location.lon) if result.location is not None else None
     links = [
@@ -213,7 +221,7 @@ def _card_buttons(landmark, card, result: Recognition, lang_: Lang) -> InlineKey
     row = [InlineKeyboardButton(label, url=url) for label, url in links if url]
     more = [InlineKeyboardButton(text("more_photos", lang_), callback_data=f"{MORE_PREFIX}{landmark.xid}")]
     rows = [row[:2], row[2:] + more] if row else [more]
-    return InlineKeyboardMarkup([r for r in rows if r])
+    return [r for r in rows if r]
 
 
 async def more_photos(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -278,6 +286,7 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if user is not None:
         context.application.drop_user_data(user.id)
         services(context).limiter.forget(user.id)
+        await services(context).run(services(context).store.forget_user, user.id)
     await update.effective_message.reply_text(text("forgotten", lang_))
 
 

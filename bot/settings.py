@@ -12,6 +12,9 @@ from core.settings import ENV_FILE, EnvReader, Settings, SettingsError, environm
 # Photos/queries worked on at once; they share the cores (one per core on a small VPS).
 DEFAULT_WORKERS = 2
 MAX_WORKERS = 64
+# Contribution store caps: megabytes of kept photos, photos kept per user and day.
+DEFAULT_CONTRIB_MAX_MB = 2048
+DEFAULT_CONTRIB_PER_USER_DAY = 30
 # Hours a shared location is applied to the user's next photos.
 DEFAULT_LOCATION_TTL_HOURS = 3.0
 DEFAULT_HEALTH_FILE = Path(tempfile.gettempdir()) / "landmark-guide.alive"
@@ -32,12 +35,22 @@ class BotSettings:
     # default: ARTIFACTS_DIR/bot_state.pickle.
     bot_state_file: Path | None = None
     location_ttl_hours: float = DEFAULT_LOCATION_TTL_HOURS
+    contrib_max_mb: int = DEFAULT_CONTRIB_MAX_MB
+    contrib_per_user_day: int = DEFAULT_CONTRIB_PER_USER_DAY
 
     def __post_init__(self) -> None:
         # Each worker's inference gets its share of the usable cores (set once, here).
         if self.core.inference_threads is None:
             threads = max(1, usable_cpus() // self.workers)
             object.__setattr__(self, "core", replace(self.core, inference_threads=threads))
+
+    @property
+    def contributions_dir(self) -> Path:
+        return (
+            self.contrib_dir
+            if self.contrib_dir is not None
+            else self.core.artifacts_dir.resolve().parent / "contributions"
+        )
 
     @property
     def state_file(self) -> Path:
@@ -56,6 +69,8 @@ class BotSettings:
             health_file=env.path("HEALTH_FILE", DEFAULT_HEALTH_FILE),
             bot_state_file=env.path("BOT_STATE_FILE"),
             location_ttl_hours=env.number("LOCATION_TTL", DEFAULT_LOCATION_TTL_HOURS, 0, 24 * 30),
+            contrib_max_mb=env.whole("CONTRIB_MAX_MB", DEFAULT_CONTRIB_MAX_MB, 0, 10**7),
+            contrib_per_user_day=env.whole("CONTRIB_PER_USER_DAY", DEFAULT_CONTRIB_PER_USER_DAY, 0, 10**6),
         )
 
     def require_token(self) -> str:

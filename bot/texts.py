@@ -61,6 +61,53 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "ru": "Ничего не подходит хорошо. Вот самое близкое:",
         "en": "Nothing matches well. The closest I have:",
     },
+    "right": {"ru": "✓ Верно", "en": "✓ Right"},
+    "wrong": {"ru": "✗ Неверно", "en": "✗ Wrong"},
+    "none_of_these": {"ru": "Ничего из этого", "en": "None of these"},
+    "dont_know": {"ru": "Не знаю", "en": "Don't know"},
+    "thanks": {"ru": "Спасибо, учту!", "en": "Thanks, noted!"},
+    "already": {"ru": "Вы уже ответили — спасибо!", "en": "You already answered — thanks!"},
+    "consent_ask": {
+        "ru": "Можно я сохраню ваши фото, чтобы лучше узнавать места? Их увидят только администраторы; "
+        "/forget удалит всё. Без согласия я сохраняю только ваши оценки ответов, без фото.",
+        "en": "May I keep your photos to improve recognition? Only the administrators see them; /forget deletes "
+        "everything. Without consent I keep only your ✓/✗ ratings, without the photos.",
+    },
+    "consent_yes": {"ru": "Да, можно", "en": "Yes, keep them"},
+    "consent_no": {"ru": "Нет", "en": "No"},
+    "consent_saved_yes": {
+        "ru": "Спасибо! Фото с вашими оценками помогут мне учиться. /privacy — что я храню.",
+        "en": "Thank you! Photos you rate will help me learn. /privacy says what I keep.",
+    },
+    "consent_saved_no": {
+        "ru": "Хорошо, фото не сохраняю. /privacy — что я храню.",
+        "en": "Fine, I won't keep your photos. /privacy says what I keep.",
+    },
+    "privacy": {
+        "ru": "<b>Что я храню</b>\n• выбранный язык;\n• последнюю геопозицию ({ttl} ч.);\n"
+        "• для статистики — мои ответы на ваши фото и ваши оценки ✓/✗;\n"
+        "• сами фото — только если вы согласились.\n/forget удаляет всё это.",
+        "en": "<b>What I keep</b>\n• your chosen language;\n• your last shared location ({ttl} h);\n"
+        "• for statistics, my answers to your photos and your ✓/✗ ratings;\n"
+        "• the photos themselves only if you agreed.\n/forget deletes all of it.",
+    },
+    "review_empty": {"ru": "Нет фото на проверку.", "en": "No contributions to review."},
+    "review_item": {
+        "ru": "На проверку: {left}. Пользователь: {label} ({kind}). Бот ответил: {answer}.",
+        "en": "To review: {left}. The user says: {label} ({kind}). The bot answered: {answer}.",
+    },
+    "approve": {"ru": "✓ Принять", "en": "✓ Approve"},
+    "reject": {"ru": "✗ Отклонить", "en": "✗ Reject"},
+    "another": {"ru": "Другое место", "en": "Another landmark"},
+    "rejected": {"ru": "Отклонено.", "en": "Rejected."},
+    "approved": {
+        "ru": "Добавлено в датасет: {detail}. После /reindex оно в индексе. Следующее: /review",
+        "en": "Added to the dataset: {detail}. /reindex puts it into the index. Next: /review",
+    },
+    "not_approved": {
+        "ru": "Не добавлено: {detail}. Фото осталось на проверке.",
+        "en": "Not added: {detail}. It stays pending.",
+    },
     "near_you": {"ru": "📍 Рядом с вами:", "en": "📍 Near you:"},
     "near_none": {
         "ru": "📍 Рядом нет известных мне мест (ближайшее — дальше {km} км).",
@@ -77,8 +124,8 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "en": "📍 No landmark I know is near that location — recognised by the photo alone.",
     },
     "forgotten": {
-        "ru": "Готово: я удалил всё, что хранил о вас (язык, геопозицию).",
-        "en": "Done: everything I kept about you (language, location) is deleted.",
+        "ru": "Готово: я удалил всё, что хранил о вас (язык, геопозицию, оценки, фото).",
+        "en": "Done: everything I kept about you (language, location, ratings, photos) is deleted.",
     },
     "lang_choose": {"ru": "Выберите язык:", "en": "Choose a language:"},
     "lang_set": {"ru": "Готово, теперь говорю по-русски.", "en": "Done, English it is."},

@@ -6,6 +6,7 @@
     DATA_DIR/ingest_report.csv                   rows the last `prep ingest` skipped, with the reason
     DATA_DIR/kept.csv                            photos an admin kept in review: never flagged again for those
                                                  reasons, never deleted by `prep apply`
+    DATA_DIR/contributions.csv                   tourists' photos an admin approved into the dataset
     DATA_DIR/enrichment.json                     names, descriptions, links per language (core.enrichment)
     DATA_DIR/.enrich_cache.sqlite                `prep enrich`'s HTTP cache, so a rerun resumes
 
@@ -29,6 +30,8 @@ IMAGES_DIR = "images"
 REMOVED_FILE = "removed.csv"
 INGEST_REPORT_FILE = "ingest_report.csv"
 KEPT_FILE = "kept.csv"
+CONTRIBUTIONS_FILE = "contributions.csv"
+CONTRIBUTION_COLUMNS = ("path", "sha256", "contribution", "added_at")
 KEPT_COLUMNS = ("sha256", "path", "reasons", "kept_at")
 ENRICH_CACHE_FILE = ".enrich_cache.sqlite"
 REMOVED_COLUMNS = ("path", "sha256", "reason", "removed_at")
@@ -216,6 +219,21 @@ class Dataset:
             for photo in sorted(photos, key=lambda p: p.path):
                 writer.writerow([photo.sha256, photo.path, ";".join(sorted(photo.reasons)), photo.kept_at])
         tmp.replace(self.kept_path)
+
+    def add_contribution(self, landmark: Landmark, data: bytes, sha256: str, ext: str, contribution: str) -> str:
+        """Write an approved photo under its landmark (never over an existing file) and record it."""
+        relative = self.photo_relative(landmark.city_code or "contrib", landmark.xid, f"contrib_{sha256[:16]}{ext}")
+        target = self.path(relative)
+        if target.exists():
+            raise FileExistsError(f"{relative} already exists")
+        self.write_photo(relative, data)
+        new = not (self.root / CONTRIBUTIONS_FILE).is_file()
+        with (self.root / CONTRIBUTIONS_FILE).open("a", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(CONTRIBUTION_COLUMNS)
+            writer.writerow([relative, sha256, contribution, datetime.now(UTC).isoformat(timespec="seconds")])
+        return relative
 
     # --- ingest report ---------------------------------------------------------------------------
     def write_ingest_report(self, rows: Iterable[tuple[str, int, str, str]]) -> Path:

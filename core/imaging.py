@@ -36,6 +36,8 @@ MAX_JPEG_PIXELS = 400_000_000
 # Longest side over shortest side. Panoramas from phones reach ~8:1; beyond 10:1 it is not a photo
 # of a landmark, and CLIP's resize would allocate 224 × (224 × ratio) pixels.
 MAX_ASPECT_RATIO = 10.0
+# Shorter side below which a photo is too small to describe a landmark (prep's "tiny" check, approvals).
+MIN_PHOTO_SIDE = 64
 # Bytes read from a file or download at most: Telegram's limit for files a bot downloads (20 MB).
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 # CLIP ViT-B/32 looks at a 224 px centre crop of the photo resized to 224 px on its shorter side:
@@ -171,6 +173,15 @@ def _degrees(value, ref, refs: str) -> float | None:
     if ref not in refs:
         return None
     return -degrees if ref == refs[1] else degrees
+
+
+EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "HEIF": ".heic", "GIF": ".gif"}
+EXTENSIONS |= {"TIFF": ".tif", "BMP": ".bmp"}
+
+
+def photo_extension(data: bytes) -> str:
+    """The file extension for a photo's bytes (by their format, not their name); .jpg if unknown."""
+    return EXTENSIONS.get(image_format(data) or "", ".jpg")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

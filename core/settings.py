@@ -139,6 +139,8 @@ class Settings:
     text_match_threshold: float = DEFAULT_TEXT_MATCH_THRESHOLD
     # A photo's location re-weights the vote only when some landmark lies this close to it (core.location).
     location_max_km: float = DEFAULT_LOCATION_MAX_KM
+    # Tourists' answers, feedback and (with consent) photos; default: contributions/ beside ARTIFACTS_DIR.
+    contrib_dir: Path | None = None
     # Threads one inference may use. None: every usable CPU (prep, the query CLI); the bot gives each
     # of its workers a share.
     inference_threads: int | None = None
@@ -146,6 +148,12 @@ class Settings:
     @property
     def onnx_dir(self) -> Path:
         return self.model_dir if self.model_dir is not None else self.artifacts_dir.resolve().parent / "onnx"
+
+    @property
+    def contributions_dir(self) -> Path:
+        if self.contrib_dir is not None:
+            return self.contrib_dir
+        return self.artifacts_dir.resolve().parent / "contributions"
 
     @property
     def threads(self) -> int:
@@ -167,6 +175,7 @@ class Settings:
             log_level=env.choice("LOG_LEVEL", DEFAULT_LOG_LEVEL, LOG_LEVELS),
             encoder_backend=env.choice("ENCODER_BACKEND", "auto", BACKENDS),
             model_dir=env.path("MODEL_DIR"),
+            contrib_dir=env.path("CONTRIB_DIR"),
             text_match_threshold=env.number("TEXT_MATCH_THRESHOLD", DEFAULT_TEXT_MATCH_THRESHOLD, -1, 1),
             location_max_km=env.number("LOCATION_MAX_KM", DEFAULT_LOCATION_MAX_KM, 0, 20_000),
         )

@@ -1,4 +1,4 @@
-"""`python -m prep ingest|enrich|clean|review|apply|build|eval|export-onnx|random-models`: the offline pipeline.
+"""`python -m prep ingest|enrich|clean|review|apply|build|eval|export-onnx|contributions|stats|random-models`.
 
 A parser and a table of commands; what each command does is in `prep/commands.py`, and every
 command's report is printed here, once (`--json` or the human summary).
@@ -93,6 +93,16 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--int8", action="store_true", help="also write dynamically quantised int8 models")
 
 
+def _contributions_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("list", "approve", "reject"))
+    p.add_argument("id", nargs="?", help="the contribution (from `list`)")
+    p.add_argument("--xid", help="with approve: file it under this landmark instead of the user's label")
+
+
+def _no_args(p: argparse.ArgumentParser) -> None:
+    return None
+
+
 def _random_models_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("out_dir", type=Path)
     p.add_argument("--size", choices=("tiny", "full"), default="tiny")
@@ -119,6 +129,12 @@ COMMANDS: dict[str, Command] = {
     "export-onnx": Command(
         "export IMAGE_MODEL and TEXT_MODEL to ONNX for fast serving", commands.export_onnx, _export_args
     ),
+    "contributions": Command(
+        "tourists' photos with their labels: list, approve into the dataset (after the clean checks), reject",
+        commands.contributions,
+        _contributions_args,
+    ),
+    "stats": Command("real-world accuracy from tourists' ✓/✗ feedback, per day and in total", commands.stats, _no_args),
     "random-models": Command(
         "write random-weight models in the real on-disk layout", commands.random_models, _random_models_args
     ),

@@ -336,3 +336,37 @@ def random_models(args: argparse.Namespace, settings: Settings) -> RandomModelsR
     clip = build_clip(args.out_dir / "clip-ViT-B-32", args.size)
     text = build_multilingual(args.out_dir / "clip-ViT-B-32-multilingual-v1", args.size)
     return RandomModelsReport(clip, text)
+
+
+def contributions(args: argparse.Namespace, settings: Settings):
+    """list, approve ID [--xid XID], reject ID."""
+    from core.contributions import SqliteContributionStore, approve
+    from prep.contributions import ContributionsReport, DecisionReport, clean_check
+
+    store = SqliteContributionStore(settings.contributions_dir)
+    try:
+        if args.action == "list":
+            return ContributionsReport(store.contributions())
+        if args.id is None:
+            die(f"`contributions {args.action}` needs the contribution's ID (see `contributions list`)")
+        answer = store.answer(args.id)
+        if answer is None or answer.status is None:
+            die(f"no contribution {args.id!r} (see `python -m prep contributions list`)")
+        if args.action == "reject":
+            store.set_status(args.id, "rejected")
+            return DecisionReport(args.id, "rejected")
+        result = approve(store, Dataset(settings.data_dir), args.id, args.xid, check=clean_check)
+        return DecisionReport(args.id, store.answer(args.id).status or "pending", result)
+    finally:
+        store.close()
+
+
+def stats(args: argparse.Namespace, settings: Settings):
+    from core.contributions import SqliteContributionStore
+    from prep.contributions import StatsReport
+
+    store = SqliteContributionStore(settings.contributions_dir)
+    try:
+        return StatsReport(store.stats())
+    finally:
+        store.close()

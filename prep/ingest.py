@@ -20,13 +20,12 @@ from tqdm import tqdm
 from core.catalog import CatalogError, Landmark, parse_coordinate, split_kinds
 from core.dataset import Dataset, is_safe_name
 from core.errors import GuideError
-from core.imaging import ImageDecodeError, decode_image, image_format
+from core.imaging import ImageDecodeError, decode_image, photo_extension
 
 PLACES_SUFFIX = "_places.csv"
 IMAGES_SUFFIX = "_images.csv"
 NAME_COLUMNS = ("name", "place", "title")
 IMAGE_COLUMNS = ("img", "image", "photo", "base64")
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "TIFF": ".tif"}
 # The dataset holds photos a few hundred pixels wide: a field this long is base64 of ~75 MB, not a photo.
 MAX_FIELD_CHARS = 100_000_000
 
@@ -290,7 +289,7 @@ def _ingest_photo(
         decode_image(data, draft=True)
     except (ValueError, ImageDecodeError) as exc:
         raise RowSkipped("undecodable", str(exc)) from None
-    extension = EXTENSIONS.get(image_format(data) or "", ".jpg")
+    extension = photo_extension(data)
     relative = dataset.photo_relative(city_code, landmark.xid, f"{city_code}_{number}{extension}")
     if relative in removed:
         raise RowSkipped("removed by review", relative)

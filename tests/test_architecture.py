@@ -33,6 +33,7 @@ CORE_PUBLIC = {
     "core.geo",
     "core.location",
     "core.enrichment",
+    "core.contributions",
     "core.encoders",
     "core.encoders.onnx_folder",
     "core.encoders.fingerprint",

@@ -17,10 +17,12 @@ from typing import Literal, Protocol, TypeVar
 import numpy as np
 from PIL import Image
 
+from core.imaging import MIN_PHOTO_SIDE
+
 ANALYSIS_SIDE = 512  # pixel checks look at a copy no larger than this
 # Shorter side below which a photo is "tiny" (the dataset's thumbnails are ~320×240) and the other
-# pixel checks do not look at it.
-MIN_SIDE = 64
+# pixel checks do not look at it; one definition with the bot's approval check.
+MIN_SIDE = MIN_PHOTO_SIDE
 T = TypeVar("T")
 
 

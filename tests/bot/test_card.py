@@ -60,7 +60,7 @@ async def test_an_english_user_gets_the_english_card_with_photo_and_wikipedia(en
     assert card.files["photo"][:2] == b"\xff\xd8"
     buttons = {b["text"]: b for row in card.params["reply_markup"]["inline_keyboard"] for b in row}
     assert buttons["📖 Wikipedia"]["url"] == "https://en.wikipedia.org/wiki/Dynamo_Stadium"
-    assert set(buttons) == {"🗺 Map", "🧭 Route", "📖 Wikipedia", "🖼 More photos"}
+    assert set(buttons) == {"🗺 Map", "🧭 Route", "📖 Wikipedia", "🖼 More photos", "✓ Right", "✗ Wrong"}
 
 
 async def test_a_russian_user_sees_the_published_description(enriched_bot) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.helpers.bot import bot_settings, running_bot, wait_answers
+from tests.helpers.bot import answers, bot_settings, running_bot, wait_answers
 from tests.helpers.datagen import jpeg_bytes, scene
 from tests.helpers.fake_telegram import FakeTelegram
 
@@ -40,7 +40,8 @@ async def test_photo_gets_a_card_then_the_other_candidates(bot: FakeTelegram, sh
     buttons = [b for row in card.params["reply_markup"]["inline_keyboard"] for b in row]
     urls = [b.get("url", "") for b in buttons]
     assert urls[0].startswith(f"https://www.openstreetmap.org/?mlat={best.landmark.lat:.6f}")
-    assert "openstreetmap.org/directions" in urls[1] and buttons[-1]["callback_data"] == f"more:{best.xid}"
+    assert "openstreetmap.org/directions" in urls[1] and buttons[-3]["callback_data"] == f"more:{best.xid}"
+    assert [b["text"] for b in buttons[-2:]] == ["✓ Right", "✗ Wrong"]
     assert others.text.startswith("Other candidates:")
     lines = others.text.splitlines()
     for rank, hit in enumerate(expected.landmarks[1:], 2):
@@ -72,8 +73,11 @@ async def test_an_unsure_answer_has_no_card_and_no_map(fake, built_dataset, mode
         await fake.send_photo(USER, jpeg_bytes(scene(0, 63)))
         (reply,) = await fake.wait_replies(USER)
         await asyncio.sleep(0.2)
-    assert len(fake.replies(USER)) == 1
-    assert reply.method == "sendMessage" and reply.text.startswith("🤔") and "reply_markup" not in reply.params
+    assert len(answers(fake, USER)) == 1
+    # A guess has no map or route: its only buttons are the feedback ones.
+    buttons = [b for row in reply.params["reply_markup"]["inline_keyboard"] for b in row]
+    assert reply.method == "sendMessage" and reply.text.startswith("🤔")
+    assert [b["text"] for b in buttons] == ["✓ Right", "✗ Wrong"] and not any("url" in b for b in buttons)
     assert reply.text.splitlines()[1].startswith("1. ") and "Categories:" in reply.text
 
 

@@ -85,7 +85,8 @@ async def start_bot_process(env: dict[str, str], cwd: Path, python: str = sys.ex
     )
 
 
-FOLLOW_UPS = ("Other candidates:", "Другие варианты:")
+# Messages that follow an answer: the other candidates, and the one-time consent question.
+FOLLOW_UPS = ("Other candidates:", "Другие варианты:", "May I keep your photos", "Можно я сохраню")
 
 
 def answers(fake: FakeTelegram, chat_id: int) -> list:

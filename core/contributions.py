@@ -1,0 +1,332 @@
+"""What tourists tell us: each photo answer, their ✓/✗ feedback, consent, and the photos they let us keep.
+One owner of the contribution store (`CONTRIB_DIR`): the photos as files, the records in SQLite,
+behind `ContributionStore` so a server database could replace it.
+
+    CONTRIB_DIR/contributions.sqlite   answers (with feedback and review status), consent
+    CONTRIB_DIR/photos/<sha256>.<ext>  photos of users who agreed to keep them
+
+Caps: at most `max_bytes` of photos and `per_user_per_day` kept photos per user and day; past either,
+the answer and feedback are still recorded (statistics) but the photo is not kept, and a warning is
+logged — the store never grows without bound silently. `forget_user` deletes everything of a user.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from core.dataset import Dataset
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "contributions.sqlite"
+PHOTOS_DIR = "photos"
+# Feedback is taken on answers at most this old; older buttons answer "expired".
+FEEDBACK_TTL_S = 7 * 24 * 3600
+DEFAULT_MAX_BYTES = 2 * 1024**3
+DEFAULT_PER_USER_PER_DAY = 30
+LABELS = ("confirmed", "corrected", "none", "unknown")
+STATUSES = ("pending", "approved", "rejected")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, created_at REAL NOT NULL, day TEXT NOT NULL,
+    candidates TEXT NOT NULL, match INTEGER NOT NULL, answer_ms REAL NOT NULL,
+    sha256 TEXT, photo TEXT, label TEXT, label_xid TEXT, label_rank INTEGER, feedback_at REAL,
+    status TEXT, reviewed_at REAL, dataset_path TEXT);
+CREATE INDEX IF NOT EXISTS answers_user ON answers (user_id);
+CREATE TABLE IF NOT EXISTS consent (user_id INTEGER PRIMARY KEY, agreed INTEGER NOT NULL, at REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Answer:
+    id: str
+    user_id: int
+    created_at: float
+    candidates: tuple[str, ...]  # the xids shown, best first
+    match: bool
+    answer_ms: float
+    sha256: str | None
+    photo: Path | None  # kept only with consent
+    label: str | None  # confirmed | corrected | none | unknown
+    label_xid: str | None
+    label_rank: int | None  # 1-based place of the corrected landmark among the candidates, if it was there
+    status: str | None  # pending | approved | rejected (photos with a label only)
+    dataset_path: str | None
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "xid": self.label_xid,
+            "status": self.status or "pending",
+            "sha256": self.sha256,
+            "user_label": "none" if self.label in (None, "none", "unknown") else self.label,
+            "bot_answer": list(self.candidates),
+            "label_rank": self.label_rank,
+            "created_at": datetime.fromtimestamp(self.created_at, UTC).isoformat(timespec="seconds"),
+            "dataset_path": self.dataset_path,
+        }
+
+
+class ContributionStore(Protocol):
+    def record_answer(
+        self, user_id: int, candidates: Sequence[str], match: bool, answer_ms: float, photo: bytes | None, ext: str
+    ) -> str: ...
+    def answer(self, answer_id: str) -> Answer | None: ...
+    def give_feedback(self, answer_id: str, user_id: int, label: str, xid: str | None) -> str: ...
+    def consent(self, user_id: int) -> bool | None: ...
+    def set_consent(self, user_id: int, agreed: bool) -> None: ...
+    def forget_user(self, user_id: int) -> int: ...
+    def contributions(self, status: str | None = None) -> list[Answer]: ...
+    def set_status(
+        self, answer_id: str, status: str, xid: str | None = None, dataset_path: str | None = None
+    ) -> None: ...
+    def stats(self) -> dict: ...
+
+
+class SqliteContributionStore:
+    """The default store: one SQLite file and a folder of photos; safe to use from several threads."""
+
+    def __init__(
+        self, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES, per_user_per_day: int = DEFAULT_PER_USER_PER_DAY
+    ) -> None:
+        self.folder, self.max_bytes, self.per_user_per_day = folder, max_bytes, per_user_per_day
+        (folder / PHOTOS_DIR).mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(folder / STORE_FILE, check_same_thread=False, timeout=30)
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- answers and feedback ----------------------------------------------------------------------
+    def record_answer(
+        self, user_id: int, candidates: Sequence[str], match: bool, answer_ms: float, photo: bytes | None, ext: str
+    ) -> str:
+        answer_id = secrets.token_urlsafe(9)  # 12 characters: fits callback data, cannot be guessed
+        now = time.time()
+        day = datetime.fromtimestamp(now, UTC).date().isoformat()
+        sha, path = None, None
+        if photo is not None:
+            import hashlib
+
+            sha = hashlib.sha256(photo).hexdigest()
+            path = self._keep_photo(user_id, day, sha, photo, ext)
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO answers (id, user_id, created_at, day, candidates, match, answer_ms, sha256, photo) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (answer_id, user_id, now, day, json.dumps(list(candidates)), int(match), answer_ms, sha, path),
+            )
+        return answer_id
+
+    def _keep_photo(self, user_id: int, day: str, sha: str, photo: bytes, ext: str) -> str | None:
+        kept_today = self._db.execute(
+            "SELECT COUNT(*) FROM answers WHERE user_id = ? AND day = ? AND photo IS NOT NULL", (user_id, day)
+        ).fetchone()[0]
+        if kept_today >= self.per_user_per_day:
+            log.info("contribution cap: user %s has %d photos today; this one is not kept", user_id, kept_today)
+            return None
+        if self._photos_bytes() + len(photo) > self.max_bytes:
+            log.warning(
+                "contribution store %s is full (%d bytes): photos are no longer kept", self.folder, self.max_bytes
+            )
+            return None
+        name = f"{PHOTOS_DIR}/{sha}{ext if ext.startswith('.') and len(ext) <= 6 else '.jpg'}"
+        target = self.folder / name
+        if not target.exists():
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_bytes(photo)
+            tmp.replace(target)
+        return name
+
+    def _photos_bytes(self) -> int:
+        return sum(p.stat().st_size for p in (self.folder / PHOTOS_DIR).iterdir() if p.is_file())
+
+    def answer(self, answer_id: str) -> Answer | None:
+        row = self._db.execute(f"SELECT {COLUMNS} FROM answers WHERE id = ?", (answer_id,)).fetchone()
+        return None if row is None else self._answer(row)
+
+    def _answer(self, row: tuple) -> Answer:
+        (id_, user, created, candidates, match, ms, sha, photo, label, label_xid, rank, status, path) = row
+        return Answer(
+            id_, user, created, tuple(json.loads(candidates)), bool(match), ms, sha,
+            self.folder / photo if photo else None, label, label_xid, rank, status, path,
+        )  # fmt: skip
+
+    def give_feedback(self, answer_id: str, user_id: int, label: str, xid: str | None) -> str:
+        """ "recorded", or why not: "expired" (unknown, too old, or not this user's answer) or "already"."""
+        if label not in LABELS:
+            return "expired"
+        with self._lock, self._db:
+            answer = self.answer(answer_id)
+            if answer is None or answer.user_id != user_id or time.time() - answer.created_at > FEEDBACK_TTL_S:
+                return "expired"
+            if answer.label is not None:
+                return "already"
+            if label == "confirmed":
+                xid = answer.candidates[0] if answer.candidates else None
+            rank = answer.candidates.index(xid) + 1 if xid in answer.candidates else None
+            status = "pending" if answer.photo is not None and label in ("confirmed", "corrected") else None
+            self._db.execute(
+                "UPDATE answers SET label = ?, label_xid = ?, label_rank = ?, feedback_at = ?, status = ? WHERE id = ?",
+                (label, xid, rank, time.time(), status, answer_id),
+            )
+        return "recorded"
+
+    # --- consent and privacy -----------------------------------------------------------------------------
+    def consent(self, user_id: int) -> bool | None:
+        row = self._db.execute("SELECT agreed FROM consent WHERE user_id = ?", (user_id,)).fetchone()
+        return None if row is None else bool(row[0])
+
+    def set_consent(self, user_id: int, agreed: bool) -> None:
+        with self._lock, self._db:
+            self._db.execute("INSERT OR REPLACE INTO consent VALUES (?, ?, ?)", (user_id, int(agreed), time.time()))
+
+    def forget_user(self, user_id: int) -> int:
+        """Delete the user's answers, feedback, consent and kept photos; returns how many answers."""
+        with self._lock, self._db:
+            photos = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT photo FROM answers WHERE user_id = ? AND photo IS NOT NULL", (user_id,)
+                )
+            ]
+            count = self._db.execute("DELETE FROM answers WHERE user_id = ?", (user_id,)).rowcount
+            self._db.execute("DELETE FROM consent WHERE user_id = ?", (user_id,))
+        for photo in photos:
+            still_used = self._db.execute("SELECT 1 FROM answers WHERE photo = ?", (photo,)).fetchone()
+            if not still_used:
+                (self.folder / photo).unlink(missing_ok=True)
+        return count
+
+    # --- admin review ---------------------------------------------------------------------------------
+    def contributions(self, status: str | None = None) -> list[Answer]:
+        query = f"SELECT {COLUMNS} FROM answers WHERE status IS NOT NULL"
+        rows = self._db.execute(
+            query + (" AND status = ?" if status else "") + " ORDER BY created_at", (status,) if status else ()
+        )
+        return [self._answer(row) for row in rows]
+
+    def set_status(self, answer_id: str, status: str, xid: str | None = None, dataset_path: str | None = None) -> None:
+        with self._lock, self._db:
+            self._db.execute(
+                "UPDATE answers SET status = ?, reviewed_at = ?, label_xid = COALESCE(?, label_xid), "
+                "dataset_path = COALESCE(?, dataset_path) WHERE id = ?",
+                (status, time.time(), xid, dataset_path, answer_id),
+            )
+
+    # --- real-world accuracy -----------------------------------------------------------------------------
+    def stats(self) -> dict:
+        rows = self._db.execute("SELECT day, match, answer_ms, label, label_rank FROM answers ORDER BY day").fetchall()
+        days: dict[str, list] = {}
+        for row in rows:
+            days.setdefault(row[0], []).append(row)
+        return {"total": _figures(rows), "days": {day: _figures(day_rows) for day, day_rows in days.items()}}
+
+
+COLUMNS = (
+    "id, user_id, created_at, candidates, match, answer_ms, sha256, photo, label, label_xid, label_rank, status, "
+    "dataset_path"
+)
+
+
+def _figures(rows: list[tuple]) -> dict:
+    right = sum(1 for r in rows if r[3] == "confirmed")
+    wrong = sum(1 for r in rows if r[3] in ("corrected", "none"))
+    ranks = [r[4] for r in rows if r[3] == "corrected"]
+    times = np.array([r[2] for r in rows], dtype=float) if rows else np.array([np.nan])
+    return {
+        "answered": len(rows),
+        "confirmed": right,
+        "wrong": wrong,
+        "right_rate": round(right / (right + wrong), 4) if right + wrong else None,
+        "corrected_rank": {str(k): ranks.count(k) for k in range(1, 6) if k in ranks}
+        | ({"not shown": sum(1 for k in ranks if k is None)} if None in ranks else {}),
+        "not_sure_rate": round(sum(1 for r in rows if not r[1]) / len(rows), 4) if rows else None,
+        "answer_ms_p50": round(float(np.percentile(times, 50)), 1) if rows else None,
+        "answer_ms_p95": round(float(np.percentile(times, 95)), 1) if rows else None,
+    }
+
+
+@dataclass(frozen=True)
+class Approval:
+    ok: bool
+    detail: str  # the dataset path written, or why the photo was not added
+
+
+# A check of a photo before it joins the dataset: None when fine, else the reason.
+PhotoCheck = Callable[[bytes, Dataset, str], str | None]
+
+
+def basic_check(data: bytes, dataset: Dataset, xid: str) -> str | None:
+    """What the serving install can check: it decodes, within the shape and size limits, is not tiny,
+    and is not already in the dataset (`prep contributions approve` runs every `prep clean` check)."""
+    import hashlib
+
+    from core.imaging import MIN_PHOTO_SIDE, ImageDecodeError, decode_image
+
+    try:
+        image = decode_image(data, draft=True, draft_side=MIN_PHOTO_SIDE)
+    except ImageDecodeError as exc:
+        return f"unreadable: {exc}"
+    if min(image.size) < MIN_PHOTO_SIDE:
+        return f"tiny: {image.width}×{image.height} px"
+    digest = hashlib.sha256(data).hexdigest()
+    for photo in dataset.photos():
+        if photo.xid == xid and hashlib.sha256(dataset.path(photo.path).read_bytes()).hexdigest() == digest:
+            return f"duplicate: the same file is already {photo.path}"
+    return None
+
+
+def approve(
+    store: ContributionStore, dataset: Dataset, answer_id: str, xid: str | None = None, check: PhotoCheck = basic_check
+) -> Approval:
+    """Write a pending contribution's photo into the dataset under its landmark (`xid` overrides the user's
+    label) after `check`; a photo that fails is left pending with the reason."""
+    answer = store.answer(answer_id)
+    if answer is None or answer.status is None:
+        return Approval(False, "no such contribution")
+    if answer.status == "approved":
+        return Approval(False, f"already approved: {answer.dataset_path}")
+    target = xid or answer.label_xid
+    landmarks = dataset.landmarks()
+    if target not in landmarks:
+        return Approval(False, f"landmark {target!r} is not in places.csv")
+    if answer.photo is None or not answer.photo.is_file():
+        return Approval(False, "the photo is gone (the user used /forget?)")
+    data = answer.photo.read_bytes()
+    if why := check(data, dataset, target):
+        return Approval(False, why)
+    path = dataset.add_contribution(landmarks[target], data, answer.sha256 or "", answer.photo.suffix, answer_id)
+    store.set_status(answer_id, "approved", target, path)
+    return Approval(True, path)
+
+
+def stats_summary(figures: dict, days: int = 7) -> str:
+    """Total and the last `days` days, one line each, as /stats and `prep stats` print them."""
+
+    def line(name: str, f: dict) -> str:
+        rate = "n/a" if f["right_rate"] is None else f"{100 * f['right_rate']:.0f}%"
+        unsure = "n/a" if f["not_sure_rate"] is None else f"{100 * f['not_sure_rate']:.0f}%"
+        ranks = ", ".join(f"#{k}: {v}" for k, v in f["corrected_rank"].items()) or "–"
+        return (
+            f"{name}: {f['answered']} photos, right {rate} (✓{f['confirmed']} ✗{f['wrong']}), "
+            f"not sure {unsure}, p50/p95 {f['answer_ms_p50']}/{f['answer_ms_p95']} ms, corrected at {ranks}"
+        )
+
+    lines = [line("total", figures["total"])]
+    lines += [line(day, f) for day, f in list(figures["days"].items())[-days:]]
+    return "\n".join(lines)

@@ -1,0 +1,101 @@
+"""`prep contributions list|approve|reject` and `prep stats`: the admin's side of tourists' feedback.
+
+Approval from the shell runs every per-photo check of `prep clean` (unreadable, tiny, grayscale,
+sepia, collage) and the duplicate check against the landmark's photos; a photo that fails one stays
+pending and the reason is shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from core.contributions import Answer, Approval, stats_summary
+from core.dataset import Dataset
+from prep.checks import COLLAGE as COLLAGE_CHECK
+from prep.checks import GRAYSCALE, SEPIA, TINY, UNREADABLE
+from prep.checks.base import PhotoUnderReview
+from prep.checks.decode import read_photo
+from prep.checks.duplicates import NEAR_MAX_DISTANCE, perceptual_hash
+
+PHOTO_CHECKS = (UNREADABLE, TINY, GRAYSCALE, SEPIA, COLLAGE_CHECK)
+
+
+def clean_check(data: bytes, dataset: Dataset, xid: str) -> str | None:
+    """None if the photo passes what `prep clean` checks one photo and its landmark for, else the reason."""
+    from core.imaging import ImageDecodeError
+
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        photo = PhotoUnderReview("contribution", xid, sha, read_photo(data))
+    except ImageDecodeError as exc:
+        photo = PhotoUnderReview("contribution", xid, sha, None, str(exc))
+    for check in PHOTO_CHECKS:
+        if (finding := check.inspect(photo)) is not None:
+            return f"{finding.reason}: {finding.detail}".rstrip(": ")
+    mine = perceptual_hash(photo.image)
+    for other in dataset.photos():
+        if other.xid != xid:
+            continue
+        content = dataset.path(other.path).read_bytes()
+        if hashlib.sha256(content).hexdigest() == sha:
+            return f"duplicate: the same file is already {other.path}"
+        try:
+            distance = bin(mine ^ perceptual_hash(read_photo(content))).count("1")
+        except ImageDecodeError:
+            continue
+        if distance <= NEAR_MAX_DISTANCE:
+            return f"duplicate: {distance} bits from {other.path}"
+    return None
+
+
+@dataclass(frozen=True)
+class ContributionsReport:
+    contributions: list[Answer] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"contributions": [answer.to_dict() for answer in self.contributions]}
+
+    def summary(self) -> str:
+        if not self.contributions:
+            return "No contributions yet."
+        lines = [f"{'id':<12}  {'status':<8}  {'label':<9}  xid"]
+        for a in self.contributions:
+            lines.append(
+                f"{a.id:<12}  {a.status or 'pending':<8}  {a.to_dict()['user_label']:<9}  {a.label_xid or '-'}"
+            )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class DecisionReport:
+    id: str
+    status: str
+    approval: Approval | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.approval is None or self.approval.ok else 1
+
+    def to_dict(self) -> dict:
+        data = {"id": self.id, "status": self.status}
+        if self.approval is not None:
+            data["detail"] = self.approval.detail
+        return data
+
+    def summary(self) -> str:
+        if self.approval is None:
+            return f"{self.id}: {self.status}"
+        verb = "approved →" if self.approval.ok else "not approved:"
+        return f"{self.id}: {verb} {self.approval.detail}"
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    figures: dict
+
+    def to_dict(self) -> dict:
+        return self.figures
+
+    def summary(self) -> str:
+        return stats_summary(self.figures, days=30)
