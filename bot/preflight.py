@@ -56,6 +56,7 @@ def check_writable(settings: BotSettings) -> None:
         "BOT_STATE_FILE": settings.state_file.parent,
         "HEALTH_FILE": settings.health_file.parent,
         "ARTIFACTS_DIR": settings.core.artifacts_dir,
+        "CONTRIB_DIR": settings.core.contributions_dir,
     }
     for variable, folder in places.items():
         if not _writable_dir(folder):

@@ -101,5 +101,8 @@ def test_env_example_lists_every_setting() -> None:
         "WIKIDATA_API_URL",
         "WIKIPEDIA_API_URL",
         "ENRICH_CONTACT",
+        "CONTRIB_DIR",
+        "CONTRIB_MAX_MB",
+        "CONTRIB_PER_USER_DAY",
     ):
         assert f"{variable}=" in example, variable
