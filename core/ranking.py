@@ -145,14 +145,7 @@ def vote(
     ranked = sorted(landmark_weight, key=lambda x: (-landmark_weight[x], x))
     hits = tuple(LandmarkHit(landmarks[xid], landmark_weight[xid] / total, landmark_best[xid]) for xid in ranked)
 
-    category_score: dict[str, float] = defaultdict(float)
-    for hit in hits:
-        for category in hit.landmark.categories:
-            category_score[category] += hit.score
-    categories = tuple(
-        CategoryHit(c, min(category_score[c], 1.0))
-        for c in sorted(category_score, key=lambda c: (-category_score[c], c))
-    )
+    categories = _categories(hits)
     top_similarity = hits[0].similarity
     return Recognition(
         match=top_similarity >= params.match_threshold,
@@ -160,3 +153,12 @@ def vote(
         categories=categories[: params.top_n],
         best_similarity=top_similarity,
     )
+
+
+def _categories(hits: Sequence[LandmarkHit]) -> tuple[CategoryHit, ...]:
+    """A category's score is the share of the vote cast for landmarks of that kind, best first."""
+    score: dict[str, float] = defaultdict(float)
+    for hit in hits:
+        for category in hit.landmark.categories:
+            score[category] += hit.score
+    return tuple(CategoryHit(c, min(score[c], 1.0)) for c in sorted(score, key=lambda c: (-score[c], c)))

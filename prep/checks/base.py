@@ -97,6 +97,12 @@ class Collection:
     prompts_unavailable: str = ""
     notes: list[str] = field(default_factory=list)  # said in the summary (e.g. why a check was skipped)
 
+    def embedded(self) -> tuple[list[PhotoUnderReview], np.ndarray]:
+        """The photos that have an embedding, and their vectors as rows (empty when none has)."""
+        photos = [p for p in self.photos if p.sha256 in self.vectors]
+        matrix = np.stack([self.vectors[p.sha256] for p in photos]) if photos else np.zeros((0, 0))
+        return photos, matrix
+
 
 Needs = Literal["pixels", "hashes", "embeddings"]
 

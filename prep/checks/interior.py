@@ -53,7 +53,7 @@ class InteriorCheck:
     keeps = ()
 
     def review(self, collection: Collection) -> list[Finding]:
-        embedded = [p for p in collection.photos if p.sha256 in collection.vectors]
+        embedded, matrix = collection.embedded()
         if not embedded:
             return []
         if collection.encode_prompts is None:
@@ -61,7 +61,6 @@ class InteriorCheck:
             return []
         indoor = prompt_vectors(collection.encode_prompts, INDOOR_PROMPTS)
         outdoor = prompt_vectors(collection.encode_prompts, OUTDOOR_PROMPTS)
-        matrix = np.stack([collection.vectors[p.sha256] for p in embedded])
         probabilities = indoor_probability(matrix, indoor, outdoor)
         return [
             Finding(photo.path, self.reason, float(probability), INDOOR_MIN_PROBABILITY)

@@ -96,10 +96,9 @@ class OutlierCheck:
     keeps = ()
 
     def review(self, collection: Collection) -> list[Finding]:
-        embedded = [p for p in collection.photos if p.sha256 in collection.vectors]
+        embedded, matrix = collection.embedded()
         if not embedded:
             return []
-        matrix = np.stack([collection.vectors[p.sha256] for p in embedded])
         return [
             Finding(
                 outlier.path,
