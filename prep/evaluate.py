@@ -13,13 +13,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from core.encoders import TextEncoder
 from core.geo import EARTH_RADIUS_M, GeoPoint, landmark_point
 from core.index import PhotoIndex
 from core.location import rank
 from core.ranking import PhotoLocation, RankingParams, vote
+from prep.progress import progress_over
 
 TEXT_TOP = 5
 QUERY_BATCH = 256
@@ -91,7 +91,7 @@ def evaluate(
     top1 = top5 = matches = 0
     precisions: list[float] = []
     correct_similarities: list[float] = []
-    for start in tqdm(range(0, len(index), QUERY_BATCH), desc="evaluating", disable=not show_progress):
+    for start in progress_over(range(0, len(index), QUERY_BATCH), "evaluate", enabled=show_progress):
         similarities, rows = index.search(vectors[start : start + QUERY_BATCH], params.search_depth + extra)
         for offset, (sims, found) in enumerate(zip(similarities, rows, strict=True)):
             query = start + offset
@@ -213,7 +213,7 @@ def geo_evaluation(
     top1 = {False: 0, True: 0}
     top5 = {False: 0, True: 0}
     counted = 0
-    for row in tqdm(range(len(index)), desc="evaluating with locations", disable=not show_progress):
+    for row in progress_over(range(len(index)), "geo", enabled=show_progress):
         photo = index.photos[row]
         place = landmark_point(index.landmarks[photo.xid])
         if place is None:

@@ -9,13 +9,12 @@ import csv
 import io
 import re
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-from tqdm import tqdm
 
 from core.catalog import CatalogError, Landmark, parse_coordinate, split_kinds
 from core.dataset import Dataset, is_safe_name
@@ -253,7 +252,7 @@ def ingest(raw_dir: Path, data_dir: Path, *, show_progress: bool = True) -> Inge
             report.skipped.append(Skipped(images_file.name, -1, "", "images file missing"))
             continue
         rows = _image_rows(images_file)
-        for number, name, encoded in tqdm(rows, desc=city_code, unit=" photos", disable=not show_progress):
+        for number, name, encoded in _with_progress(rows, city_code, show_progress):
             try:
                 written = _ingest_photo(encoded, by_name.get(_name_key(name)), city_code, number, dataset, removed)
             except RowSkipped as exc:
@@ -268,6 +267,26 @@ def ingest(raw_dir: Path, data_dir: Path, *, show_progress: bool = True) -> Inge
     _merge_places(dataset, landmarks_by_city)
     report.report_path = dataset.write_ingest_report((s.source, s.row, s.name, s.reason) for s in report.skipped)
     return report
+
+
+def _with_progress(rows, city_code: str, enabled: bool):
+    """Rows of a city's images file, with a bar on a terminal (rows are not counted ahead: files are large)."""
+    from prep.progress import LINE_INTERVAL
+
+    if not enabled:
+        yield from rows
+        return
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        yield from tqdm(rows, desc=city_code, unit=" photos")
+        return
+    last = time.monotonic()
+    for done, row in enumerate(rows, 1):
+        yield row
+        if time.monotonic() - last >= LINE_INTERVAL:
+            last = time.monotonic()
+            print(f"{city_code}: {done} rows", file=sys.stderr, flush=True)
 
 
 class RowSkipped(ValueError):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections.abc import Iterable, Iterator
+from typing import TextIO, TypeVar
 
 from tqdm import tqdm
 
@@ -16,8 +17,11 @@ LABELS = {
     "export": "exporting",
     "wikidata": "asking Wikidata",
     "enrich": "describing",
+    "evaluate": "evaluating",
+    "geo": "evaluating with locations",
 }
-UNITS = {"export": "steps", "wikidata": "ids", "enrich": "landmarks"}
+UNITS = {"export": "steps", "wikidata": "ids", "enrich": "landmarks", "evaluate": "batches"}
+T = TypeVar("T")
 # Seconds between plain progress lines when stderr is not a terminal.
 LINE_INTERVAL = 10.0
 
@@ -60,3 +64,16 @@ class StageProgress:
     def close(self) -> None:
         for bar in self._bars.values():
             bar.close()
+
+
+def progress_over(items: Iterable[T], stage: str, total: int | None = None, enabled: bool = True) -> Iterator[T]:
+    """Iterate with progress: a bar on a terminal, periodic plain lines in a log (`total` if not sized)."""
+    items = list(items) if total is None and not hasattr(items, "__len__") else items
+    count = len(items) if total is None else total
+    progress = StageProgress(enabled=enabled)
+    try:
+        for done, item in enumerate(items, 1):
+            yield item
+            progress(stage, done, count)
+    finally:
+        progress.close()
