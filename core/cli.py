@@ -91,6 +91,9 @@ def run_cli(main: Callable[[], int]) -> NoReturn:
     except GuideError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = EXIT_USAGE
+    except BrokenPipeError:  # `… | head`: the reader left; no traceback, no error line
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
     except OSError as exc:
         print(f"error: {explain_os_error(exc)}", file=sys.stderr)
         code = EXIT_USAGE
