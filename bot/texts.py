@@ -86,10 +86,12 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     "privacy": {
         "ru": "<b>Что я храню</b>\n• выбранный язык;\n• последнюю геопозицию ({ttl} ч.);\n"
         "• для статистики — мои ответы на ваши фото и ваши оценки ✓/✗;\n"
-        "• сами фото — только если вы согласились.\n/forget удаляет всё это.",
+        "• сами фото — только если вы согласились; фото, которое администратор добавил в коллекцию "
+        "достопримечательности, остаётся в ней.\n/forget удаляет всё остальное.",
         "en": "<b>What I keep</b>\n• your chosen language;\n• your last shared location ({ttl} h);\n"
         "• for statistics, my answers to your photos and your ✓/✗ ratings;\n"
-        "• the photos themselves only if you agreed.\n/forget deletes all of it.",
+        "• the photos themselves only if you agreed; a photo an administrator added to a landmark's "
+        "collection stays there.\n/forget deletes all the rest.",
     },
     "review_empty": {"ru": "Нет фото на проверку.", "en": "No contributions to review."},
     "review_item": {

@@ -158,3 +158,10 @@ async def test_stats_for_admins(learning) -> None:
     assert "right 100%" in text and "✓1" in text and "photos" in text
     await fake.send(708, text="/stats")
     await fake.wait_for(lambda: any("administrators only" in c.text for c in fake.replies(708)))
+
+
+async def test_privacy_says_what_is_kept(learning) -> None:
+    fake, _, _, _ = learning
+    await fake.send(709, text="/privacy")
+    text = (await fake.wait_replies(709))[0].text
+    assert "language" in text and "location (3 h)" in text and "only if you agreed" in text and "/forget" in text
