@@ -51,10 +51,7 @@ class Runtime:
         if self.name == ONNX:
             from core.encoders.onnx_folder import OnnxManifest
 
-            manifest = OnnxManifest.read(self.settings.onnx_dir)
-            precision, exported = manifest.choose("image")
-            variant = f"{precision}@{exported.sha256[:12]}" if precision != "fp32" else ""
-            return cache_key_for(manifest.image_model, manifest.image_fingerprint, variant)
+            return OnnxManifest.read(self.settings.onnx_dir).image_cache_key()
         return cache_key_for(model_id(self.settings.image_model), self.image_fingerprint())
 
     def text_encoder(self) -> TextEncoder:

@@ -17,7 +17,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from core.encoders.base import ModelLoadError
+from core.encoders.base import ModelLoadError, cache_key_for
 
 MANIFEST = "onnx.json"
 TOKENIZER = "tokenizer.json"
@@ -102,6 +102,14 @@ class OnnxManifest:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise OnnxModelsError(f"{path} lacks or garbles field {exc}: {REEXPORT}") from None
         return manifest
+
+    def image_cache_key(self, precision: str | None = None) -> str:
+        """The embedding-cache key of this export's image vectors at `precision` (default: the best one).
+        Quantised vectors differ slightly from fp32/torch ones, and from another export's: they get keys of
+        their own, so that an index never mixes two of them."""
+        chosen, exported = self.choose("image", precision)
+        variant = f"{chosen}@{exported.sha256[:12]}" if chosen != "fp32" else ""
+        return cache_key_for(self.image_model, self.image_fingerprint, variant)
 
     def choose(self, tower: str, precision: str | None = None) -> tuple[str, ExportedFile]:
         """The model file of `tower` at `precision`, or at the best one exported (int8 before fp32)."""

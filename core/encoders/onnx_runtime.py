@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.encoders.base import cache_key_for, clip_queries, normalise_rows
+from core.encoders.base import clip_queries, normalise_rows
 from core.encoders.onnx_folder import TOKENIZER, OnnxManifest, OnnxModelsError
 from core.preprocess import ClipPreprocessing
 
@@ -62,10 +62,7 @@ class OnnxImageEncoder:
         self.model_name = manifest.image_model
         self.fingerprint = manifest.image_fingerprint
         self.dim = manifest.dim
-        # Quantised vectors differ slightly from fp32/torch ones, and from another export's: they
-        # get cache entries of their own, so that an index never mixes two of them.
-        variant = f"{self.precision}@{exported.sha256[:12]}" if self.precision != "fp32" else ""
-        self.cache_key = cache_key_for(self.model_name, self.fingerprint, variant)
+        self.cache_key = manifest.image_cache_key(self.precision)
         self._preprocess = ClipPreprocessing.from_dict(manifest.preprocess)
         # Fixing the batch at one pays for int8 (~5 % faster, 19 MB less RSS) but not for fp32, where
         # ONNX Runtime then keeps ~100 MB more (both measured on ViT-B/32).
