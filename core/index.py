@@ -214,13 +214,20 @@ class PhotoIndex:
         """Rows of a landmark's indexed photos."""
         return list(self._rows_by_xid.get(xid, ()))
 
+    def _landmark_similarities(
+        self, vector: np.ndarray, xid: str, exclude_sha256: str | None = None
+    ) -> tuple[list[int], np.ndarray]:
+        """The rows of a landmark's photos (without copies of `exclude_sha256`) and their cosine to `vector`."""
+        rows = [r for r in self._rows_by_xid.get(xid, ()) if self.photos[r].sha256 != exclude_sha256]
+        if not rows:
+            return [], np.zeros(0, dtype=np.float32)
+        matrix = np.stack([self._index.reconstruct(r) for r in rows])
+        return rows, matrix @ np.asarray(vector, dtype=np.float32).reshape(-1)
+
     def best_row(self, vector: np.ndarray, xid: str) -> int | None:
         """The row of the landmark's photo closest to `vector`."""
-        rows = self.photos_of(xid)
-        if not rows:
-            return None
-        matrix = np.stack([self._index.reconstruct(r) for r in rows])
-        return rows[int(np.argmax(matrix @ np.asarray(vector, dtype=np.float32).reshape(-1)))]
+        rows, similarities = self._landmark_similarities(vector, xid)
+        return rows[int(np.argmax(similarities))] if rows else None
 
     @cached_property
     def locator(self) -> LandmarkLocator:
@@ -246,12 +253,9 @@ class PhotoIndex:
         return xid in self._rows_by_xid
 
     def best_similarity(self, vector: np.ndarray, xid: str, exclude_sha256: str | None = None) -> float:
-        """Cosine similarity of `vector` to the closest indexed photo of landmark `xid`."""
-        rows = [r for r in self._rows_by_xid.get(xid, ()) if self.photos[r].sha256 != exclude_sha256]
-        if not rows:
-            return -1.0
-        matrix = np.stack([self._index.reconstruct(r) for r in rows])
-        return float((matrix @ np.asarray(vector, dtype=np.float32).reshape(-1)).max())
+        """Cosine similarity of `vector` to the closest indexed photo of landmark `xid` (-1 if it has none)."""
+        rows, similarities = self._landmark_similarities(vector, xid, exclude_sha256)
+        return float(similarities.max()) if rows else -1.0
 
     def vector(self, row: int) -> np.ndarray:
         return self._index.reconstruct(row)

@@ -162,3 +162,9 @@ def _categories(hits: Sequence[LandmarkHit]) -> tuple[CategoryHit, ...]:
         for category in hit.landmark.categories:
             score[category] += hit.score
     return tuple(CategoryHit(c, min(score[c], 1.0)) for c in sorted(score, key=lambda c: (-score[c], c)))
+
+
+def most_typical_first(vectors: np.ndarray) -> np.ndarray:
+    """Row order of `vectors`, the one closest to their mean first (ties keep their order): how the review
+    page picks comparison photos and "More photos" picks a landmark's album."""
+    return np.argsort(-(vectors @ vectors.mean(axis=0)), kind="stable")

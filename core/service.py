@@ -17,7 +17,7 @@ from core.geo import GeoPoint, Nearby
 from core.imaging import decode_image, read_gps
 from core.index import ArtifactsError, BuildReport, PhotoIndex, build_index
 from core.location import DEFAULT_LOCATION_MAX_KM, rank
-from core.ranking import PhotoLocation, RankingParams, Recognition
+from core.ranking import PhotoLocation, RankingParams, Recognition, most_typical_first
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -190,13 +190,12 @@ class Guide:
             return []
         vectors = np.stack([index.vector(r) for r in rows])
         centre = vectors.mean(axis=0)
-        order = np.argsort(-(vectors @ centre))[:limit]
         landmark = index.landmarks[xid]
         return [
             PhotoHit(
                 index.photo_path(rows[i], self.data_dir), xid, landmark.name, landmark.city, float(vectors[i] @ centre)
             )
-            for i in order
+            for i in most_typical_first(vectors)[:limit]
         ]
 
     def nearby(self, lat: float, lon: float, limit: int = NEARBY_LIMIT) -> list[Nearby]:

@@ -30,6 +30,7 @@ from core.embedding_cache import (
 )
 from core.encoders import ImageEncoder
 from core.imaging import ImageDecodeError
+from core.ranking import most_typical_first
 from core.settings import usable_cpus
 from prep.checks import BY_NAME, CHECKS, REASONS, Collection, Finding, PhotoUnderReview
 from prep.checks.decode import read_photo
@@ -123,8 +124,7 @@ def _typical(photos: list[PhotoUnderReview], vectors: dict, flagged: set[str]) -
         embedded = [m for m in members if m.sha256 in vectors]
         if len(embedded) == len(members) and members:
             matrix = np.stack([vectors[m.sha256] for m in members])
-            order = np.argsort(-(matrix @ matrix.mean(axis=0)), kind="stable")
-            members = [members[i] for i in order]
+            members = [members[i] for i in most_typical_first(matrix)]
         typical[xid] = [m.path for m in members[:TYPICAL_PHOTOS]]
     return typical
 
