@@ -199,6 +199,9 @@ class Dataset:
 
     def record_kept(self, photos: Iterable[KeptPhoto]) -> None:
         """Add (or widen: the union of reasons) keep decisions; written atomically."""
+        photos = list(photos)
+        if not photos:
+            return  # nothing to record: the file is not rewritten (nor created)
         kept = self.kept()
         now = datetime.now(UTC).isoformat(timespec="seconds")
         for photo in photos:
@@ -209,7 +212,9 @@ class Dataset:
 
     def forget_kept(self, sha256s: Iterable[str]) -> None:
         drop = set(sha256s)
-        self._write_kept(photo for photo in self.kept().values() if photo.sha256 not in drop)
+        kept = self.kept()
+        if drop & set(kept):
+            self._write_kept(photo for photo in kept.values() if photo.sha256 not in drop)
 
     def _write_kept(self, photos: Iterable[KeptPhoto]) -> None:
         tmp = self.kept_path.with_name(f".{KEPT_FILE}.tmp")

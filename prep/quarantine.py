@@ -24,7 +24,7 @@ from core.catalog import CatalogError
 from core.dataset import IMAGES_DIR, Dataset, KeptPhoto, RemovedPhoto, spreadsheet_safe
 from core.embedding_cache import file_hash
 from core.errors import GuideError
-from prep.checks import REASONS, Finding
+from prep.checks import REASONS
 from prep.clean import CleanResult
 from prep.review_page import THUMBS, render, thumbnail_name, write_thumbnail
 
@@ -80,9 +80,10 @@ def _write_marker(qdir: Path) -> None:
         f.write("made by `python -m prep clean`; `prep apply` deletes what is still here\n")
 
 
-def quarantine_path(qdir: Path, finding: Finding) -> Path:
-    # Dataset paths are images/{CITY}/{XID}/{file}: the reason replaces the leading folder.
-    return qdir / finding.reason / Path(finding.path).relative_to(IMAGES_DIR)
+def quarantine_path(qdir: Path, reason: str, path: str) -> Path:
+    """Where a candidate's copy lives. Dataset paths are images/{CITY}/{XID}/{file}: the reason replaces the
+    leading folder (under QDIR/.kept for a photo kept in the review page)."""
+    return qdir / reason / Path(path).relative_to(IMAGES_DIR)
 
 
 def write_quarantine(result: CleanResult, data_dir: Path, qdir: Path) -> None:
@@ -98,7 +99,7 @@ def write_quarantine(result: CleanResult, data_dir: Path, qdir: Path) -> None:
     qdir.mkdir(parents=True, exist_ok=True)
     _write_marker(qdir)
     for finding in result.findings:
-        target = quarantine_path(qdir, finding)
+        target = quarantine_path(qdir, finding.reason, finding.path)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(data_dir / finding.path, target)
     rows = _report_rows(result)
@@ -154,11 +155,11 @@ def _read_report(qdir: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def states(qdir: Path) -> dict[str, str]:
+def states(qdir: Path, rows: list[dict] | None = None) -> dict[str, str]:
     """Each candidate's state: "remove" while its copy is in the quarantine, else "keep"."""
     out = {}
-    for row in _read_report(qdir):
-        copy = qdir / row["reason"] / Path(row["path"]).relative_to(IMAGES_DIR)
+    for row in _read_report(qdir) if rows is None else rows:
+        copy = quarantine_path(qdir, row["reason"], row["path"])
         out[row["path"]] = "remove" if copy.is_file() and not copy.is_symlink() else "keep"
     return out
 
@@ -168,24 +169,21 @@ def decide(qdir: Path, data_dir: Path, paths: list[str], decision: str) -> dict[
     Remove: move it back. Unknown paths are ignored; returns the new states of the known ones."""
     check_location(qdir, data_dir)
     rows = {row["path"]: row for row in _read_report(qdir)}
-    dataset = Dataset(data_dir)
-    changed = {}
-    for path in paths:
-        row = rows.get(path)
-        if row is None:
-            continue
-        relative = Path(path).relative_to(IMAGES_DIR)
-        live, kept = qdir / row["reason"] / relative, qdir / KEPT_DIR / row["reason"] / relative
+    touched = [rows[path] for path in dict.fromkeys(paths) if path in rows]
+    for row in touched:
+        live = quarantine_path(qdir, row["reason"], row["path"])
+        kept = quarantine_path(qdir / KEPT_DIR, row["reason"], row["path"])
         source, target = (live, kept) if decision == "keep" else (kept, live)
         if source.is_file() and not source.is_symlink():
             target.parent.mkdir(parents=True, exist_ok=True)
             source.replace(target)
-        changed[path] = decision
-    keeps = [_kept_photo(rows[p]) for p, state in changed.items() if state == "keep"]
-    dataset.record_kept(keeps)
-    if decision == "remove":
-        dataset.forget_kept(rows[p]["sha256"] for p in changed)
-    return {path: state for path, state in states(qdir).items() if path in changed}
+    now = states(qdir, touched)
+    # The dataset records what the quarantine now says: a "remove" whose copy is gone (deleted by hand)
+    # stays a keep, and its record with it.
+    dataset = Dataset(data_dir)
+    dataset.record_kept(_kept_photo(row) for row in touched if now[row["path"]] == "keep")
+    dataset.forget_kept(row["sha256"] for row in touched if now[row["path"]] == "remove")
+    return now
 
 
 def _kept_photo(row: dict) -> KeptPhoto:
@@ -198,10 +196,9 @@ def harvest_kept(qdir: Path, data_dir: Path) -> int:
     kept in the review page), so the decision outlives the quarantine. Returns how many."""
     if not (qdir / MARKER).is_file() or (qdir / MARKER).is_symlink():
         return 0
-    rows = {row["path"]: row for row in _read_report(qdir)}
-    keeps = [
-        _kept_photo(rows[path]) for path, state in states(qdir).items() if state == "keep" and rows[path]["sha256"]
-    ]
+    rows = _read_report(qdir)
+    now = states(qdir, rows)
+    keeps = [_kept_photo(row) for row in rows if now[row["path"]] == "keep" and row["sha256"]]
     Dataset(data_dir).record_kept(keeps)
     return len(keeps)
 
@@ -255,8 +252,7 @@ def _recorded(qdir: Path) -> dict[str, tuple[str, str]]:
             f"{qdir} has no {REPORT}: without the hashes recorded at cleaning time nothing can be verified, "
             "so nothing is deleted; run `python -m prep clean` again"
         )
-    with report.open(newline="", encoding="utf-8") as f:
-        return {row["path"]: (row.get("reason", ""), row.get("sha256", "")) for row in csv.DictReader(f)}
+    return {row["path"]: (row.get("reason", ""), row.get("sha256", "")) for row in _read_report(qdir)}
 
 
 def _why_not_delete(

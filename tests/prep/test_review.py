@@ -99,3 +99,17 @@ def test_kept_photos_are_never_deleted_nor_flagged_again(reviewed, capsys) -> No
         assert not {row["path"] for row in csv.DictReader(f)} & {collage, tiny}
     assert run_json(main, ["apply", "--quarantine", str(qdir), "--yes"], capsys)["deleted"] == []
     assert snapshot(dataset.data_dir) == before
+
+
+def test_remove_on_a_copy_deleted_by_hand_leaves_it_kept(reviewed) -> None:
+    """The page cannot bring back a copy the admin deleted: the photo stays kept, and so does its record."""
+    dataset, qdir, server, expected = reviewed
+    tiny = next(p for p, r in expected.items() if r == "tiny")
+    (qdir / "tiny" / Path(tiny).relative_to("images")).unlink()
+    assert _decide(server, [tiny], "remove") == {tiny: "keep"}
+    assert any(k.path == tiny for k in Dataset(dataset.data_dir).kept().values())
+
+
+def test_cleaning_without_decisions_writes_no_kept_file(reviewed) -> None:
+    dataset, *_ = reviewed
+    assert not (dataset.data_dir / "kept.csv").exists()
