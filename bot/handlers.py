@@ -56,7 +56,7 @@ def _greeting_values(context: ContextTypes.DEFAULT_TYPE, lang_: Lang) -> dict[st
     """What /start and /help say about the loaded index: its cities, its size, an example from it."""
     index = services(context).guide.index
     cities = index.city_names(lang_)
-    indexed = [xid for xid in dict.fromkeys(photo.xid for photo in index.photos)]
+    indexed = list(dict.fromkeys(photo.xid for photo in index.photos))
     example = index.describe(indexed[0], lang_).name if indexed else ""
     return {"cities": join_names(cities, lang_), "count": str(len(indexed)), "example": example}
 
@@ -159,19 +159,16 @@ async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id
         log.info("undecodable image from user %s: %s", update.effective_user.id if update.effective_user else "?", exc)
         await message.reply_text(text("bad_image", lang_))
         return
-    answer_id = await svc.run(_record_answer, svc, update, result, data, (time.monotonic() - started) * 1000)
-    await _answer_recognition(update, context, result, lang_, answer_id)
-    if update.effective_user is not None and svc.store.consent(update.effective_user.id) is None:
-        await feedback.ask_consent(update, context, lang_)
-
-
-def _record_answer(svc, update: Update, result: Recognition, data: bytes, answer_ms: float) -> str:
-    """Every answer is recorded for the statistics; the photo only with the user's consent."""
+    answer_ms = (time.monotonic() - started) * 1000
+    # Every answer is recorded for the statistics; the photo only with the user's consent.
     user_id = update.effective_user.id if update.effective_user else 0
-    keep = svc.store.consent(user_id) is True
+    consent = await svc.run(svc.store.consent, user_id)
     candidates = [hit.xid for hit in result.landmarks]
-    photo = data if keep else None
-    return svc.store.record_answer(user_id, candidates, result.match, answer_ms, photo, photo_extension(data))
+    photo, ext = (data if consent else None), photo_extension(data)
+    answer_id = await svc.run(svc.store.record_answer, user_id, candidates, result.match, answer_ms, photo, ext)
+    await _answer_recognition(update, context, result, lang_, answer_id)
+    if update.effective_user is not None and consent is None:
+        await feedback.ask_consent(update, context, lang_)
 
 
 async def _answer_recognition(
@@ -326,12 +323,8 @@ async def _send_album(update: Update, context: ContextTypes.DEFAULT_TYPE, hits: 
 def _read_album(hits: list[PhotoHit], captions: list[str]) -> list[InputMediaPhoto]:
     album = []
     for hit, caption in zip(hits, captions, strict=True):
-        try:
-            data = Path(hit.path).read_bytes()
-        except OSError:
-            log.warning("indexed photo is gone: %s", hit.path)
-            continue
-        album.append(InputMediaPhoto(data, caption=caption, filename=Path(hit.path).name))
+        if (data := _read_bytes(str(hit.path))) is not None:
+            album.append(InputMediaPhoto(data, caption=caption, filename=Path(hit.path).name))
     return album
 
 
