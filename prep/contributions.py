@@ -10,38 +10,33 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from core.contributions import Answer, Approval, stats_summary
+from core.contributions import Answer, Approval, basic_check, stats_summary
 from core.dataset import Dataset
+from core.imaging import ImageDecodeError
 from prep.checks import COLLAGE as COLLAGE_CHECK
-from prep.checks import GRAYSCALE, SEPIA, TINY, UNREADABLE
+from prep.checks import GRAYSCALE, SEPIA
 from prep.checks.base import PhotoUnderReview
 from prep.checks.decode import read_photo
 from prep.checks.duplicates import NEAR_MAX_DISTANCE, perceptual_hash
 
-PHOTO_CHECKS = (UNREADABLE, TINY, GRAYSCALE, SEPIA, COLLAGE_CHECK)
+# Beyond what core's basic_check covers (unreadable, tiny, the same file already there).
+PIXEL_CHECKS = (GRAYSCALE, SEPIA, COLLAGE_CHECK)
 
 
 def clean_check(data: bytes, dataset: Dataset, xid: str) -> str | None:
     """None if the photo passes what `prep clean` checks one photo and its landmark for, else the reason."""
-    from core.imaging import ImageDecodeError
-
-    sha = hashlib.sha256(data).hexdigest()
-    try:
-        photo = PhotoUnderReview("contribution", xid, sha, read_photo(data))
-    except ImageDecodeError as exc:
-        photo = PhotoUnderReview("contribution", xid, sha, None, str(exc))
-    for check in PHOTO_CHECKS:
+    if why := basic_check(data, dataset, xid):
+        return why
+    photo = PhotoUnderReview("contribution", xid, hashlib.sha256(data).hexdigest(), read_photo(data))
+    for check in PIXEL_CHECKS:
         if (finding := check.inspect(photo)) is not None:
             return f"{finding.reason}: {finding.detail}".rstrip(": ")
     mine = perceptual_hash(photo.image)
     for other in dataset.photos():
         if other.xid != xid:
             continue
-        content = dataset.path(other.path).read_bytes()
-        if hashlib.sha256(content).hexdigest() == sha:
-            return f"duplicate: the same file is already {other.path}"
         try:
-            distance = bin(mine ^ perceptual_hash(read_photo(content))).count("1")
+            distance = bin(mine ^ perceptual_hash(read_photo(dataset.path(other.path).read_bytes()))).count("1")
         except ImageDecodeError:
             continue
         if distance <= NEAR_MAX_DISTANCE:

@@ -219,7 +219,7 @@ def enrich(
         entities = _fetch_entities(client, landmarks.values(), langs, report, progress)
         infos = {
             lm.xid: _landmark_info(client, lm, entities.get(lm.wikidata, {}), langs, report)
-            for done, lm in _counted(landmarks.values(), progress, "enrich")
+            for lm in _reporting(landmarks.values(), progress, "enrich")
         }
     finally:
         client.close()
@@ -232,10 +232,11 @@ def enrich(
     return report
 
 
-def _counted(items: Iterable[Landmark], progress: ProgressFn, stage: str):
+def _reporting(items: Iterable[Landmark], progress: ProgressFn, stage: str):
+    """The items, calling progress(stage, done, total) after each."""
     items = list(items)
     for done, item in enumerate(items, 1):
-        yield done, item
+        yield item
         progress(stage, done, len(items))
 
 
