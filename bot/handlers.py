@@ -164,7 +164,7 @@ async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id
     user_id = update.effective_user.id if update.effective_user else 0
     consent = await svc.run(svc.store.consent, user_id)
     candidates = [hit.xid for hit in result.landmarks]
-    photo, ext = (data if consent else None), photo_extension(data)
+    photo, ext = (data, photo_extension(data)) if consent else (None, "")
     answer_id = await svc.run(svc.store.record_answer, user_id, candidates, result.match, answer_ms, photo, ext)
     await _answer_recognition(update, context, result, lang_, answer_id)
     if update.effective_user is not None and consent is None:
