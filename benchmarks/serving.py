@@ -103,13 +103,12 @@ def _settings(work: Path, runtime: str, workers: int):
 
 
 def _guide(work: Path, runtime: str, workers: int):
-    from core.encoders import load_encoders
-    from core.index import PhotoIndex
-    from core.service import Guide
+    from core import Guide, PhotoIndex
+    from core.encoders import choose_runtime
 
     settings = _settings(work, runtime, workers)
-    encoders = load_encoders(settings)
-    return Guide(PhotoIndex.load(settings.artifacts_dir), encoders.image, encoders.text)
+    chosen = choose_runtime(settings)
+    return Guide(PhotoIndex.load(settings.artifacts_dir), chosen.image_encoder(), chosen.text_encoder())
 
 
 def measure_build(work: Path, runtime: str) -> dict:
@@ -148,7 +147,7 @@ def _gemm_probe(threads: int):
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from core.encoders.onnx_runtime import session_options
+    from core.encoders import session_options
 
     tokens, width, hidden = 50, 768, 3072
     rng = np.random.default_rng(0)

@@ -8,8 +8,8 @@ import logging
 from bot.logs import configure_bot_logging
 from bot.preflight import preflight
 from bot.settings import BotSettings
+from core import GuideError
 from core.cli import die, explain_os_error, package_version, run_cli
-from core.errors import GuideError
 
 log = logging.getLogger("bot")
 

@@ -9,25 +9,23 @@ from concurrent.futures import ThreadPoolExecutor
 from telegram import BotCommand
 from telegram.ext import (
     AIORateLimiter,
-    Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
+    ContextTypes,
     MessageHandler,
-    PersistenceInput,
-    PicklePersistence,
     filters,
 )
 
 from bot import feedback, handlers
-from bot.context import SERVICES_KEY, Services
+from bot.context import SERVICES_KEY, GuideApplication, GuideContext, Services
 from bot.health import heartbeat
 from bot.reindex import Reindexer
 from bot.settings import BotSettings
+from bot.state import StateFile, UserState
 from bot.texts import COMMANDS, LANGUAGES
 from bot.throttle import UserRateLimiter
-from core import Guide
-from core.contributions import SqliteContributionStore
+from core import Guide, SqliteContributionStore
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +36,18 @@ CONCURRENT_UPDATES = 64
 FLOOD_RETRIES = 3
 
 
-def build_application(settings: BotSettings, guide: Guide) -> Application:
+def build_application(settings: BotSettings, guide: Guide) -> GuideApplication:
     token = settings.require_token()
     builder = (
         ApplicationBuilder()
         .token(token)
+        .context_types(ContextTypes(context=GuideContext, user_data=UserState))
         .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
         .concurrent_updates(CONCURRENT_UPDATES)
         .post_init(_post_init)
+        .post_stop(_post_stop)
         .post_shutdown(_post_shutdown)
-        .persistence(
-            PicklePersistence(
-                settings.state_file,
-                store_data=PersistenceInput(bot_data=False, chat_data=False, user_data=True, callback_data=False),
-            )
-        )
+        .persistence(StateFile(settings.state_file, legacy=settings.legacy_state_file))
     )
     if settings.telegram_api_url:
         builder = builder.base_url(settings.telegram_api_url)
@@ -62,7 +57,7 @@ def build_application(settings: BotSettings, guide: Guide) -> Application:
     application.bot_data[SERVICES_KEY] = Services(
         settings=settings,
         guide=guide,
-        pool=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="guide"),
+        pool=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="compute"),
         limiter=UserRateLimiter(),
         reindexer=Reindexer(guide, settings.core.data_dir, settings.core.artifacts_dir),
         store=SqliteContributionStore(
@@ -73,7 +68,7 @@ def build_application(settings: BotSettings, guide: Guide) -> Application:
     return application
 
 
-def _add_handlers(application: Application) -> None:
+def _add_handlers(application: GuideApplication) -> None:
     new = filters.UpdateType.MESSAGE
     application.add_handlers(
         [
@@ -104,7 +99,7 @@ def _add_handlers(application: Application) -> None:
     application.add_error_handler(handlers.error)
 
 
-async def _post_init(application: Application) -> None:
+async def _post_init(application: GuideApplication) -> None:
     for lang in LANGUAGES:
         commands = [BotCommand(name, description) for name, description in COMMANDS[lang]]
         await application.bot.set_my_commands(commands, language_code=lang)
@@ -114,9 +109,15 @@ async def _post_init(application: Application) -> None:
     log.info("bot @%s ready: %d photos indexed", application.bot.username, len(services_.guide.index))
 
 
-async def _post_shutdown(application: Application) -> None:
-    services_ = application.bot_data[SERVICES_KEY]
+async def _post_stop(application: GuideApplication) -> None:
+    """Right after polling stops: a running /reindex is cancelled first (at its next batch), so the process
+    ends within Docker's grace period instead of finishing a build nobody will use."""
+    application.bot_data[SERVICES_KEY].reindexer.shutdown()
+
+
+async def _post_shutdown(application: GuideApplication) -> None:
+    services_: Services = application.bot_data[SERVICES_KEY]
     if services_.heartbeat is not None:
         services_.heartbeat.cancel()
     services_.reindexer.shutdown()
-    services_.pool.shutdown(wait=False, cancel_futures=True)
+    services_.shutdown()

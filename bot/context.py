@@ -1,50 +1,109 @@
-"""The services handed to every handler through the Application (no module-level globals)."""
+"""The typed context every handler gets: the services, the user's state and language, and two pools.
+
+PTB builds one `GuideContext` per update (`ContextTypes(context=GuideContext, user_data=UserState)` in
+`bot/app.py`), so a handler reads `context.services`, `context.state` and `context.lang` instead of
+string keys. Blocking work never runs on the event loop: `services.compute` (decode, encode, search:
+the CPU pool, WORKERS threads) and `services.io` (SQLite, files: a separate pool, so a store locked by a
+backup delays only the answers that need it, never another user's /start).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from telegram import Update
-from telegram.ext import ContextTypes
+from telegram import CallbackQuery, Message, Update
+from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.reindex import Reindexer
 from bot.settings import BotSettings
+from bot.state import UserState
 from bot.texts import LANGUAGES, Lang, language_for
 from bot.throttle import UserRateLimiter
-from core import Guide
-from core.contributions import ContributionStore
+from core import ContributionStore, Guide
 
 SERVICES_KEY = "services"
-LANG_KEY = "lang"  # user_data: the language the user chose with /lang
+# Threads for blocking I/O (the contribution store, photo files): small, and apart from the CPU pool.
+IO_THREADS = 4
 T = TypeVar("T")
 
 
 @dataclass
 class Services:
+    """What the handlers use, built once in `bot/app.py` (no module-level globals)."""
+
     settings: BotSettings
     guide: Guide
     pool: ThreadPoolExecutor
     limiter: UserRateLimiter
     reindexer: Reindexer
     store: ContributionStore
-    heartbeat: asyncio.Task | None = None
+    io_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="io")
+    )
+    heartbeat: asyncio.Task[None] | None = None
 
-    async def run(self, function: Callable[..., T], *args: object) -> T:
-        """CPU work (decode, encode, search) goes to the bounded worker pool, never the event loop."""
+    async def compute(self, function: Callable[..., T], *args: object) -> T:
+        """CPU work (decode, encode, search) in the bounded worker pool."""
         return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
 
+    async def io(self, function: Callable[..., T], *args: object) -> T:
+        """Blocking I/O (the store, files) in its own pool."""
+        return await asyncio.get_running_loop().run_in_executor(self.io_pool, function, *args)
 
-def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
-    return context.application.bot_data[SERVICES_KEY]
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.io_pool.shutdown(wait=False, cancel_futures=True)
 
 
-def user_lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Lang:
-    chosen = context.user_data.get(LANG_KEY) if context.user_data is not None else None
-    if chosen in LANGUAGES:
-        return chosen
-    user = update.effective_user
-    return language_for(user.language_code if user else None)
+GuideApplication = Application[Any, "GuideContext", UserState, dict, dict, Any]
+
+
+class GuideContext(CallbackContext[ExtBot[None], UserState, dict, dict]):
+    """The context of one update: typed access to the services and to the sender's state."""
+
+    def __init__(self, application: GuideApplication, chat_id: int | None = None, user_id: int | None = None):
+        super().__init__(application, chat_id=chat_id, user_id=user_id)
+        self.client_language: str | None = None
+
+    @classmethod
+    def from_update(cls, update: object, application: Any) -> GuideContext:
+        context = super().from_update(update, application)
+        if isinstance(update, Update) and update.effective_user is not None:
+            context.client_language = update.effective_user.language_code
+        return context
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.application.bot_data[SERVICES_KEY]
+        return services
+
+    @property
+    def state(self) -> UserState:
+        """The sender's state; an update without a user (a channel post) gets a throwaway one."""
+        return self.user_data if self.user_data is not None else UserState()
+
+    @property
+    def lang(self) -> Lang:
+        """The language chosen with /lang, else the closest to the Telegram client's."""
+        chosen = self.state.lang
+        if chosen in LANGUAGES:
+            return chosen
+        return language_for(self.client_language)
+
+
+def incoming(update: Update) -> Message:
+    """The message a message handler was registered for (its filter guarantees one)."""
+    if update.effective_message is None:
+        raise ValueError("an update without a message reached a message handler")
+    return update.effective_message
+
+
+def pressed(update: Update) -> CallbackQuery:
+    """The button press a callback handler was registered for."""
+    if update.callback_query is None:
+        raise ValueError("an update without a callback query reached a callback handler")
+    return update.callback_query

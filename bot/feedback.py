@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
-from telegram.ext import ContextTypes
 
-from bot.context import services, user_lang
-from bot.texts import Lang, text
-from core.contributions import Answer, approve, stats_summary
-from core.dataset import Dataset
+from bot.context import GuideContext, incoming, pressed
+from bot.texts import CAPTION_LIMIT, Lang, clip_text, text
+from core import Answer, Dataset, GuideError, approve, reject, stats_summary, telegram_photo
 
 log = logging.getLogger(__name__)
 
@@ -38,30 +37,36 @@ def feedback_row(answer_id: str, lang: Lang) -> list[InlineKeyboardButton]:
 
 def _without_feedback(markup: InlineKeyboardMarkup | None) -> list[list[InlineKeyboardButton]]:
     rows = markup.inline_keyboard if markup else ()
-    return [list(row) for row in rows if not any((b.callback_data or "").startswith(FEEDBACK) for b in row)]
+    return [list(row) for row in rows if not any(str(b.callback_data or "").startswith(FEEDBACK) for b in row)]
 
 
 async def _expired(update: Update, lang: Lang) -> None:
-    await update.callback_query.answer(text("expired", lang))
+    await pressed(update).answer(text("expired", lang))
 
 
-async def feedback_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+def _shown_markup(query: CallbackQuery) -> InlineKeyboardMarkup | None:
+    """The buttons under the pressed message (none when Telegram no longer gives us the message)."""
+    message = query.message
+    return message.reply_markup if isinstance(message, Message) else None
+
+
+async def feedback_pressed(update: Update, context: GuideContext) -> None:
     """✓, ✗ and the choices after ✗: recorded once, by the user who sent the photo only."""
-    query, lang, store = update.callback_query, user_lang(update, context), services(context).store
+    query, lang, svc = pressed(update), context.lang, context.services
     match = FEEDBACK_DATA.match(query.data or "")
-    answer = store.answer(match.group(1)) if match else None
-    if answer is None or query.from_user is None or answer.user_id != query.from_user.id:
+    answer = await svc.io(svc.store.answer, match.group(1)) if match else None
+    if match is None or answer is None or query.from_user is None or answer.user_id != query.from_user.id:
         await _expired(update, lang)
         return
     choice = match.group(2)
     if choice == "no":
         await query.answer()
-        await _edit_markup(query, _without_feedback(query.message.reply_markup) + _choices(answer, context, lang))
+        await _edit_markup(query, _without_feedback(_shown_markup(query)) + _choices(answer, context, lang))
         return
     label, xid = _label(answer, choice)
-    outcome = store.give_feedback(answer.id, query.from_user.id, label, xid)
+    outcome = await svc.io(svc.store.give_feedback, answer.id, query.from_user.id, label, xid)
     await query.answer(text("thanks" if outcome == "recorded" else outcome, lang))
-    await _edit_markup(query, _without_feedback(query.message.reply_markup))
+    await _edit_markup(query, _without_feedback(_shown_markup(query)))
 
 
 def _label(answer: Answer, choice: str) -> tuple[str, str | None]:
@@ -73,8 +78,8 @@ def _label(answer: Answer, choice: str) -> tuple[str, str | None]:
     return ("none", None) if choice == "none" else ("unknown", None)
 
 
-def _choices(answer: Answer, context: ContextTypes.DEFAULT_TYPE, lang: Lang) -> list[list[InlineKeyboardButton]]:
-    index = services(context).guide.index
+def _choices(answer: Answer, context: GuideContext, lang: Lang) -> list[list[InlineKeyboardButton]]:
+    index = context.services.guide.index
     rows = [
         [
             InlineKeyboardButton(
@@ -93,14 +98,14 @@ def _choices(answer: Answer, context: ContextTypes.DEFAULT_TYPE, lang: Lang) -> 
     return rows
 
 
-async def _edit_markup(query, rows: list[list[InlineKeyboardButton]]) -> None:
+async def _edit_markup(query: CallbackQuery, rows: list[list[InlineKeyboardButton]]) -> None:
     try:
         await query.edit_message_reply_markup(InlineKeyboardMarkup(rows) if rows else None)
     except BadRequest as exc:  # "message is not modified" after a double press
         log.debug("reply markup not changed: %s", exc)
 
 
-async def ask_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: Lang) -> None:
+async def ask_consent(update: Update, context: GuideContext, lang: Lang) -> None:
     """Asked once per user, after their first answer."""
     keyboard = InlineKeyboardMarkup(
         [[
@@ -108,64 +113,80 @@ async def ask_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, lang: 
             InlineKeyboardButton(text("consent_no", lang), callback_data=f"{CONSENT}no"),
         ]]
     )  # fmt: skip
-    await update.effective_message.reply_text(text("consent_ask", lang), reply_markup=keyboard)
+    await incoming(update).reply_text(text("consent_ask", lang), reply_markup=keyboard)
 
 
-async def consent_given(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def consent_given(update: Update, context: GuideContext) -> None:
     """Yes or no to keeping the user's photos; stored, and changeable (asked again after /forget)."""
-    query, lang = update.callback_query, user_lang(update, context)
+    query, lang = pressed(update), context.lang
     choice = (query.data or "").removeprefix(CONSENT)
     if choice not in ("yes", "no") or query.from_user is None:
         await _expired(update, lang)
         return
-    services(context).store.set_consent(query.from_user.id, choice == "yes")
+    await context.services.io(context.services.store.set_consent, query.from_user.id, choice == "yes")
     await query.answer()
     await query.edit_message_text(text("consent_saved_yes" if choice == "yes" else "consent_saved_no", lang))
 
 
-async def privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def privacy(update: Update, context: GuideContext) -> None:
     """What the bot keeps about a user, and how to delete it."""
-    lang = user_lang(update, context)
-    ttl = f"{services(context).settings.location_ttl_hours:g}"
-    await update.effective_message.reply_text(text("privacy", lang, ttl=ttl), parse_mode=ParseMode.HTML)
+    lang = context.lang
+    ttl = f"{context.services.settings.location_ttl_hours:g}"
+    await incoming(update).reply_text(text("privacy", lang, ttl=ttl), parse_mode=ParseMode.HTML)
 
 
-def _is_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+def _is_admin(update: Update, context: GuideContext) -> bool:
     user = update.effective_user
-    return user is not None and user.id in services(context).settings.admin_ids
+    return user is not None and user.id in context.services.settings.admin_ids
 
 
-async def review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def review(update: Update, context: GuideContext) -> None:
     """Admins: the oldest pending contribution — the photo, the user's label, the bot's answer."""
-    lang, message = user_lang(update, context), update.effective_message
+    lang, message, svc = context.lang, incoming(update), context.services
     if not _is_admin(update, context):
         await message.reply_text(text("not_admin", lang))
         return
-    pending = services(context).store.contributions("pending")
-    if not pending:
-        await message.reply_text(text("review_empty", lang))
+    pending = await svc.io(svc.store.contributions, "pending")
+    index = svc.guide.index
+    for answer in pending:
+        # A Telegram-safe copy (≤ 1280 px, JPEG): a tourist's 48 MP original would be refused by Telegram
+        # and block every item after it. An item whose photo cannot be shown is skipped, not a dead end.
+        photo = await svc.compute(_shareable, answer.photo)
+        if photo is None:
+            log.warning("contribution %s: its photo cannot be shown; skipped in /review", answer.id)
+            continue
+        names = [index.describe(x, lang).name if x in index.landmarks else x for x in answer.candidates]
+        label = index.describe(answer.label_xid, lang).name if answer.label_xid in index.landmarks else "?"
+        caption = text(
+            "review_item", lang, left=len(pending), label=label, kind=answer.label, answer=", ".join(names[:3])
+        )
+        keyboard = InlineKeyboardMarkup(
+            [[
+                InlineKeyboardButton(text("approve", lang), callback_data=f"{REVIEW}{answer.id}:ok"),
+                InlineKeyboardButton(text("reject", lang), callback_data=f"{REVIEW}{answer.id}:no"),
+                InlineKeyboardButton(text("another", lang), callback_data=f"{REVIEW}{answer.id}:other"),
+            ]]
+        )  # fmt: skip
+        await message.reply_photo(photo, caption=clip_text(caption, CAPTION_LIMIT), reply_markup=keyboard)
         return
-    answer = pending[0]
-    index = services(context).guide.index
-    names = [index.describe(x, lang).name if x in index.landmarks else x for x in answer.candidates]
-    label = index.describe(answer.label_xid, lang).name if answer.label_xid in index.landmarks else "?"
-    caption = text("review_item", lang, left=len(pending), label=label, kind=answer.label, answer=", ".join(names[:3]))
-    keyboard = InlineKeyboardMarkup(
-        [[
-            InlineKeyboardButton(text("approve", lang), callback_data=f"{REVIEW}{answer.id}:ok"),
-            InlineKeyboardButton(text("reject", lang), callback_data=f"{REVIEW}{answer.id}:no"),
-            InlineKeyboardButton(text("another", lang), callback_data=f"{REVIEW}{answer.id}:other"),
-        ]]
-    )  # fmt: skip
-    await message.reply_photo(answer.photo.read_bytes(), caption=caption[:1024], reply_markup=keyboard)
+    await message.reply_text(text("review_empty", lang))
 
 
-async def review_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+def _shareable(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return telegram_photo(path.read_bytes())
+    except (OSError, GuideError):
+        return None
+
+
+async def review_pressed(update: Update, context: GuideContext) -> None:
     """Approve (after the checks), reject, or pick another landmark for a contribution."""
-    query, lang, svc = update.callback_query, user_lang(update, context), services(context)
+    query, lang, svc = pressed(update), context.lang, context.services
     match = REVIEW_DATA.match(query.data or "")
-    answer = svc.store.answer(match.group(1)) if match else None
-    if answer is None or not _is_admin(update, context) or answer.status != "pending":
+    answer = await svc.io(svc.store.answer, match.group(1)) if match else None
+    if match is None or answer is None or not _is_admin(update, context) or answer.status != "pending":
         await _expired(update, lang)
         return
     action = match.group(2)
@@ -182,24 +203,26 @@ async def review_pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         ]
         await _edit_markup(query, rows)
         return
+    dataset = Dataset(svc.settings.core.data_dir)
     if action == "no":
-        svc.store.set_status(answer.id, "rejected")
+        await svc.io(reject, svc.store, dataset, answer.id)
         await query.answer(text("rejected", lang))
         await _edit_markup(query, [])
         return
-    xid = answer.candidates[int(action[1:]) - 1] if action.startswith("x") else None
-    result = await svc.run(approve, svc.store, Dataset(svc.settings.core.data_dir), answer.id, xid)
+    rank = int(action[1:]) if action.startswith("x") else 0
+    xid = answer.candidates[rank - 1] if 0 < rank <= len(answer.candidates) else None
     await query.answer()
+    result = await svc.compute(approve, svc.store, dataset, answer.id, xid)
     await _edit_markup(query, [])
     key = "approved" if result.ok else "not_approved"
-    await query.message.reply_text(text(key, lang, detail=result.detail))
+    await query.get_bot().send_message(query.from_user.id, text(key, lang, detail=result.detail))
 
 
-async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stats(update: Update, context: GuideContext) -> None:
     """Admins: real-world accuracy from tourists' feedback, in total and for the last days."""
-    lang = user_lang(update, context)
+    lang = context.lang
     if not _is_admin(update, context):
-        await update.effective_message.reply_text(text("not_admin", lang))
+        await incoming(update).reply_text(text("not_admin", lang))
         return
-    figures = await services(context).run(services(context).store.stats)
-    await update.effective_message.reply_text(stats_summary(figures))
+    figures = await context.services.io(context.services.store.stats)
+    await incoming(update).reply_text(stats_summary(figures))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -11,11 +12,11 @@ from pathlib import Path
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, PhotoSize, Update
 from telegram.constants import ChatAction, FileSizeLimit, ParseMode
 from telegram.error import BadRequest
-from telegram.ext import ContextTypes
 
 from bot import feedback
-from bot.context import LANG_KEY, services, user_lang
+from bot.context import GuideContext, incoming, pressed
 from bot.reindex import ReindexBusyError
+from bot.state import SharedLocation
 from bot.texts import (
     LANGUAGES,
     STAGES,
@@ -32,55 +33,56 @@ from bot.texts import (
 )
 from core import (
     ALBUM_SIZE,
+    IMAGE_SUFFIXES,
+    MODEL_INPUT_SIDE,
     BuildCancelled,
     BuildInProgressError,
     EmptyQueryError,
     ImageDecodeError,
+    ImageShapeError,
     ImageTooLargeError,
     PhotoHit,
+    PhotoLocation,
     Recognition,
+    photo_extension,
 )
-from core.dataset import IMAGE_SUFFIXES
-from core.imaging import MODEL_INPUT_SIDE, ImageShapeError, photo_extension
-from core.ranking import PhotoLocation
 
 log = logging.getLogger(__name__)
 
 MORE_PREFIX = "more:"  # callback data of "More photos": more:<xid> (XIDs are short, safe names)
 # Photos shown with "nothing matches well".
 WEAK_MATCHES = 3
-LOCATION_KEY = "location"  # user_data: {"lat", "lon", "at"} of the last shared location
 
 
-def _greeting_values(context: ContextTypes.DEFAULT_TYPE, lang_: Lang) -> dict[str, str]:
+def _greeting_values(context: GuideContext, lang_: Lang) -> dict[str, str]:
     """What /start and /help say about the loaded index: its cities, its size, an example from it."""
-    index = services(context).guide.index
+    index = context.services.guide.index
     cities = index.city_names(lang_)
     indexed = list(dict.fromkeys(photo.xid for photo in index.photos))
     example = index.describe(indexed[0], lang_).name if indexed else ""
     return {"cities": join_names(cities, lang_), "count": str(len(indexed)), "example": example}
 
 
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def start(update: Update, context: GuideContext) -> None:
     """Greet the user and say what the bot does, with this index's cities."""
-    lang_ = user_lang(update, context)
-    await update.effective_message.reply_text(text("start", lang_, **_greeting_values(context, lang_)))
+    lang_ = context.lang
+    await incoming(update).reply_text(text("start", lang_, **_greeting_values(context, lang_)))
 
 
-async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def help_command(update: Update, context: GuideContext) -> None:
     """Explain every feature with examples from this index, and what is kept about the user."""
-    lang_ = user_lang(update, context)
-    ttl = f"{services(context).settings.location_ttl_hours:g}"
+    lang_ = context.lang
+    ttl = f"{context.services.settings.location_ttl_hours:g}"
     values = _greeting_values(context, lang_) | {"ttl": ttl}
     values = {k: escape(v) for k, v in values.items()}
-    await update.effective_message.reply_text(text("help", lang_, **values), parse_mode=ParseMode.HTML)
+    await incoming(update).reply_text(text("help", lang_, **values), parse_mode=ParseMode.HTML)
 
 
-async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def lang(update: Update, context: GuideContext) -> None:
     """Switch the language: `/lang en` directly, or `/lang` for buttons."""
     if context.args and context.args[0].lower() in LANGUAGES:
-        context.user_data[LANG_KEY] = context.args[0].lower()
-        await update.effective_message.reply_text(text("lang_set", context.user_data[LANG_KEY]))
+        context.state.lang = context.args[0].lower()
+        await incoming(update).reply_text(text("lang_set", context.lang))
         return
     keyboard = InlineKeyboardMarkup(
         [
@@ -90,22 +92,22 @@ async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             ]
         ]
     )
-    await update.effective_message.reply_text(text("lang_choose", user_lang(update, context)), reply_markup=keyboard)
+    await incoming(update).reply_text(text("lang_choose", context.lang), reply_markup=keyboard)
 
 
-async def lang_chosen(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def lang_chosen(update: Update, context: GuideContext) -> None:
     """Apply the language picked with a /lang button."""
-    query = update.callback_query
+    query = pressed(update)
     choice = (query.data or "").removeprefix("lang:")
     if choice in LANGUAGES:
-        context.user_data[LANG_KEY] = choice
+        context.state.lang = choice
     await query.answer()
-    await query.edit_message_text(text("lang_set", user_lang(update, context)))
+    await query.edit_message_text(text("lang_set", context.lang))
 
 
-async def photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def photo(update: Update, context: GuideContext) -> None:
     """Recognise the landmark in a photo, from the smallest size Telegram offers that is big enough."""
-    chosen = _smallest_sufficient_size(update.effective_message.photo)
+    chosen = _smallest_sufficient_size(incoming(update).photo)
     await _recognize(update, context, chosen.file_id, chosen.file_size)
 
 
@@ -118,23 +120,25 @@ def _smallest_sufficient_size(sizes: Sequence[PhotoSize]) -> PhotoSize:
     return min(enough, key=lambda size: size.width * size.height)
 
 
-async def document(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def document(update: Update, context: GuideContext) -> None:
     """Recognise an image sent as a file; politely refuse other files."""
-    file = update.effective_message.document
+    file = incoming(update).document
+    if file is None:
+        raise ValueError("a document handler got a message without a document")
     # Some clients send HEIC or WebP as application/octet-stream: the file name tells then.
     named_like_image = Path(file.file_name or "").suffix.lower() in IMAGE_SUFFIXES
     if not (file.mime_type or "").startswith("image/") and not named_like_image:
-        await update.effective_message.reply_text(text("not_image_file", user_lang(update, context)))
+        await incoming(update).reply_text(text("not_image_file", context.lang))
         return
     await _recognize(update, context, file.file_id, file.file_size)
 
 
-async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id: str, size: int | None) -> None:
-    message, lang_ = update.effective_message, user_lang(update, context)
+async def _recognize(update: Update, context: GuideContext, file_id: str, size: int | None) -> None:
+    message, lang_ = incoming(update), context.lang
     if size is not None and size > FileSizeLimit.FILESIZE_DOWNLOAD:
         await message.reply_text(text("too_big", lang_))
         return
-    svc = services(context)
+    svc = context.services
     if not await _within_rate_limit(update, context, lang_):
         return
     await message.reply_chat_action(ChatAction.TYPING)
@@ -148,7 +152,7 @@ async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id
         return
     started = time.monotonic()
     try:
-        result: Recognition = await svc.run(svc.guide.recognize, data, remembered_location(context))
+        result: Recognition = await svc.compute(svc.guide.recognize, data, remembered_location(context))
     except ImageTooLargeError:
         await message.reply_text(text("too_many_pixels", lang_))
         return
@@ -162,20 +166,20 @@ async def _recognize(update: Update, context: ContextTypes.DEFAULT_TYPE, file_id
     answer_ms = (time.monotonic() - started) * 1000
     # Every answer is recorded for the statistics; the photo only with the user's consent.
     user_id = update.effective_user.id if update.effective_user else 0
-    consent = await svc.run(svc.store.consent, user_id)
+    consent = await svc.io(svc.store.consent, user_id)
     candidates = [hit.xid for hit in result.landmarks]
     photo, ext = (data, photo_extension(data)) if consent else (None, "")
-    answer_id = await svc.run(svc.store.record_answer, user_id, candidates, result.match, answer_ms, photo, ext)
+    answer_id = await svc.io(svc.store.record_answer, user_id, candidates, result.match, answer_ms, photo, ext)
     await _answer_recognition(update, context, result, lang_, answer_id)
     if update.effective_user is not None and consent is None:
         await feedback.ask_consent(update, context, lang_)
 
 
 async def _answer_recognition(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, result: Recognition, lang_: Lang, answer_id: str
+    update: Update, context: GuideContext, result: Recognition, lang_: Lang, answer_id: str
 ) -> None:
     """A card for a confident answer (matched photo, description, buttons), then the other candidates."""
-    message, index = update.effective_message, services(context).guide.index
+    message, index = incoming(update), context.services.guide.index
     if not result.landmarks:
         await message.reply_text(text("nothing_found", lang_))
         return
@@ -187,7 +191,7 @@ async def _answer_recognition(
         return
     caption = format_card(result, cards[0], lang_)
     buttons = _card_buttons(result.landmarks[0].landmark, cards[0], result, lang_) + [rate]
-    photo = await services(context).run(_read_bytes, result.matched_photo)
+    photo = await context.services.io(_read_bytes, result.matched_photo)
     markup = InlineKeyboardMarkup(buttons)
     if photo is not None:
         await message.reply_photo(photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=markup)
@@ -221,38 +225,42 @@ def _card_buttons(landmark, card, result: Recognition, lang_: Lang) -> list[list
     return [r for r in rows if r]
 
 
-async def more_photos(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def more_photos(update: Update, context: GuideContext) -> None:
     """The "More photos" button: an album of up to 5 photos of that landmark."""
-    query, lang_, svc = update.callback_query, user_lang(update, context), services(context)
+    query, lang_, svc = pressed(update), context.lang, context.services
     xid = (query.data or "").removeprefix(MORE_PREFIX)
     if xid not in svc.guide.index.landmarks:
         await query.answer(text("expired", lang_))
         return
     await query.answer()
-    hits = await svc.run(svc.guide.landmark_photos, xid, ALBUM_SIZE)
+    hits = await svc.compute(svc.guide.landmark_photos, xid, ALBUM_SIZE)
     await _send_album(update, context, hits, lang_)
 
 
-def remembered_location(context: ContextTypes.DEFAULT_TYPE) -> PhotoLocation | None:
+def remembered_location(context: GuideContext) -> PhotoLocation | None:
     """The user's last shared location, while it is fresh (LOCATION_TTL)."""
-    stored = context.user_data.get(LOCATION_KEY) if context.user_data is not None else None
-    if not stored:
+    stored = context.state.location
+    if stored is None or time.time() - stored.at > context.services.settings.location_ttl_hours * 3600:
         return None
-    if time.time() - stored["at"] > services(context).settings.location_ttl_hours * 3600:
-        return None
-    return PhotoLocation(stored["lat"], stored["lon"], "shared")
+    return PhotoLocation(stored.lat, stored.lon, "shared")
 
 
-def _remember_location(context: ContextTypes.DEFAULT_TYPE, lat: float, lon: float) -> None:
-    context.user_data[LOCATION_KEY] = {"lat": lat, "lon": lon, "at": time.time()}
+def _remember_location(context: GuideContext, lat: float, lon: float) -> bool:
+    """Keep a shared point for the next photos; False (nothing kept) for a point that is not on Earth."""
+    checked = SharedLocation.checked(lat, lon, time.time())
+    if checked is not None:
+        context.state.location = checked
+    return checked is not None
 
 
-async def location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def location(update: Update, context: GuideContext) -> None:
     """A shared (or live) location: remember it and list the nearest landmarks."""
-    message, lang_, svc = update.effective_message, user_lang(update, context), services(context)
+    message, lang_, svc = incoming(update), context.lang, context.services
     where = message.location
-    _remember_location(context, where.latitude, where.longitude)
-    places = await svc.run(svc.guide.nearby, where.latitude, where.longitude)
+    if where is None or not _remember_location(context, where.latitude, where.longitude):
+        await message.reply_text(text("bad_location", lang_))
+        return
+    places = await svc.compute(svc.guide.nearby, where.latitude, where.longitude)
     ttl = svc.settings.location_ttl_hours
     if not places or places[0].distance_m > svc.settings.core.location_max_km * 1000:
         km = f"{svc.settings.core.location_max_km:g}"
@@ -270,35 +278,39 @@ async def location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
-async def live_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def live_location(update: Update, context: GuideContext) -> None:
     """A live location moved: update the stored point quietly (an update arrives every few seconds)."""
-    where = update.effective_message.location
-    _remember_location(context, where.latitude, where.longitude)
+    where = incoming(update).location
+    if where is not None:
+        _remember_location(context, where.latitude, where.longitude)  # a point off the Earth is ignored
 
 
-async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def forget(update: Update, context: GuideContext) -> None:
     """Delete everything kept about the user: language, location, rate-limit history."""
-    lang_ = user_lang(update, context)
+    lang_ = context.lang
     user = update.effective_user
     if user is not None:
         context.application.drop_user_data(user.id)
-        services(context).limiter.forget(user.id)
-        await services(context).run(services(context).store.forget_user, user.id)
-    await update.effective_message.reply_text(text("forgotten", lang_))
+        # On disk before the reply says so: the next regular write could be a minute (or a crash) away.
+        await context.application.update_persistence()
+        context.services.limiter.forget(user.id)
+        await context.services.io(context.services.store.forget_user, user.id)
+    await incoming(update).reply_text(text("forgotten", lang_))
 
 
-async def text_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def text_query(update: Update, context: GuideContext) -> None:
     """Search photos by any text and answer with an album."""
-    message, lang_ = update.effective_message, user_lang(update, context)
-    if not message.text.strip():
+    message, lang_ = incoming(update), context.lang
+    query = message.text or ""
+    if not query.strip():
         await message.reply_text(text("empty_query", lang_))
         return
     if not await _within_rate_limit(update, context, lang_):
         return
-    svc = services(context)
+    svc = context.services
     await message.reply_chat_action(ChatAction.UPLOAD_PHOTO)
     try:
-        hits: list[PhotoHit] = await svc.run(svc.guide.search, message.text, ALBUM_SIZE)
+        hits: list[PhotoHit] = await svc.compute(svc.guide.search, query, ALBUM_SIZE)
     except EmptyQueryError:
         await message.reply_text(text("empty_query", lang_))
         return
@@ -308,16 +320,16 @@ async def text_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     await _send_album(update, context, hits, lang_)
 
 
-async def _send_album(update: Update, context: ContextTypes.DEFAULT_TYPE, hits: list[PhotoHit], lang_: Lang) -> None:
+async def _send_album(update: Update, context: GuideContext, hits: list[PhotoHit], lang_: Lang) -> None:
     """Photos with captions in the user's language; text when there are too few for an album."""
-    index = services(context).guide.index
+    index = context.services.guide.index
     captions = [index.describe(hit.xid, lang_) for hit in hits]
-    album = await services(context).run(_read_album, hits, [photo_caption(c.name, c.city) for c in captions])
+    album = await context.services.io(_read_album, hits, [photo_caption(c.name, c.city) for c in captions])
     if len(album) < 2:  # Telegram albums need 2–10 items
         pairs = [(c.name, c.city) for c in captions[:1]]
-        await update.effective_message.reply_text(format_search_fallback(pairs, lang_))
+        await incoming(update).reply_text(format_search_fallback(pairs, lang_))
         return
-    await update.effective_message.reply_media_group(album)
+    await incoming(update).reply_media_group(album)
 
 
 def _read_album(hits: list[PhotoHit], captions: list[str]) -> list[InputMediaPhoto]:
@@ -335,36 +347,36 @@ def _sender(update: Update) -> int:
     return -(update.effective_chat.id if update.effective_chat is not None else 0) or -1
 
 
-async def _within_rate_limit(update: Update, context: ContextTypes.DEFAULT_TYPE, lang_: Lang) -> bool:
-    if services(context).limiter.allow(_sender(update)):
+async def _within_rate_limit(update: Update, context: GuideContext, lang_: Lang) -> bool:
+    if context.services.limiter.allow(_sender(update)):
         return True
-    await update.effective_message.reply_text(text("rate_limited", lang_))
+    await incoming(update).reply_text(text("rate_limited", lang_))
     return False
 
 
-async def stale_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def stale_button(update: Update, context: GuideContext) -> None:
     """Any callback no other handler takes (forged, old, unknown): answer it, so the client stops spinning."""
-    await update.callback_query.answer(text("expired", user_lang(update, context)), show_alert=False)
+    await pressed(update).answer(text("expired", context.lang), show_alert=False)
 
 
-async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def unknown_command(update: Update, context: GuideContext) -> None:
     """Point at /help for commands the bot does not have."""
-    await update.effective_message.reply_text(text("unknown_command", user_lang(update, context)))
+    await incoming(update).reply_text(text("unknown_command", context.lang))
 
 
-async def edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def edited(update: Update, context: GuideContext) -> None:
     """Ask for a fresh message instead of silently ignoring an edit."""
-    await update.effective_message.reply_text(text("edited", user_lang(update, context)))
+    await incoming(update).reply_text(text("edited", context.lang))
 
 
-async def unsupported(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def unsupported(update: Update, context: GuideContext) -> None:
     """Stickers, voice, locations, videos…: say what the bot understands."""
-    await update.effective_message.reply_text(text("unsupported", user_lang(update, context)))
+    await incoming(update).reply_text(text("unsupported", context.lang))
 
 
-async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def reindex(update: Update, context: GuideContext) -> None:
     """Admins only: rebuild the index in the background and swap it in."""
-    message, lang_, svc = update.effective_message, user_lang(update, context), services(context)
+    message, lang_, svc = incoming(update), context.lang, context.services
     user = update.effective_user
     if user is None or user.id not in svc.settings.admin_ids:
         await message.reply_text(text("not_admin", lang_))
@@ -376,14 +388,16 @@ async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     try:
         status = await message.reply_text(text("reindex_started", lang_, data_dir=svc.settings.core.data_dir))
-        context.application.create_task(_run_reindex(context, status, lang_), update=update)
+        # A plain task, not application.create_task: PTB's stop() would wait for the whole build before
+        # post_stop could cancel it (SIGTERM then ended in Docker's SIGKILL).
+        svc.reindexer.background = asyncio.create_task(_run_reindex(context, status, lang_))
     except BaseException:
         svc.reindexer.release()  # Telegram failed us before the build started: the slot must not stay taken
         raise
 
 
-async def _run_reindex(context: ContextTypes.DEFAULT_TYPE, status: Message, lang_: Lang) -> None:
-    svc = services(context)
+async def _run_reindex(context: GuideContext, status: Message, lang_: Lang) -> None:
+    svc = context.services
 
     async def on_progress(stage: str, done: int, total: int) -> None:
         label = STAGES.get(stage, {}).get(lang_, stage)
@@ -419,11 +433,11 @@ async def _run_reindex(context: ContextTypes.DEFAULT_TYPE, status: Message, lang
     )
 
 
-async def error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def error(update: object, context: GuideContext) -> None:
     """Log every exception with its update, and tell the user something went wrong."""
     log.error("exception while handling update %s", update, exc_info=context.error)
-    if isinstance(update, Update) and update.effective_message is not None:
+    if isinstance(update, Update) and incoming(update) is not None:
         try:
-            await update.effective_message.reply_text(text("error", user_lang(update, context)))
+            await incoming(update).reply_text(text("error", context.lang))
         except Exception:
             log.warning("could not tell the user about the error", exc_info=True)

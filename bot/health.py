@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     # Cheap on purpose (it runs every minute): no PTB, no models, only the settings.
     from bot.settings import BotSettings
-    from core.errors import GuideError
+    from core import GuideError
 
     try:
         path = BotSettings.from_env().health_file

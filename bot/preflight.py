@@ -12,10 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.settings import BotSettings
-from core.dataset import Dataset
+from core import ArtifactsError, Dataset, GuideError, resolve_build
 from core.encoders import ModelLoadError, choose_runtime
-from core.errors import GuideError
-from core.index import ArtifactsError, resolve_build
 
 
 class PreflightError(GuideError):
@@ -66,6 +64,13 @@ def check_writable(settings: BotSettings) -> None:
             )
 
 
+def check_state_file(settings: BotSettings) -> None:
+    """The state file is a file (or not there yet): a folder in its place would end the bot after its start."""
+    path = settings.state_file
+    if path.exists() and (path.is_symlink() or not path.is_file()):
+        raise PreflightError(f"BOT_STATE_FILE {path} is not a regular file: remove it or point BOT_STATE_FILE elsewhere")
+
+
 def check_models(settings: BotSettings) -> None:
     """The runtime resolves (an ONNX export is read, not loaded) and local model folders exist."""
     try:
@@ -86,7 +91,12 @@ def check_models(settings: BotSettings) -> None:
             raise PreflightError(f"{variable} points at {name}, which is not a folder")
 
 
-CHECKS: tuple[Callable[[BotSettings], None], ...] = (check_something_to_serve, check_writable, check_models)
+CHECKS: tuple[Callable[[BotSettings], None], ...] = (
+    check_something_to_serve,
+    check_writable,
+    check_state_file,
+    check_models,
+)
 
 
 def preflight(settings: BotSettings) -> None:

@@ -6,9 +6,10 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from core import BuildReport, Guide
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 # Seconds between progress messages to the admin: informative without hitting Telegram's limits.
 PROGRESS_INTERVAL = 5.0
 
-Notify = Callable[[str, int, int], Awaitable[None]]
+Notify = Callable[[str, int, int], Coroutine[Any, Any, None]]
 
 
 class ReindexBusyError(RuntimeError):
@@ -37,10 +38,7 @@ class Reindexer:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reindex")
         self._running = False
         self._cancel = threading.Event()
-
-    @property
-    def running(self) -> bool:
-        return self._running
+        self.background: asyncio.Task[None] | None = None  # the admin-facing task around run()
 
     def claim(self) -> None:
         """Reserve the single reindex slot; pair it with `run()` or `release()`."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core.settings import ENV_FILE, EnvReader, Settings, SettingsError, environment, usable_cpus
+from core import ENV_FILE, EnvReader, Settings, SettingsError, environment, usable_cpus
 
 # Photos/queries worked on at once; they share the cores (one per core on a small VPS).
 DEFAULT_WORKERS = 2
@@ -18,7 +18,9 @@ DEFAULT_CONTRIB_PER_USER_DAY = 30
 # Hours a shared location is applied to the user's next photos.
 DEFAULT_LOCATION_TTL_HOURS = 3.0
 DEFAULT_HEALTH_FILE = Path(tempfile.gettempdir()) / "landmark-guide.alive"
-STATE_FILE_NAME = "bot_state.pickle"
+STATE_FILE_NAME = "bot_state.json"
+# Where versions up to 0.1 kept it (PTB pickle): read once and migrated to STATE_FILE_NAME.
+LEGACY_STATE_FILE_NAME = "bot_state.pickle"
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class BotSettings:
     # Touched by the running bot every 30 s; `python -m bot.health` (the Docker healthcheck) reads it.
     health_file: Path = DEFAULT_HEALTH_FILE
     # The bot's per-user state (chosen language, last location), kept across restarts;
-    # default: ARTIFACTS_DIR/bot_state.pickle.
+    # default: ARTIFACTS_DIR/bot_state.json (bot/state.py owns the format).
     bot_state_file: Path | None = None
     location_ttl_hours: float = DEFAULT_LOCATION_TTL_HOURS
     contrib_max_mb: int = DEFAULT_CONTRIB_MAX_MB
@@ -45,16 +47,13 @@ class BotSettings:
             object.__setattr__(self, "core", replace(self.core, inference_threads=threads))
 
     @property
-    def contributions_dir(self) -> Path:
-        return (
-            self.contrib_dir
-            if self.contrib_dir is not None
-            else self.core.artifacts_dir.resolve().parent / "contributions"
-        )
-
-    @property
     def state_file(self) -> Path:
         return self.bot_state_file if self.bot_state_file is not None else self.core.artifacts_dir / STATE_FILE_NAME
+
+    @property
+    def legacy_state_file(self) -> Path:
+        """The pickle file of versions up to 0.1, migrated when the state file does not exist yet."""
+        return self.state_file.with_name(LEGACY_STATE_FILE_NAME)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ENV_FILE) -> BotSettings:

@@ -6,9 +6,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Literal
 
-from core import Landmark, Recognition
-from core.enrichment import LandmarkText
-from core.geo import Nearby
+from core import Landmark, LandmarkText, Nearby, Recognition
 
 Lang = Literal["ru", "en"]
 LANGUAGES: tuple[Lang, ...] = ("ru", "en")
@@ -118,6 +116,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     "near_kept": {
         "ru": "Фото, которые вы пришлёте в ближайшие {ttl} ч., я узнаю с учётом этого места.",
         "en": "Photos you send in the next {ttl} h are recognised knowing you are here.",
+    },
+    "bad_location": {
+        "ru": "📍 Эта геопозиция не похожа на точку на Земле — я её не сохранил. Отправьте её ещё раз.",
+        "en": "📍 That location is not a point on Earth, so I did not keep it. Please share it again.",
     },
     "located_shared": {"ru": "📍 С учётом вашей геопозиции.", "en": "📍 Using the location you shared."},
     "located_exif": {"ru": "📍 С учётом координат из файла фото.", "en": "📍 Using the location stored in the photo."},
@@ -408,7 +410,7 @@ MESSAGE_LIMIT = 4096
 NAME_LIMIT = 150
 
 
-def _clip(text_: str, room: int) -> str:
+def clip_text(text_: str, room: int) -> str:
     """Plain text cut to `room` characters at a word boundary, with an ellipsis."""
     if len(text_) <= room:
         return text_
@@ -419,12 +421,12 @@ def _clip(text_: str, room: int) -> str:
 def format_card(result: Recognition, card: LandmarkText, lang: Lang) -> str:
     """The caption of the best landmark's card (Telegram HTML, within CAPTION_LIMIT)."""
     hit = result.landmarks[0]
-    title = f"<b>{escape(_clip(card.name, NAME_LIMIT))}</b>"
+    title = f"<b>{escape(clip_text(card.name, NAME_LIMIT))}</b>"
     if card.original and card.original != card.name:
-        title += f" ({escape(_clip(card.original, NAME_LIMIT))})"
+        title += f" ({escape(clip_text(card.original, NAME_LIMIT))})"
     if card.transliterated:
         title += f" <i>({text('transliterated', lang)})</i>"
-    details = [escape(_clip(card.city, NAME_LIMIT))] if card.city else []
+    details = [escape(clip_text(card.city, NAME_LIMIT))] if card.city else []
     if hit.distance_m is not None and result.prior_applied:
         details.append(distance_text(hit.distance_m, lang))
     details.append(percent(hit.score))
@@ -432,7 +434,7 @@ def format_card(result: Recognition, card: LandmarkText, lang: Lang) -> str:
     tail = [""] + ([note] if (note := _location_note(result, lang)) else [])
     fixed = len("\n".join(lines + tail)) + 4
     if card.description:
-        lines += ["", f"<i>{escape(_clip(card.description, CAPTION_LIMIT - fixed - 8))}</i>"]
+        lines += ["", f"<i>{escape(clip_text(card.description, CAPTION_LIMIT - fixed - 8))}</i>"]
     if len(tail) > 1:
         lines += tail
     # Lengths above count tags and escapes too, so the visible caption stays within Telegram's limit;
@@ -448,7 +450,7 @@ def format_others(result: Recognition, names: Sequence[LandmarkText], lang: Lang
         if skip_first and rank == 1:
             continue
         away = f", {distance_text(hit.distance_m, lang)}" if hit.distance_m is not None and result.prior_applied else ""
-        name, city = escape(_clip(card.name, NAME_LIMIT)), escape(_clip(card.city, NAME_LIMIT))
+        name, city = escape(clip_text(card.name, NAME_LIMIT)), escape(clip_text(card.city, NAME_LIMIT))
         lines.append(f"{rank}. {name}, {city}{away} — {percent(hit.score)}")
     if len(lines) == 1:
         lines = []

@@ -1,22 +1,63 @@
 """The landmark guide's pure logic: models, index, catalog, dataset and the Guide that serves them.
 
-The public API, for `bot`, `prep` and scripts. Submodules named in the README's map (e.g.
-`core.dataset`, `core.encoders`, `core.imaging`) are public too; anything else is internal.
+The front door: `bot` and `prep` import from here (and from `core.cli`, the entry points' plumbing, and
+`core.encoders`, the runtime layer that `prep export-onnx` writes for); a reach into another core module
+fails `tests/test_architecture.py`. Every name below is used by bot or prep (checked by the same test).
 
     guide = Guide.from_settings(Settings.from_env())
     guide.recognize(jpeg_bytes).landmarks[0].landmark.name
     guide.search("белый собор у реки")
 
-Every error a user can cause derives from `GuideError` and reads as one line.
+A photo's way: Guide (service) → recognition (vote + location prior) → index (FAISS). Every error a
+user can cause derives from `GuideError` and reads as one line.
 """
 
-from core.catalog import CatalogError, Landmark
-from core.dataset import Dataset, DatasetPhoto
-from core.embedding_cache import BuildCancelled, ProgressFn
-from core.encoders import ImageEncoder, ModelLoadError, TextEncoder, choose_runtime, load_encoders, model_id
+from core.catalog import CatalogError, Landmark, parse_coordinate, split_kinds
+from core.contributions import (
+    Answer,
+    Approval,
+    ContributionStore,
+    SqliteContributionStore,
+    approve,
+    basic_check,
+    reject,
+    stats_summary,
+)
+from core.dataset import (
+    IMAGE_SUFFIXES,
+    IMAGES_DIR,
+    Dataset,
+    DatasetPhoto,
+    KeptPhoto,
+    RemovedPhoto,
+    is_safe_name,
+    spreadsheet_safe,
+)
+from core.embedding_cache import (
+    BuildCancelled,
+    EmbeddingCache,
+    PhotoToEmbed,
+    ProgressFn,
+    content_hash,
+    embed_missing,
+    file_hash,
+    no_progress,
+)
+from core.encoders import choose_runtime, model_id
+from core.enrichment import LANGS, SOURCE_LANG, Enrichment, LandmarkInfo, LandmarkText, transliterate
 from core.errors import GuideError
-from core.geo import GeoError, GeoPoint, Nearby
-from core.imaging import ImageDecodeError, ImageTooLargeError, decode_image
+from core.files import set_aside, write_atomically
+from core.geo import EARTH_RADIUS_M, GeoPoint, Nearby, landmark_point
+from core.imaging import (
+    MIN_PHOTO_SIDE,
+    MODEL_INPUT_SIDE,
+    ImageDecodeError,
+    ImageShapeError,
+    ImageTooLargeError,
+    decode_image,
+    photo_extension,
+    telegram_photo,
+)
 from core.index import (
     ArtifactsError,
     BuildInProgressError,
@@ -25,51 +66,101 @@ from core.index import (
     build_index,
     check_up_to_date,
     open_cache,
+    resolve_build,
 )
-from core.ranking import CategoryHit, LandmarkHit, PhotoLocation, RankingParams, Recognition, vote
+from core.preprocess import ClipPreprocessing
+from core.ranking import (
+    DEFAULT_K,
+    DEFAULT_SEARCH_DEPTH,
+    DEFAULT_TEMPERATURE,
+    PhotoLocation,
+    RankingParams,
+    Recognition,
+    most_typical_first,
+    vote,
+)
+from core.recognition import rank
 from core.service import ALBUM_SIZE, EmptyQueryError, Guide, PhotoHit
-from core.settings import EnvReader, Settings, SettingsError, environment, usable_cpus
+from core.settings import ENV_FILE, EnvReader, Settings, SettingsError, environment, usable_cpus
 
 __all__ = [
     "ALBUM_SIZE",
+    "DEFAULT_K",
+    "DEFAULT_SEARCH_DEPTH",
+    "DEFAULT_TEMPERATURE",
+    "EARTH_RADIUS_M",
+    "ENV_FILE",
+    "IMAGES_DIR",
+    "IMAGE_SUFFIXES",
+    "LANGS",
+    "MIN_PHOTO_SIDE",
+    "MODEL_INPUT_SIDE",
+    "SOURCE_LANG",
+    "Answer",
+    "Approval",
     "ArtifactsError",
     "BuildCancelled",
     "BuildInProgressError",
     "BuildReport",
     "CatalogError",
-    "CategoryHit",
+    "ClipPreprocessing",
+    "ContributionStore",
     "Dataset",
     "DatasetPhoto",
+    "EmbeddingCache",
     "EmptyQueryError",
+    "Enrichment",
     "EnvReader",
-    "GeoError",
     "GeoPoint",
     "Guide",
     "GuideError",
     "ImageDecodeError",
-    "ImageEncoder",
+    "ImageShapeError",
     "ImageTooLargeError",
+    "KeptPhoto",
     "Landmark",
-    "LandmarkHit",
-    "ModelLoadError",
+    "LandmarkInfo",
+    "LandmarkText",
     "Nearby",
     "PhotoHit",
     "PhotoIndex",
     "PhotoLocation",
+    "PhotoToEmbed",
     "ProgressFn",
     "RankingParams",
     "Recognition",
+    "RemovedPhoto",
     "Settings",
     "SettingsError",
-    "TextEncoder",
+    "SqliteContributionStore",
+    "approve",
+    "basic_check",
     "build_index",
     "check_up_to_date",
     "choose_runtime",
+    "content_hash",
     "decode_image",
+    "embed_missing",
     "environment",
-    "load_encoders",
+    "file_hash",
+    "is_safe_name",
+    "landmark_point",
     "model_id",
+    "most_typical_first",
+    "no_progress",
     "open_cache",
+    "parse_coordinate",
+    "photo_extension",
+    "rank",
+    "reject",
+    "resolve_build",
+    "set_aside",
+    "spreadsheet_safe",
+    "split_kinds",
+    "stats_summary",
+    "telegram_photo",
+    "transliterate",
     "usable_cpus",
     "vote",
+    "write_atomically",
 ]

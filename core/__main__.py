@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.cli import configure_logging, die, emit, guarded, load_settings, package_version, run_cli
+from core.cli import Report, configure_logging, die, emit, guarded, load_settings, package_version, run_cli
 from core.geo import GeoPoint, Nearby
 from core.imaging import ImageDecodeError, read_image_file
 from core.index import PhotoIndex
@@ -146,7 +147,11 @@ def _nearby(args: argparse.Namespace, settings: Settings) -> NearbyReport:
     return NearbyReport(index.locator.nearest(point, args.limit))
 
 
-COMMANDS = {"recognize": _recognize, "search": _search, "nearby": _nearby}
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], Report]] = {
+    "recognize": _recognize,
+    "search": _search,
+    "nearby": _nearby,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

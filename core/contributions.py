@@ -27,6 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from core.dataset import Dataset
+from core.errors import GuideError
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,8 @@ class Approval:
     detail: str  # the dataset path written, or why the photo was not added
 
 
+# One decision on a contribution at a time in this process (approve and reject read, check, then write).
+_decisions = threading.Lock()
 # A check of a photo before it joins the dataset: None when fine, else the reason.
 PhotoCheck = Callable[[bytes, Dataset, str], str | None]
 
@@ -296,23 +299,42 @@ def approve(
 ) -> Approval:
     """Write a pending contribution's photo into the dataset under its landmark (`xid` overrides the user's
     label) after `check`; a photo that fails is left pending with the reason."""
-    answer = store.answer(answer_id)
-    if answer is None or answer.status is None:
-        return Approval(False, "no such contribution")
-    if answer.status == "approved":
-        return Approval(False, f"already approved: {answer.dataset_path}")
-    target = xid or answer.label_xid
-    landmarks = dataset.landmarks()
-    if target not in landmarks:
-        return Approval(False, f"landmark {target!r} is not in places.csv")
-    if answer.photo is None or not answer.photo.is_file():
-        return Approval(False, "the photo is gone (the user used /forget?)")
-    data = answer.photo.read_bytes()
-    if why := check(data, dataset, target):
-        return Approval(False, why)
-    path = dataset.add_contribution(landmarks[target], data, answer.sha256 or "", answer.photo.suffix, answer_id)
-    store.set_status(answer_id, "approved", target, path)
-    return Approval(True, path)
+    with _decisions:  # two presses of Approve (or the bot and the CLI) never add the photo twice
+        answer = store.answer(answer_id)
+        if answer is None or answer.status is None:
+            return Approval(False, "no such contribution")
+        if answer.status == "approved":
+            return Approval(False, f"already approved: {answer.dataset_path}")
+        target = xid or answer.label_xid
+        landmarks = dataset.landmarks()
+        if target is None or target not in landmarks:
+            return Approval(False, f"landmark {target!r} is not in places.csv")
+        if answer.photo is None or not answer.photo.is_file():
+            return Approval(False, "the photo is gone (the user used /forget?)")
+        data = answer.photo.read_bytes()
+        if why := check(data, dataset, target):
+            return Approval(False, why)
+        try:
+            sha = answer.sha256 or ""
+            path = dataset.add_contribution(landmarks[target], data, sha, answer.photo.suffix, answer_id)
+        except (GuideError, FileExistsError) as exc:
+            return Approval(False, str(exc))
+        store.set_status(answer_id, "approved", target, path)
+        return Approval(True, path)
+
+
+def reject(store: ContributionStore, dataset: Dataset, answer_id: str) -> str:
+    """Reject a contribution; one approved earlier also leaves the dataset (recorded in removed.csv),
+    so "rejected" never means "still indexed". Returns what was done, in a few words."""
+    with _decisions:
+        answer = store.answer(answer_id)
+        if answer is None or answer.status is None:
+            return "no such contribution"
+        removed = ""
+        if answer.status == "approved" and answer.dataset_path:
+            removed = dataset.remove_contribution(answer.dataset_path, answer.sha256 or "")
+        store.set_status(answer_id, "rejected")
+        return f"rejected; {removed}" if removed else "rejected"
 
 
 def stats_summary(figures: dict, days: int = 7) -> str:

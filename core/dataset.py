@@ -16,6 +16,8 @@ Every prep step and the index build reach these files through a `Dataset`, never
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from pathlib import Path
 
 from core.catalog import Landmark, read_places, write_places
 from core.enrichment import ENRICHMENT_FILE, Enrichment
+from core.errors import GuideError
+from core.files import file_lock, read_text_tolerantly, write_atomically
 
 PLACES_FILE = "places.csv"
 IMAGES_DIR = "images"
@@ -50,6 +54,10 @@ def spreadsheet_safe(value: object) -> object:
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
         return "'" + value
     return value
+
+
+class UnsafePathError(GuideError, ValueError):
+    """A path or name from an editable file would lead outside the dataset; nothing was touched."""
 
 
 def is_safe_name(value: str) -> bool:
@@ -130,7 +138,7 @@ class Dataset:
     # --- photos ----------------------------------------------------------------------------------
     def photos(self) -> list[DatasetPhoto]:
         """Every photo of the dataset, sorted by path; hidden files, links and unknown suffixes ignored."""
-        photos = []
+        photos: list[DatasetPhoto] = []
         if not self.images_dir.is_dir():
             return photos
         for file in self.images_dir.glob("*/*/*"):
@@ -144,10 +152,18 @@ class Dataset:
         return photos
 
     def path(self, relative: str) -> Path:
-        return self.root / relative
+        """A dataset file from a relative path, often read from a file someone can edit (report.csv, kept.csv,
+        the store): no absolute path, `..`, empty part, backslash or NUL leads out of DATA_DIR."""
+        parts = relative.split("/")
+        if any(part in ("", ".", "..") or "\\" in part or "\0" in part for part in parts):
+            raise UnsafePathError(f"{relative!r} is not a path inside the dataset")
+        return self.root.joinpath(*parts)
 
     @staticmethod
     def photo_relative(city_code: str, xid: str, file_name: str) -> str:
+        for value in (city_code, xid, file_name):
+            if not is_safe_name(value):
+                raise UnsafePathError(f"{value!r} cannot be a folder or file name in the dataset")
         return f"{IMAGES_DIR}/{city_code}/{xid}/{file_name}"
 
     def write_photo(self, relative: str, data: bytes) -> bool:
@@ -183,47 +199,61 @@ class Dataset:
 
     def kept(self) -> dict[str, KeptPhoto]:
         """Review decisions to keep a photo, by content hash."""
+        """Review decisions to keep a photo, by content hash. Read tolerantly (a spreadsheet's BOM, Windows
+        encodings, short rows, extra columns); a row without a hash cannot protect anything and is skipped."""
         if not self.kept_path.is_file():
             return {}
-        with self.kept_path.open(newline="", encoding="utf-8") as f:
-            rows = [row for row in csv.DictReader(f) if row.get("sha256")]
-        return {
-            row["sha256"]: KeptPhoto(
-                row["sha256"],
-                row.get("path", ""),
-                frozenset(filter(None, row.get("reasons", "").split(";"))),
-                row.get("kept_at", ""),
-            )
-            for row in rows
-        }
+        rows = csv.DictReader(io.StringIO(read_text_tolerantly(self.kept_path), newline=""))
+        kept = {}
+        for row in rows:
+            sha = (row.get("sha256") or "").strip().lower()
+            if len(sha) != 64:
+                continue
+            reasons = frozenset(filter(None, (row.get("reasons") or "").split(";")))
+            kept[sha] = KeptPhoto(sha, (row.get("path") or "").strip(), reasons, row.get("kept_at") or "")
+        return kept
 
     def record_kept(self, photos: Iterable[KeptPhoto]) -> None:
-        """Add (or widen: the union of reasons) keep decisions; written atomically."""
+        """Add (or widen: the union of reasons) keep decisions; read-modify-write under a lock, atomically."""
         photos = list(photos)
         if not photos:
             return  # nothing to record: the file is not rewritten (nor created)
-        kept = self.kept()
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        for photo in photos:
-            previous = kept.get(photo.sha256)
-            reasons = photo.reasons | (previous.reasons if previous else frozenset())
-            kept[photo.sha256] = KeptPhoto(photo.sha256, photo.path, reasons, photo.kept_at or now)
-        self._write_kept(kept.values())
+        with file_lock(self.kept_path):
+            kept = self.kept()
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            for photo in photos:
+                previous = kept.get(photo.sha256)
+                reasons = photo.reasons | (previous.reasons if previous else frozenset())
+                kept[photo.sha256] = KeptPhoto(photo.sha256, photo.path, reasons, photo.kept_at or now)
+            self._write_kept(kept.values())
 
     def forget_kept(self, sha256s: Iterable[str]) -> None:
         drop = set(sha256s)
-        kept = self.kept()
-        if drop & set(kept):
-            self._write_kept(photo for photo in kept.values() if photo.sha256 not in drop)
+        if not drop:
+            return
+        with file_lock(self.kept_path):
+            kept = self.kept()
+            if drop & set(kept):
+                self._write_kept(photo for photo in kept.values() if photo.sha256 not in drop)
 
     def _write_kept(self, photos: Iterable[KeptPhoto]) -> None:
-        tmp = self.kept_path.with_name(f".{KEPT_FILE}.tmp")
-        with tmp.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(KEPT_COLUMNS)
-            for photo in sorted(photos, key=lambda p: p.path):
-                writer.writerow([photo.sha256, photo.path, ";".join(sorted(photo.reasons)), photo.kept_at])
-        tmp.replace(self.kept_path)
+        out = io.StringIO(newline="")
+        writer = csv.writer(out)
+        writer.writerow(KEPT_COLUMNS)
+        for photo in sorted(photos, key=lambda p: p.path):
+            writer.writerow([photo.sha256, photo.path, ";".join(sorted(photo.reasons)), photo.kept_at])
+        write_atomically(self.kept_path, out.getvalue().encode("utf-8"))
+
+    def remove_contribution(self, relative: str, sha256: str) -> str:
+        """Take an approved contribution back out (recorded in removed.csv); returns what was done."""
+        target = self.path(relative)
+        if target.is_symlink() or not target.is_file():
+            return f"{relative} was already gone"
+        if sha256 and hashlib.sha256(target.read_bytes()).hexdigest() != sha256:
+            return f"{relative} changed since it was approved: left in place"
+        target.unlink()
+        self.record_removed(RemovedPhoto(relative, sha256, "rejected contribution"))
+        return f"{relative} removed from the dataset"
 
     def add_contribution(self, landmark: Landmark, data: bytes, sha256: str, ext: str, contribution: str) -> str:
         """Write an approved photo under its landmark (never over an existing file) and record it."""

@@ -143,6 +143,7 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
 
 
 GPS_IFD = 0x8825
+EXIF_ORIENTATION = 0x0112
 GPS_LAT_REF, GPS_LAT, GPS_LON_REF, GPS_LON = 1, 2, 3, 4
 
 
@@ -162,17 +163,39 @@ def read_gps(data: bytes) -> tuple[float, float] | None:
     return lat, lon
 
 
-def _degrees(value, ref, refs: str) -> float | None:
+def _degrees(value: object, ref: object, refs: str) -> float | None:
     """Degrees/minutes/seconds rationals (or a single number) with an N/S or E/W reference."""
     parts = [float(v) for v in (value if isinstance(value, tuple | list) else (value,))][:3]
     if not parts or any(not math.isfinite(p) or p < 0 for p in parts):
         return None
     degrees = sum(p / 60**i for i, p in enumerate(parts))
-    ref = ref.decode() if isinstance(ref, bytes) else (ref or refs[0])
-    ref = ref.strip("\x00 ").upper()[:1]
-    if ref not in refs:
+    raw = ref.decode(errors="replace") if isinstance(ref, bytes) else str(ref or refs[0])
+    side = raw.strip("\x00 ").upper()[:1]
+    if not side or side not in refs:
         return None
-    return -degrees if ref == refs[1] else degrees
+    return -degrees if side == refs[1] else degrees
+
+
+# What Telegram accepts as a photo: width + height ≤ 10,000 and ≤ 10 MB; we send at most this side
+# (Telegram's own photo size), as JPEG, whatever the dataset or a tourist's original holds.
+TELEGRAM_PHOTO_SIDE = 1280
+TELEGRAM_PHOTO_BYTES = 10 * 1024 * 1024
+TELEGRAM_JPEG_QUALITY = 87
+
+
+def telegram_photo(data: bytes) -> bytes:
+    """A copy of a photo that Telegram accepts (≤ TELEGRAM_PHOTO_SIDE, JPEG, ≤ 10 MB): the original's bytes
+    when they already are one, else a re-encoded copy. ImageDecodeError if it is no readable photo."""
+    header = _open_checked(data, MAX_PIXELS)
+    upright = header.getexif().get(EXIF_ORIENTATION, 1) in (0, 1)
+    small = max(header.size) <= TELEGRAM_PHOTO_SIDE and len(data) <= TELEGRAM_PHOTO_BYTES
+    if header.format == "JPEG" and small and upright:
+        return data
+    image = decode_image(data, draft=True, draft_side=TELEGRAM_PHOTO_SIDE)
+    image.thumbnail((TELEGRAM_PHOTO_SIDE, TELEGRAM_PHOTO_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=TELEGRAM_JPEG_QUALITY, optimize=True)
+    return out.getvalue()
 
 
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "HEIF": ".heic", "GIF": ".gif"}

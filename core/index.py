@@ -258,7 +258,7 @@ class PhotoIndex:
         return float(similarities.max()) if rows else -1.0
 
     def vector(self, row: int) -> np.ndarray:
-        return self._index.reconstruct(row)
+        return np.asarray(self._index.reconstruct(row), dtype=np.float32)
 
     def vectors(self) -> np.ndarray:
         return self._index.reconstruct_n(0, self._index.ntotal)

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+CLIP_INPUT_SIDE = 224  # ViT-B/32 sees 224×224 crops
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass(frozen=True)
 class ClipPreprocessing:
-    shortest_edge: int = 224
+    shortest_edge: int = CLIP_INPUT_SIDE
     crop_height: int = 224
     crop_width: int = 224
     mean: tuple[float, float, float] = CLIP_MEAN
@@ -31,9 +32,9 @@ class ClipPreprocessing:
         size, crop = raw.get("size", {}), raw.get("crop_size", {})
         edge = size.get("shortest_edge", size) if isinstance(size, dict) else size
         return cls(
-            shortest_edge=int(edge),
-            crop_height=int(crop.get("height", edge)) if isinstance(crop, dict) else int(crop),
-            crop_width=int(crop.get("width", edge)) if isinstance(crop, dict) else int(crop),
+            shortest_edge=int(edge or CLIP_INPUT_SIDE),
+            crop_height=int(crop.get("height") or edge or CLIP_INPUT_SIDE) if isinstance(crop, dict) else int(crop),
+            crop_width=int(crop.get("width") or edge or CLIP_INPUT_SIDE) if isinstance(crop, dict) else int(crop),
             mean=tuple(raw.get("image_mean", CLIP_MEAN)),
             std=tuple(raw.get("image_std", CLIP_STD)),
             resample=int(raw.get("resample", Image.Resampling.BICUBIC)),

@@ -116,7 +116,7 @@ def vote(
 
     The first k neighbours vote. Neighbours past k only add landmarks not yet named, while fewer
     than top_n are, each with the weight of its closest photo, so scores stay comparable.
-    `prior` (xid → factor, see core.location) multiplies each landmark's vote: a location prior.
+    `prior` (xid → factor, see core.recognition) multiplies each landmark's vote: a location prior.
     """
     pairs = [
         (float(s), xid)

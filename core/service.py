@@ -16,8 +16,8 @@ from core.errors import GuideError
 from core.geo import GeoPoint, Nearby
 from core.imaging import decode_image, read_gps
 from core.index import ArtifactsError, BuildReport, PhotoIndex, build_index
-from core.location import DEFAULT_LOCATION_MAX_KM, rank
 from core.ranking import PhotoLocation, RankingParams, Recognition, most_typical_first
+from core.recognition import DEFAULT_LOCATION_MAX_KM, rank
 from core.settings import Settings
 
 log = logging.getLogger(__name__)

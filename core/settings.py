@@ -11,13 +11,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 from dotenv import dotenv_values, load_dotenv
 
 from core.errors import GuideError
 from core.ranking import DEFAULT_MATCH_THRESHOLD
 
-# The location prior's reach (core.location), defined here with the other defaults.
+# The location prior's reach (core.recognition), defined here with the other defaults.
 DEFAULT_LOCATION_MAX_KM = 10.0
 # Cosine similarity a text query's best photo must reach to count as a match; below it the bot says
 # nothing matches well. CLIP-space text→photo similarities are low (good matches ~0.25–0.35 for
@@ -81,10 +82,18 @@ class EnvReader:
     def __init__(self, values: Mapping[str, str]) -> None:
         self.values = values
 
+    @overload
+    def text(self, name: str) -> str | None: ...
+    @overload
+    def text(self, name: str, default: str) -> str: ...
     def text(self, name: str, default: str | None = None) -> str | None:
         value = (self.values.get(name) or "").strip()
         return value or default
 
+    @overload
+    def path(self, name: str) -> Path | None: ...
+    @overload
+    def path(self, name: str, default: Path) -> Path: ...
     def path(self, name: str, default: Path | None = None) -> Path | None:
         value = self.text(name)
         return Path(value) if value else default
@@ -137,7 +146,7 @@ class Settings:
     # Where `prep export-onnx` writes and the onnx backend reads; default: `onnx/` beside ARTIFACTS_DIR.
     model_dir: Path | None = None
     text_match_threshold: float = DEFAULT_TEXT_MATCH_THRESHOLD
-    # A photo's location re-weights the vote only when some landmark lies this close to it (core.location).
+    # A photo's location re-weights the vote only when some landmark lies this close to it (core.recognition).
     location_max_km: float = DEFAULT_LOCATION_MAX_KM
     # Tourists' answers, feedback and (with consent) photos; default: contributions/ beside ARTIFACTS_DIR.
     contrib_dir: Path | None = None

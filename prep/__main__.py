@@ -11,12 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import DEFAULT_K, DEFAULT_TEMPERATURE
 from core.cli import configure_logging, emit, guarded, load_settings, package_version, run_cli
-from core.ranking import DEFAULT_K, DEFAULT_TEMPERATURE
 from prep import commands
 
 QUARANTINE = Path("quarantine")
-CHECK_NAMES = "unreadable, tiny, duplicates, grayscale, sepia, collage, outliers, interior"
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,10 @@ def _clean_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="folder dataset (default: DATA_DIR)")
     p.add_argument("--quarantine", type=Path, default=QUARANTINE, help="review folder (default: quarantine)")
     p.add_argument("--artifacts", type=Path, help="where the embedding cache lives (default: ARTIFACTS_DIR)")
-    p.add_argument("--checks", help=f"comma-separated, from: {CHECK_NAMES} (default: all but interior)")
+    from prep.checks import CHECKS, REGISTRY
+
+    opt_in = ", ".join(check.name for check in REGISTRY if check.opt_in)
+    p.add_argument("--checks", help=f"comma-separated, from: {', '.join(CHECKS)} (default: all but {opt_in})")
 
 
 def _review_args(p: argparse.ArgumentParser) -> None:

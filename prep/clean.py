@@ -19,20 +19,31 @@ from pathlib import Path
 
 import numpy as np
 
-from core.dataset import Dataset, DatasetPhoto
-from core.embedding_cache import (
+from core import (
+    Dataset,
+    DatasetPhoto,
     EmbeddingCache,
+    ImageDecodeError,
     PhotoToEmbed,
     ProgressFn,
     content_hash,
     embed_missing,
+    most_typical_first,
     no_progress,
+    usable_cpus,
 )
 from core.encoders import ImageEncoder
-from core.imaging import ImageDecodeError
-from core.ranking import most_typical_first
-from core.settings import usable_cpus
-from prep.checks import BY_NAME, CHECKS, REASONS, Collection, Finding, PhotoUnderReview
+from prep.checks import (
+    BY_NAME,
+    CHECKS,
+    PHOTO_CHECKS,
+    REASONS,
+    Collection,
+    CollectionCheck,
+    Finding,
+    PhotoCheck,
+    PhotoUnderReview,
+)
 from prep.checks.decode import read_photo
 
 log = logging.getLogger(__name__)
@@ -81,8 +92,9 @@ def analyse(
     report = progress or no_progress
     dataset = Dataset(data_dir)
     selected = [BY_NAME[name] for name in checks]
-    photo_checks = [c for c in selected if c.needs == "pixels"]
-    keeps = [keep for c in selected if c.needs != "pixels" for keep in c.keeps]
+    photo_checks = [c for c in selected if isinstance(c, PhotoCheck)]
+    collection_checks = [c for c in selected if isinstance(c, CollectionCheck)]
+    keeps = [keep for c in collection_checks for keep in c.keeps]
     result = CleanResult(checks=checks)
     photos = dataset.photos()
     result.photos = len(photos)
@@ -96,9 +108,8 @@ def analyse(
     collection = Collection(reviewed, {}, notes=result.notes)
     if any(c.needs == "embeddings" for c in selected):
         collection = _with_embeddings(collection, dataset, encoder, cache, report)
-    for check in selected:
-        if check.needs != "pixels":
-            result.all_findings += check.review(collection)
+    for check in collection_checks:
+        result.all_findings += check.review(collection)
     _drop_kept(result, dataset, {p.path: p.sha256 for p in reviewed})
     result.findings = _first_reason_per_photo(result.all_findings)
     result.typical = _typical(reviewed, collection.vectors, {f.path for f in result.all_findings})
@@ -129,12 +140,15 @@ def _typical(photos: list[PhotoUnderReview], vectors: dict, flagged: set[str]) -
     return typical
 
 
+_PHOTO_CHECK = {check.name: check for check in PHOTO_CHECKS}
+
+
 def _inspect(
     root: Path, check_names: tuple[str, ...], keeps: tuple, photo: DatasetPhoto
 ) -> tuple[PhotoUnderReview, list[Finding]]:
     """Read one photo, run the per-photo checks, keep what collection checks need, drop the pixels."""
     item = _read(Dataset(root), photo)
-    findings = [f for name in check_names if (f := BY_NAME[name].inspect(item)) is not None]
+    findings = [f for name in check_names if (f := _PHOTO_CHECK[name].inspect(item)) is not None]
     for keep in keeps if item.decoded else ():
         item.derived(keep)
     item.release()

@@ -12,9 +12,8 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core import BuildReport, Settings, build_index, check_up_to_date, choose_runtime, model_id, open_cache
+from core import BuildReport, Dataset, Settings, build_index, check_up_to_date, choose_runtime, model_id, open_cache
 from core.cli import die
-from core.dataset import Dataset
 from prep.progress import StageProgress
 
 EXIT_DECLINED = 1
@@ -29,7 +28,7 @@ def ingest(args: argparse.Namespace, settings: Settings):
 
 
 def enrich(args: argparse.Namespace, settings: Settings):
-    from core.enrichment import LANGS
+    from core import LANGS
     from prep.enrich import EnrichSettings
     from prep.enrich import enrich as run_enrich
 
@@ -237,8 +236,7 @@ def apply(args: argparse.Namespace, settings: Settings) -> ApplyReport:
 
 
 def evaluate(args: argparse.Namespace, settings: Settings):
-    from core import PhotoIndex, RankingParams
-    from core.ranking import DEFAULT_SEARCH_DEPTH
+    from core import DEFAULT_SEARCH_DEPTH, PhotoIndex, RankingParams
     from prep.evaluate import evaluate as run_evaluation
     from prep.evaluate import geo_evaluation
 
@@ -340,7 +338,7 @@ def random_models(args: argparse.Namespace, settings: Settings) -> RandomModelsR
 
 def contributions(args: argparse.Namespace, settings: Settings):
     """list, approve ID [--xid XID], reject ID."""
-    from core.contributions import SqliteContributionStore, approve
+    from core import SqliteContributionStore, approve
     from prep.contributions import ContributionsReport, DecisionReport, clean_check
 
     store = SqliteContributionStore(settings.contributions_dir)
@@ -356,13 +354,14 @@ def contributions(args: argparse.Namespace, settings: Settings):
             store.set_status(args.id, "rejected")
             return DecisionReport(args.id, "rejected")
         result = approve(store, Dataset(settings.data_dir), args.id, args.xid, check=clean_check)
-        return DecisionReport(args.id, store.answer(args.id).status or "pending", result)
+        decided = store.answer(args.id)
+        return DecisionReport(args.id, (decided.status if decided else None) or "pending", result)
     finally:
         store.close()
 
 
 def stats(args: argparse.Namespace, settings: Settings):
-    from core.contributions import SqliteContributionStore
+    from core import SqliteContributionStore
     from prep.contributions import StatsReport
 
     store = SqliteContributionStore(settings.contributions_dir)

@@ -1,8 +1,8 @@
 """`prep contributions list|approve|reject` and `prep stats`: the admin's side of tourists' feedback.
 
-Approval from the shell runs every per-photo check of `prep clean` (unreadable, tiny, grayscale,
-sepia, collage) and the duplicate check against the landmark's photos; a photo that fails one stays
-pending and the reason is shown.
+Approval from the shell runs every per-photo check of `prep clean` (`prep.checks.PHOTO_CHECKS`: today
+unreadable, tiny, grayscale, sepia, collage) and the duplicate check against the landmark's photos; a
+photo that fails one stays pending and the reason is shown.
 """
 
 from __future__ import annotations
@@ -10,17 +10,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from core.contributions import Answer, Approval, basic_check, stats_summary
-from core.dataset import Dataset
-from core.imaging import ImageDecodeError
-from prep.checks import COLLAGE as COLLAGE_CHECK
-from prep.checks import GRAYSCALE, SEPIA
-from prep.checks.base import PhotoUnderReview
+from core import Answer, Approval, Dataset, ImageDecodeError, basic_check, stats_summary
+from prep.checks import PHOTO_CHECKS, PhotoUnderReview
 from prep.checks.decode import read_photo
-from prep.checks.duplicates import NEAR_MAX_DISTANCE, perceptual_hash
-
-# Beyond what core's basic_check covers (unreadable, tiny, the same file already there).
-PIXEL_CHECKS = (GRAYSCALE, SEPIA, COLLAGE_CHECK)
+from prep.checks.duplicates import NEAR_MAX_DISTANCE, perceptual_hash, phash_of
 
 
 def clean_check(data: bytes, dataset: Dataset, xid: str) -> str | None:
@@ -28,10 +21,10 @@ def clean_check(data: bytes, dataset: Dataset, xid: str) -> str | None:
     if why := basic_check(data, dataset, xid):
         return why
     photo = PhotoUnderReview("contribution", xid, hashlib.sha256(data).hexdigest(), read_photo(data))
-    for check in PIXEL_CHECKS:
+    for check in PHOTO_CHECKS:  # every per-photo check of the registry, whatever is added to it
         if (finding := check.inspect(photo)) is not None:
             return f"{finding.reason}: {finding.detail}".rstrip(": ")
-    mine = perceptual_hash(photo.image)
+    mine = phash_of(photo)
     for other in dataset.photos():
         if other.xid != xid:
             continue

@@ -28,11 +28,18 @@ from urllib.parse import quote
 
 import httpx
 
-from core.catalog import Landmark
-from core.dataset import Dataset
-from core.embedding_cache import ProgressFn, no_progress
-from core.enrichment import SOURCE_LANG, Enrichment, LandmarkInfo, transliterate
-from core.settings import EnvReader, environment
+from core import (
+    SOURCE_LANG,
+    Dataset,
+    Enrichment,
+    EnvReader,
+    Landmark,
+    LandmarkInfo,
+    ProgressFn,
+    environment,
+    no_progress,
+    transliterate,
+)
 
 DEFAULT_WIKIDATA_API_URL = "https://www.wikidata.org/w/api.php"
 DEFAULT_WIKIPEDIA_API_URL = "https://{lang}.wikipedia.org/api/rest_v1"

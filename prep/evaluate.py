@@ -14,11 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from core import EARTH_RADIUS_M, GeoPoint, PhotoIndex, PhotoLocation, RankingParams, landmark_point, rank, vote
 from core.encoders import TextEncoder
-from core.geo import EARTH_RADIUS_M, GeoPoint, landmark_point
-from core.index import PhotoIndex
-from core.location import rank
-from core.ranking import PhotoLocation, RankingParams, vote
 from prep.progress import progress_over
 
 TEXT_TOP = 5

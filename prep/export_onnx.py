@@ -14,21 +14,26 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from core.embedding_cache import file_hash
-from core.encoders import model_id
-from core.encoders.fingerprint import model_fingerprint
-from core.encoders.onnx_folder import TOKENIZER, ExportedFile, OnnxManifest, model_file
-from core.encoders.onnx_runtime import OnnxImageEncoder, OnnxTextEncoder
-from core.preprocess import ClipPreprocessing
+from core import ClipPreprocessing, file_hash
+from core.encoders import (
+    TOKENIZER,
+    ExportedFile,
+    OnnxImageEncoder,
+    OnnxManifest,
+    OnnxTextEncoder,
+    model_file,
+    model_fingerprint,
+    model_id,
+)
 
 if TYPE_CHECKING:
-    from core.embedding_cache import ProgressFn
+    from core import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +104,9 @@ def export(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".onnx-", dir=out_dir.parent))
     try:
-        clip = SentenceTransformer(image_model, device="cpu")
-        text = SentenceTransformer(text_model, device="cpu")
+        # Any: the modules inside are reached by index, which sentence-transformers types as Module | Tensor.
+        clip: Any = SentenceTransformer(image_model, device="cpu")
+        text: Any = SentenceTransformer(text_model, device="cpu")
         step_done()
         # Plain attention exports to MatMul/Softmax that ONNX Runtime quantises and runs well; the default
         # SDPA path exports to a slower graph (measured: int8 ViT-B/32 35 ms eager vs 52 ms SDPA, 2 threads).

@@ -11,15 +11,23 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core.catalog import CatalogError, Landmark, parse_coordinate, split_kinds
-from core.dataset import Dataset, is_safe_name
-from core.errors import GuideError
-from core.imaging import ImageDecodeError, decode_image, photo_extension
+from core import (
+    CatalogError,
+    Dataset,
+    GuideError,
+    ImageDecodeError,
+    Landmark,
+    decode_image,
+    is_safe_name,
+    parse_coordinate,
+    photo_extension,
+    split_kinds,
+)
 
 PLACES_SUFFIX = "_places.csv"
 IMAGES_SUFFIX = "_images.csv"
@@ -147,7 +155,7 @@ def decode_base64_photo(raw: str) -> bytes:
         raise ValueError("not valid base64") from None
 
 
-def _column(fieldnames: list[str], candidates: tuple[str, ...]) -> str | None:
+def _column(fieldnames: Sequence[str], candidates: tuple[str, ...]) -> str | None:
     lowered = {name.strip().lower(): name for name in fieldnames}
     return next((lowered[c] for c in candidates if c in lowered), None)
 

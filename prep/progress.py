@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import TextIO, TypeVar
 
 from tqdm import tqdm
@@ -68,8 +68,10 @@ class StageProgress:
 
 def progress_over(items: Iterable[T], stage: str, total: int | None = None, enabled: bool = True) -> Iterator[T]:
     """Iterate with progress: a bar on a terminal, periodic plain lines in a log (`total` if not sized)."""
-    items = list(items) if total is None and not hasattr(items, "__len__") else items
-    count = len(items) if total is None else total
+    if total is None:
+        items = items if isinstance(items, Sized) else list(items)
+        total = len(items)
+    count = total
     progress = StageProgress(enabled=enabled)
     try:
         for done, item in enumerate(items, 1):

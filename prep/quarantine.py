@@ -20,10 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.catalog import CatalogError
-from core.dataset import IMAGES_DIR, Dataset, KeptPhoto, RemovedPhoto, spreadsheet_safe
-from core.embedding_cache import file_hash
-from core.errors import GuideError
+from core import IMAGES_DIR, CatalogError, Dataset, GuideError, KeptPhoto, RemovedPhoto, file_hash, spreadsheet_safe
 from prep.checks import REASONS
 from prep.clean import CleanResult
 from prep.review_page import THUMBS, render, thumbnail_name, write_thumbnail

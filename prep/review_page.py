@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from core.imaging import decode_image
+from core import decode_image
 
 THUMBS = ".thumbs"
 THUMBNAIL_SIDE = 180

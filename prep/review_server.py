@@ -28,7 +28,7 @@ MAX_BODY = 1_000_000  # bytes of a decision request (a group of a few thousand p
 @dataclass
 class ReviewServer:
     server: ThreadingHTTPServer
-    token: str
+    token: str  # text: it is part of every URL
     thread: threading.Thread | None = None
 
     @property
@@ -37,7 +37,7 @@ class ReviewServer:
 
     @property
     def url(self) -> str:
-        host = self.server.server_address[0]
+        host = str(self.server.server_address[0])
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         return f"http://{shown}:{self.port}/{self.token}/"
 

@@ -140,7 +140,7 @@ try:
     runpy.run_module("{module}", run_name="__main__")
 except SystemExit as exit:
     assert exit.code in (0, None), exit.code
-heavy = ("torch", "transformers", "sentence_transformers", "onnxruntime", "telegram", "cv2")
+heavy = ("torch", "transformers", "sentence_transformers", "onnxruntime", "telegram", "cv2", "sklearn", "imagehash")
 heavy = [m for m in heavy if m in sys.modules]
 print("loaded:", heavy)
 """

@@ -35,8 +35,10 @@ class ImageEncoder(Protocol):
     dim: int
     # Zero-shot text scoring against these image vectors, or None where the runtime lacks the
     # image model's text tower; `prompts_unavailable` then says why.
-    encode_prompts: PromptEncoder | None
     prompts_unavailable: str
+
+    @property
+    def encode_prompts(self) -> PromptEncoder | None: ...
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(n, dim) float32, rows L2-normalised."""

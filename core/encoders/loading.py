@@ -64,11 +64,6 @@ class Runtime:
         return SentenceTransformerTextEncoder(self.settings.text_model)
 
 
-@dataclass(frozen=True)
-class Encoders:
-    image: ImageEncoder
-    text: TextEncoder
-
 
 def choose_runtime(settings: Settings) -> Runtime:
     """auto: ONNX when an export of these models exists in MODEL_DIR, torch otherwise."""
@@ -95,10 +90,6 @@ def choose_runtime(settings: Settings) -> Runtime:
     log.warning("ONNX models in %s are for other models; using torch", settings.onnx_dir)
     return Runtime(TORCH, settings)
 
-
-def load_encoders(settings: Settings) -> Encoders:
-    runtime = choose_runtime(settings)
-    return Encoders(runtime.image_encoder(), runtime.text_encoder())
 
 
 def limit_threads(threads: int) -> None:

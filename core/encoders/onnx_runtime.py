@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -21,7 +22,7 @@ from core.preprocess import ClipPreprocessing
 NO_PROMPT_TOWER = "the ONNX export has no CLIP text tower for zero-shot prompts: run it with ENCODER_BACKEND=torch"
 
 
-def _session(path: Path, threads: int, single_batch: bool = False):
+def _session(path: Path, threads: int, single_batch: bool = False) -> Any:
     import onnxruntime as ort
 
     if not path.is_file():
@@ -36,7 +37,7 @@ def _session(path: Path, threads: int, single_batch: bool = False):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def session_options(threads: int):
+def session_options(threads: int) -> Any:
     """How every ONNX Runtime session here runs (the benchmark's probe too)."""
     import onnxruntime as ort
 

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from core.encoders.base import ModelLoadError, cache_key_for, clip_queries, model_id, normalise_rows
+from core.encoders.base import ModelLoadError, PromptEncoder, cache_key_for, clip_queries, model_id, normalise_rows
 from core.encoders.fingerprint import model_fingerprint, model_folder
 
 IMAGE_BATCH_SIZE = 32
 
 
-def load_sentence_transformer(name_or_path: str):
+def load_sentence_transformer(name_or_path: str) -> Any:
     try:
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -51,7 +52,7 @@ class SentenceTransformerImageEncoder:
         self.fingerprint = model_fingerprint(name_or_path)
         self.cache_key = cache_key_for(self.model_name, self.fingerprint)
         self.dim = int(self._model.get_embedding_dimension())
-        self.encode_prompts = self._encode_prompts
+        self.encode_prompts: PromptEncoder | None = self._encode_prompts
 
     def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:

@@ -15,6 +15,7 @@ from prep.checks.duplicates import CHECK as DUPLICATES
 from prep.checks.interior import CHECK as INTERIOR
 from prep.checks.outliers import CHECK as OUTLIERS
 
+# The one list of checks: adding a check is its module plus one line here (docs/architecture.md).
 REGISTRY: tuple[PhotoCheck | CollectionCheck, ...] = (
     UNREADABLE,
     TINY,
@@ -27,14 +28,17 @@ REGISTRY: tuple[PhotoCheck | CollectionCheck, ...] = (
 )
 CHECKS = tuple(check.name for check in REGISTRY)  # names accepted by `prep clean --checks`
 REASONS = tuple(check.reason for check in REGISTRY)  # priority order
-# Interiors are opt-in: museums and churches legitimately have them.
-DEFAULT_CHECKS = tuple(name for name in CHECKS if name != INTERIOR.name)
+DEFAULT_CHECKS = tuple(check.name for check in REGISTRY if not check.opt_in)
 BY_NAME = {check.name: check for check in REGISTRY}
+# What a single tourist photo is checked for before it joins the dataset (the duplicate check compares it
+# with its landmark's photos separately).
+PHOTO_CHECKS: tuple[PhotoCheck, ...] = tuple(check for check in REGISTRY if isinstance(check, PhotoCheck))
 
 __all__ = [
     "BY_NAME",
     "CHECKS",
     "DEFAULT_CHECKS",
+    "PHOTO_CHECKS",
     "REASONS",
     "REGISTRY",
     "Collection",

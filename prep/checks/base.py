@@ -9,15 +9,16 @@ check's module keeps its score, threshold and rationale at its top.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal, Protocol, TypeVar
+from typing import ClassVar, Literal, TypeVar
 
 import numpy as np
 from PIL import Image
 
-from core.imaging import MIN_PHOTO_SIDE
+from core import MIN_PHOTO_SIDE
 
 ANALYSIS_SIDE = 512  # pixel checks look at a copy no larger than this
 # Shorter side below which a photo is "tiny" (the dataset's thumbnails are ~320×240) and the other
@@ -73,6 +74,8 @@ class PhotoUnderReview:
     @cached_property
     def small(self) -> np.ndarray:
         """RGB pixels of a copy no larger than ANALYSIS_SIDE."""
+        if self.image is None:
+            raise ValueError(f"{self.path} did not decode: only usable photos have pixels to look at")
         copy = self.image.copy()
         copy.thumbnail((ANALYSIS_SIDE, ANALYSIS_SIDE), Image.Resampling.NEAREST)
         return np.asarray(copy)
@@ -107,18 +110,29 @@ class Collection:
 Needs = Literal["pixels", "hashes", "embeddings"]
 
 
-class PhotoCheck(Protocol):
-    name: str  # as given to --checks
-    reason: str  # quarantine folder and report reason
-    needs: Needs  # "pixels"
+class Check(ABC):
+    """What every check declares; its kind (below) says how it is run."""
 
+    name: ClassVar[str]  # as given to --checks
+    reason: ClassVar[str]  # quarantine folder and report reason
+    needs: ClassVar[Needs]
+    # Off unless asked for with --checks (interiors: museums and churches legitimately have them).
+    opt_in: ClassVar[bool] = False
+
+
+class PhotoCheck(Check):
+    """Looks at one photo at a time; also run on a tourist's photo before it is approved."""
+
+    needs: ClassVar[Needs] = "pixels"
+
+    @abstractmethod
     def inspect(self, photo: PhotoUnderReview) -> Finding | None: ...
 
 
-class CollectionCheck(Protocol):
-    name: str
-    reason: str
-    needs: Needs  # "hashes" or "embeddings"
-    keeps: tuple[Callable[[PhotoUnderReview], object], ...]  # derived views computed before pixels go
+class CollectionCheck(Check):
+    """Looks at all photos together, through what `keeps` derived from each before its pixels went."""
 
+    keeps: ClassVar[tuple[Callable[[PhotoUnderReview], object], ...]] = ()
+
+    @abstractmethod
     def review(self, collection: Collection) -> list[Finding]: ...

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prep.checks.base import Finding, PhotoUnderReview
+from prep.checks.base import Finding, PhotoCheck, PhotoUnderReview
 
 GRID_FRACTIONS = (1 / 2, 1 / 3, 2 / 3, 1 / 4, 3 / 4)
 POSITION_TOLERANCE = 2  # px either side of the exact grid position
@@ -100,9 +100,8 @@ def is_collage(lines: list[str]) -> bool:
     return len(lines) >= MIN_GRID_LINES
 
 
-class CollageCheck:
+class CollageCheck(PhotoCheck):
     name = reason = "collage"
-    needs = "pixels"
 
     def inspect(self, photo: PhotoUnderReview) -> Finding | None:
         if not photo.usable:

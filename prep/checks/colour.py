@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from prep.checks.base import Finding, PhotoUnderReview
+from prep.checks.base import Finding, PhotoCheck, PhotoUnderReview
 
 GRAY_MAX_P95_CHROMA = 6.0
 COLOURED_CHROMA = 10.0
@@ -58,6 +57,8 @@ class ColourScores:
 
 def colour_scores(rgb: np.ndarray) -> ColourScores:
     """Scores for an RGB uint8 array (already reduced to ≤512 px)."""
+    import cv2  # here: the registry is read by `prep --help`, which must load nothing heavy
+
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(np.float32)
     lightness = lab[:, 0] * (100.0 / 255.0)
     a, b = lab[:, 1] - 128.0, lab[:, 2] - 128.0
@@ -93,9 +94,8 @@ def colour_scores(rgb: np.ndarray) -> ColourScores:
     )
 
 
-class GrayscaleCheck:
+class GrayscaleCheck(PhotoCheck):
     name = reason = "grayscale"
-    needs = "pixels"
 
     def inspect(self, photo: PhotoUnderReview) -> Finding | None:
         if not photo.usable or not (scores := photo.derived(scores_of)).grayscale:
@@ -104,9 +104,8 @@ class GrayscaleCheck:
         return Finding(photo.path, self.reason, scores.chroma_p95, GRAY_MAX_P95_CHROMA, detail)
 
 
-class SepiaCheck:
+class SepiaCheck(PhotoCheck):
     name = reason = "sepia"
-    needs = "pixels"
 
     def inspect(self, photo: PhotoUnderReview) -> Finding | None:
         if not photo.usable or not (scores := photo.derived(scores_of)).sepia:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from PIL import Image
 
-from core.imaging import decode_image
-from prep.checks.base import MIN_SIDE, Finding, PhotoUnderReview
+from core import decode_image
+from prep.checks.base import MIN_SIDE, Finding, PhotoCheck, PhotoUnderReview
 
 # Pixel checks look at ≤512 px; a big JPEG is decoded at the smallest scale still twice that.
 DECODE_SIDE = 1024
@@ -25,17 +25,15 @@ def is_tiny(image: Image.Image) -> bool:
     return min(image.size) < MIN_SIDE
 
 
-class UnreadableCheck:
+class UnreadableCheck(PhotoCheck):
     name = reason = "unreadable"
-    needs = "pixels"
 
     def inspect(self, photo: PhotoUnderReview) -> Finding | None:
         return None if photo.image is not None else Finding(photo.path, self.reason, 1.0, 1.0, photo.error)
 
 
-class TinyCheck:
+class TinyCheck(PhotoCheck):
     name = reason = "tiny"
-    needs = "pixels"
 
     def inspect(self, photo: PhotoUnderReview) -> Finding | None:
         if photo.image is None or not is_tiny(photo.image):

@@ -14,10 +14,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import imagehash
 from PIL import Image
 
-from prep.checks.base import Collection, Finding, PhotoUnderReview
+from prep.checks.base import Collection, CollectionCheck, Finding, PhotoUnderReview
 from prep.checks.colour import is_colour
 
 NEAR_MAX_DISTANCE = 6
@@ -42,6 +41,8 @@ class Duplicate:
 
 
 def perceptual_hash(image: Image.Image) -> int:
+    import imagehash  # here: the registry is read by `prep --help`, which must load nothing heavy
+
     return int(str(imagehash.phash(image)), 16)
 
 
@@ -79,10 +80,12 @@ def _hamming_one(a: int, b: int) -> int:
 
 
 def phash_of(photo: PhotoUnderReview) -> int:
+    if photo.image is None:
+        raise ValueError(f"{photo.path} did not decode: it has no perceptual hash")
     return perceptual_hash(photo.image)
 
 
-class DuplicateCheck:
+class DuplicateCheck(CollectionCheck):
     name, reason = "duplicates", "duplicate"
     needs = "hashes"
     keeps = (phash_of, is_colour)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from prep.checks.base import Collection, Finding
+from prep.checks.base import Collection, CollectionCheck, Finding
 
 INDOOR_MIN_PROBABILITY = 0.9
 LOGIT_SCALE = 100.0
@@ -47,10 +47,10 @@ def indoor_probability(image_vectors: np.ndarray, indoor: np.ndarray, outdoor: n
     return weights[:, 0] / weights.sum(axis=1)
 
 
-class InteriorCheck:
+class InteriorCheck(CollectionCheck):
     name = reason = "interior"
     needs = "embeddings"
-    keeps = ()
+    opt_in = True
 
     def review(self, collection: Collection) -> list[Finding]:
         embedded, matrix = collection.embedded()

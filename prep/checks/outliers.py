@@ -22,9 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import DBSCAN
 
-from prep.checks.base import Collection, Finding
+from prep.checks.base import Collection, CollectionCheck, Finding
 
 MIN_SAMPLES = 4
 MIN_PHOTOS_FOR_DBSCAN = 10
@@ -82,6 +81,8 @@ def _landmark_outliers(paths: list[str], vectors: np.ndarray) -> list[Outlier]:
     eps = float(np.clip(q3 + 1.5 * (q3 - q1), EPS_MIN_FACTOR * kth_median, EPS_MAX_FACTOR * kth_median))
     if eps <= 0:
         return []
+    from sklearn.cluster import DBSCAN  # here: `prep --help` reads the registry and must load nothing heavy
+
     labels = DBSCAN(eps=eps, min_samples=MIN_SAMPLES, metric="precomputed").fit_predict(pairwise)
     return [
         Outlier(p, float(d), eps, "dbscan", float(d) / median)
@@ -90,10 +91,9 @@ def _landmark_outliers(paths: list[str], vectors: np.ndarray) -> list[Outlier]:
     ]
 
 
-class OutlierCheck:
+class OutlierCheck(CollectionCheck):
     name, reason = "outliers", "outlier"
     needs = "embeddings"
-    keeps = ()
 
     def review(self, collection: Collection) -> list[Finding]:
         embedded, matrix = collection.embedded()

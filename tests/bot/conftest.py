@@ -31,6 +31,6 @@ def shared_guide(request: pytest.FixtureRequest, built_dataset: BuiltDataset) ->
 
 @pytest.fixture
 async def bot(fake: FakeTelegram, built_dataset: BuiltDataset, model_dirs: ModelDirs, shared_guide: Guide, tmp_path):
-    settings = bot_settings(fake, built_dataset, model_dirs, bot_state_file=tmp_path / "state.pickle")
+    settings = bot_settings(fake, built_dataset, model_dirs, bot_state_file=tmp_path / "state.json")
     async with running_bot(settings, shared_guide):
         yield fake

@@ -38,7 +38,7 @@ async def enriched_bot(fake, built_dataset, model_dirs, encoders, tmp_path):
     build_index(dataset.data_dir, dataset.artifacts_dir, encoders.image, text_model=model_id(str(model_dirs.text)))
     index = PhotoIndex.load(dataset.artifacts_dir)
     guide = Guide(index, encoders.image, encoders.text, data_dir=dataset.data_dir)
-    settings = bot_settings(fake, dataset, model_dirs, bot_state_file=tmp_path / "state.pickle")
+    settings = bot_settings(fake, dataset, model_dirs, bot_state_file=tmp_path / "state.json")
     async with running_bot(settings, guide):
         yield fake, first, guide
 

@@ -68,7 +68,7 @@ async def test_an_unsure_answer_has_no_card_and_no_map(fake, built_dataset, mode
         RankingParams(match_threshold=1.01),  # nothing is ever sure
         data_dir=built_dataset.data_dir,
     )
-    settings = bot_settings(fake, built_dataset, model_dirs, bot_state_file=tmp_path / "state.pickle")
+    settings = bot_settings(fake, built_dataset, model_dirs, bot_state_file=tmp_path / "state.json")
     async with running_bot(settings, strict):
         await fake.send_photo(USER, jpeg_bytes(scene(0, 63)))
         (reply,) = await fake.wait_replies(USER)
@@ -136,7 +136,7 @@ async def test_the_chosen_language_survives_a_restart(fake, built_dataset, model
     async with running_bot(settings, shared_guide):
         await fake.send(USER, text="/lang en", language_code="ru")
         assert (await fake.wait_replies(USER))[0].text.startswith("Done")
-    assert settings.state_file == dataset.artifacts_dir / "bot_state.pickle" and settings.state_file.is_file()
+    assert settings.state_file == dataset.artifacts_dir / "bot_state.json" and settings.state_file.is_file()
     async with running_bot(settings, shared_guide):
         await fake.send(USER, text="/start", language_code="ru")
         assert (await fake.wait_replies(USER, 2))[-1].text.startswith("Hello!")

@@ -18,7 +18,7 @@ async def learning(fake, built_dataset, model_dirs, encoders, tmp_path):
     dataset = built_dataset.copy_to(tmp_path)
     guide = Guide(PhotoIndex.load(dataset.artifacts_dir), encoders.image, encoders.text, data_dir=dataset.data_dir)
     settings = bot_settings(
-        fake, dataset, model_dirs, contrib_dir=tmp_path / "contrib", bot_state_file=tmp_path / "state.pickle"
+        fake, dataset, model_dirs, contrib_dir=tmp_path / "contrib", bot_state_file=tmp_path / "state.json"
     )
     async with running_bot(settings, guide):
         yield fake, dataset, guide, SqliteContributionStore(tmp_path / "contrib")

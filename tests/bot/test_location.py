@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
-import pickle
 import random
 from html import escape
 
@@ -77,23 +77,23 @@ async def test_live_location_updates_move_the_stored_point(bot: FakeTelegram, pl
 async def test_forget_deletes_the_location_and_the_language(
     fake, built_dataset, model_dirs, shared_guide, tmp_path, places
 ) -> None:
-    state = tmp_path / "state.pickle"
+    state = tmp_path / "state.json"
     settings = bot_settings(fake, built_dataset, model_dirs, bot_state_file=state)
     _, _, lat, lon = places[2]
     async with running_bot(settings, shared_guide):
         await fake.send(305, text="/lang ru")
         await fake.send(305, **_location(lat, lon))
         await fake.wait_replies(305, 2)
-    with state.open("rb") as f:
-        assert 305 in pickle.load(f)["user_data"]
+    assert "305" in json.loads(state.read_text())["users"]
     async with running_bot(settings, shared_guide):
         await fake.send(305, text="/forget")
         assert "удалил всё" in (await fake.wait_replies(305, 3))[-1].text
+        # On disk when the bot says so, not at the next flush (a kill now must not bring it back).
+        assert "305" not in json.loads(state.read_text())["users"]
         await fake.send_photo(305, jpeg_bytes(scene(2, 403)), language_code="en")
         reply = (await wait_answers(fake, 305, 4))[-1].text
         assert "📍" not in reply and reply.startswith(("This is most likely", "🤔"))  # English again
-    with state.open("rb") as f:
-        assert 305 not in pickle.load(f)["user_data"]
+    assert "305" not in json.loads(state.read_text())["users"]
 
 
 async def test_through_the_bot_a_location_within_150_m_gives_top1_at_least_095(bot: FakeTelegram, places) -> None:

@@ -131,7 +131,8 @@ async def test_shutdown_cancels_a_running_reindex_and_keeps_the_old_index(
     reindexer.shutdown()
     with pytest.raises(BuildCancelled):
         await asyncio.wait_for(task, timeout=10)
-    assert time.monotonic() - started < 2 and not reindexer.running
+    assert time.monotonic() - started < 2
+    reindexer.claim()  # the slot was released: a new claim does not raise ReindexBusyError
     assert guide.index is before and PhotoIndex.load(dataset.artifacts_dir).location == before.location
     with open_cache(dataset.artifacts_dir) as cache:  # what was embedded is kept for the next build
         kept = cache.get(

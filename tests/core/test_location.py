@@ -16,8 +16,8 @@ from core import Guide, PhotoIndex
 from core.__main__ import main
 from core.geo import GeoError, GeoPoint, bearing_deg, compass_point, distance_m
 from core.imaging import read_gps
-from core.location import LOCATION_FLOOR, LOCATION_SCALE_M, prior_factor
 from core.ranking import PhotoLocation, RankingParams
+from core.recognition import LOCATION_FLOOR, LOCATION_SCALE_M, prior_factor
 from tests.helpers.cli import run, run_json, use_environment
 from tests.helpers.datagen import jpeg_bytes, scene
 from tests.helpers.models import BACKENDS, CITIES, BuiltDataset, encoders_for

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.encoders import ModelLoadError, choose_runtime, load_encoders
+from core.encoders import ModelLoadError, choose_runtime
 from core.encoders.onnx_runtime import OnnxImageEncoder, OnnxTextEncoder
 from core.preprocess import ClipPreprocessing
 from core.settings import Settings
@@ -91,8 +91,8 @@ def test_backend_selection(model_dirs, onnx_dir, tmp_path) -> None:
     with pytest.raises(ModelLoadError, match="exported from"):
         choose_runtime(other)
     assert _runtime(_settings(model_dirs, onnx_dir, "auto", image_model="clip-ViT-L-14")) == "torch"
-    encoders = load_encoders(_settings(model_dirs, onnx_dir, "auto"))
-    image = encoders.image
+    runtime = choose_runtime(_settings(model_dirs, onnx_dir, "auto"))
+    image = runtime.image_encoder()
     assert isinstance(image, OnnxImageEncoder) and image.precision == "int8"
     # int8 vectors are cached apart from fp32/torch ones and from another export's int8 ones.
     int8_file = onnx_dir / json.loads((onnx_dir / "onnx.json").read_text())["files"]["image"]["int8"]["file"]
@@ -102,7 +102,7 @@ def test_backend_selection(model_dirs, onnx_dir, tmp_path) -> None:
     assert OnnxImageEncoder(onnx_dir, precision="fp32").cache_key == f"clip-ViT-B-32@{fingerprint}"
     # The export records the source model's content: the same as the torch encoder's.
     assert image.fingerprint == encoders_for_torch_fingerprint(model_dirs)
-    assert isinstance(encoders.text, OnnxTextEncoder)
+    assert isinstance(runtime.text_encoder(), OnnxTextEncoder)
 
 
 def test_onnx_serving_imports_no_torch_and_idles_without_cpu(model_dirs, onnx_dir, built_dataset) -> None:

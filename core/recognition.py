@@ -1,4 +1,4 @@
-"""The location prior: where a photo was taken re-weights the visual vote.
+"""Recognition of one embedded photo: the k nearest photos vote, with the location prior when known.
 
 Each candidate landmark's vote is multiplied by a Gaussian of its distance d to the photo's location,
     factor(d) = LOCATION_FLOOR + (1 − LOCATION_FLOOR) · exp(−½ (d / LOCATION_SCALE_M)²),
