@@ -68,7 +68,7 @@ def check_state_file(settings: BotSettings) -> None:
     """The state file is a file (or not there yet): a folder in its place would end the bot after its start."""
     path = settings.state_file
     if path.exists() and (path.is_symlink() or not path.is_file()):
-        raise PreflightError(f"BOT_STATE_FILE {path} is not a regular file: remove it or point BOT_STATE_FILE elsewhere")
+        raise PreflightError(f"BOT_STATE_FILE {path} is not a regular file: remove it or set BOT_STATE_FILE")
 
 
 def check_models(settings: BotSettings) -> None:

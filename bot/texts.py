@@ -133,7 +133,6 @@ MESSAGES: dict[str, dict[Lang, str]] = {
     },
     "lang_choose": {"ru": "Выберите язык:", "en": "Choose a language:"},
     "lang_set": {"ru": "Готово, теперь говорю по-русски.", "en": "Done, English it is."},
-    "working": {"ru": "Смотрю…", "en": "Looking…"},
     "recognized": {"ru": "Это, скорее всего:", "en": "This is most likely:"},
     "not_sure": {
         "ru": "🤔 Не уверен, что на фото известная мне достопримечательность. Ближе всего:",

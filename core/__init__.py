@@ -18,6 +18,7 @@ from core.contributions import (
     Approval,
     ContributionStore,
     SqliteContributionStore,
+    Stats,
     approve,
     basic_check,
     reject,
@@ -46,7 +47,7 @@ from core.embedding_cache import (
 from core.encoders import choose_runtime, model_id
 from core.enrichment import LANGS, SOURCE_LANG, Enrichment, LandmarkInfo, LandmarkText, transliterate
 from core.errors import GuideError
-from core.files import set_aside, write_atomically
+from core.files import file_lock, read_text_tolerantly, set_aside, write_atomically
 from core.geo import EARTH_RADIUS_M, GeoPoint, Nearby, landmark_point
 from core.imaging import (
     MIN_PHOTO_SIDE,
@@ -133,6 +134,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "SqliteContributionStore",
+    "Stats",
     "approve",
     "basic_check",
     "build_index",
@@ -143,6 +145,7 @@ __all__ = [
     "embed_missing",
     "environment",
     "file_hash",
+    "file_lock",
     "is_safe_name",
     "landmark_point",
     "model_id",
@@ -152,6 +155,7 @@ __all__ = [
     "parse_coordinate",
     "photo_extension",
     "rank",
+    "read_text_tolerantly",
     "reject",
     "resolve_build",
     "set_aside",

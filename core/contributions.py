@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -94,7 +94,15 @@ class ContributionStore(Protocol):
     def set_status(
         self, answer_id: str, status: str, xid: str | None = None, dataset_path: str | None = None
     ) -> None: ...
-    def stats(self) -> dict: ...
+    def stats(self) -> Stats: ...
+
+
+def new_answer_id() -> str:
+    """12 characters (fits callback data, cannot be guessed) that never start with "-": an ID is typed on
+    the command line (`prep contributions approve ID`), where a leading dash reads as an option."""
+    while (answer_id := secrets.token_urlsafe(9)).startswith("-"):
+        pass
+    return answer_id
 
 
 class SqliteContributionStore:
@@ -116,7 +124,7 @@ class SqliteContributionStore:
     def record_answer(
         self, user_id: int, candidates: Sequence[str], match: bool, answer_ms: float, photo: bytes | None, ext: str
     ) -> str:
-        answer_id = secrets.token_urlsafe(9)  # 12 characters: fits callback data, cannot be guessed
+        answer_id = new_answer_id()
         now = time.time()
         day = datetime.fromtimestamp(now, UTC).date().isoformat()
         sha, path = None, None
@@ -230,12 +238,12 @@ class SqliteContributionStore:
             )
 
     # --- real-world accuracy -----------------------------------------------------------------------------
-    def stats(self) -> dict:
+    def stats(self) -> Stats:
         rows = self._db.execute("SELECT day, match, answer_ms, label, label_rank FROM answers ORDER BY day").fetchall()
         days: dict[str, list] = {}
         for row in rows:
             days.setdefault(row[0], []).append(row)
-        return {"total": _figures(rows), "days": {day: _figures(day_rows) for day, day_rows in days.items()}}
+        return Stats(Figures.of(rows), {day: Figures.of(day_rows) for day, day_rows in days.items()})
 
 
 COLUMNS = (
@@ -244,22 +252,49 @@ COLUMNS = (
 )
 
 
-def _figures(rows: list[tuple]) -> dict:
-    right = sum(1 for r in rows if r[3] == "confirmed")
-    wrong = sum(1 for r in rows if r[3] in ("corrected", "none"))
-    ranks = [r[4] for r in rows if r[3] == "corrected"]
-    times = np.array([r[2] for r in rows], dtype=float) if rows else np.array([np.nan])
-    return {
-        "answered": len(rows),
-        "confirmed": right,
-        "wrong": wrong,
-        "right_rate": round(right / (right + wrong), 4) if right + wrong else None,
-        "corrected_rank": {str(k): ranks.count(k) for k in range(1, 6) if k in ranks}
-        | ({"not shown": sum(1 for k in ranks if k is None)} if None in ranks else {}),
-        "not_sure_rate": round(sum(1 for r in rows if not r[1]) / len(rows), 4) if rows else None,
-        "answer_ms_p50": round(float(np.percentile(times, 50)), 1) if rows else None,
-        "answer_ms_p95": round(float(np.percentile(times, 95)), 1) if rows else None,
-    }
+@dataclass(frozen=True)
+class Figures:
+    """Real-world accuracy over some answers, from tourists' ✓/✗."""
+
+    answered: int
+    confirmed: int
+    wrong: int
+    right_rate: float | None  # confirmed / (confirmed + wrong), None without feedback
+    corrected_rank: dict[str, int]  # where the right landmark was among the candidates ("not shown" too)
+    not_sure_rate: float | None
+    answer_ms_p50: float | None
+    answer_ms_p95: float | None
+
+    @classmethod
+    def of(cls, rows: list[tuple]) -> Figures:
+        """rows: (day, match, answer_ms, label, label_rank)."""
+        right = sum(1 for r in rows if r[3] == "confirmed")
+        wrong = sum(1 for r in rows if r[3] in ("corrected", "none"))
+        ranks = [r[4] for r in rows if r[3] == "corrected"]
+        times = np.array([r[2] for r in rows], dtype=float) if rows else np.array([np.nan])
+        return cls(
+            answered=len(rows),
+            confirmed=right,
+            wrong=wrong,
+            right_rate=round(right / (right + wrong), 4) if right + wrong else None,
+            corrected_rank={str(k): ranks.count(k) for k in range(1, 6) if k in ranks}
+            | ({"not shown": sum(1 for k in ranks if k is None)} if None in ranks else {}),
+            not_sure_rate=round(sum(1 for r in rows if not r[1]) / len(rows), 4) if rows else None,
+            answer_ms_p50=round(float(np.percentile(times, 50)), 1) if rows else None,
+            answer_ms_p95=round(float(np.percentile(times, 95)), 1) if rows else None,
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Stats:
+    total: Figures
+    days: dict[str, Figures]  # ISO day → its figures, oldest first
+
+    def to_dict(self) -> dict[str, object]:
+        return {"total": self.total.to_dict(), "days": {day: f.to_dict() for day, f in self.days.items()}}
 
 
 @dataclass(frozen=True)
@@ -337,18 +372,18 @@ def reject(store: ContributionStore, dataset: Dataset, answer_id: str) -> str:
         return f"rejected; {removed}" if removed else "rejected"
 
 
-def stats_summary(figures: dict, days: int = 7) -> str:
+def stats_summary(stats: Stats, days: int = 7) -> str:
     """Total and the last `days` days, one line each, as /stats and `prep stats` print them."""
 
-    def line(name: str, f: dict) -> str:
-        rate = "n/a" if f["right_rate"] is None else f"{100 * f['right_rate']:.0f}%"
-        unsure = "n/a" if f["not_sure_rate"] is None else f"{100 * f['not_sure_rate']:.0f}%"
-        ranks = ", ".join(f"#{k}: {v}" for k, v in f["corrected_rank"].items()) or "–"
+    def line(name: str, f: Figures) -> str:
+        rate = "n/a" if f.right_rate is None else f"{100 * f.right_rate:.0f}%"
+        unsure = "n/a" if f.not_sure_rate is None else f"{100 * f.not_sure_rate:.0f}%"
+        ranks = ", ".join(f"#{k}: {v}" for k, v in f.corrected_rank.items()) or "–"
         return (
-            f"{name}: {f['answered']} photos, right {rate} (✓{f['confirmed']} ✗{f['wrong']}), "
-            f"not sure {unsure}, p50/p95 {f['answer_ms_p50']}/{f['answer_ms_p95']} ms, corrected at {ranks}"
+            f"{name}: {f.answered} photos, right {rate} (✓{f.confirmed} ✗{f.wrong}), "
+            f"not sure {unsure}, p50/p95 {f.answer_ms_p50}/{f.answer_ms_p95} ms, corrected at {ranks}"
         )
 
-    lines = [line("total", figures["total"])]
-    lines += [line(day, f) for day, f in list(figures["days"].items())[-days:]]
+    lines = [line("total", stats.total)]
+    lines += [line(day, f) for day, f in list(stats.days.items())[-days:]]
     return "\n".join(lines)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import DEFAULT_K, DEFAULT_TEMPERATURE
-from core.cli import configure_logging, emit, guarded, load_settings, package_version, run_cli
+from core import DEFAULT_K, DEFAULT_TEMPERATURE, Settings
+from core.cli import Report, configure_logging, emit, guarded, load_settings, package_version, run_cli
 from prep import commands
 
 QUARANTINE = Path("quarantine")
@@ -21,7 +21,7 @@ QUARANTINE = Path("quarantine")
 @dataclass(frozen=True)
 class Command:
     help: str
-    run: Callable  # (args, settings) -> report with to_dict() and summary()
+    run: Callable[[argparse.Namespace, Settings], Report]
     arguments: Callable[[argparse.ArgumentParser], None]
     json: bool = True  # takes --json
 

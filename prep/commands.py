@@ -231,7 +231,7 @@ def apply(args: argparse.Namespace, settings: Settings) -> ApplyReport:
         answer = input(f"Delete these {len(plan.delete)} photos from {data_dir}? [y/N] ")
         if answer.strip().lower() not in {"y", "yes"}:
             return ApplyReport(declined=True, exit_code=EXIT_DECLINED, data_dir=data_dir)
-    deleted = tuple(apply_plan(plan, data_dir)) if plan.delete else ()
+    deleted = tuple(apply_plan(plan, data_dir, args.quarantine)) if plan.delete else ()
     return ApplyReport(deleted, plan.kept, data_dir)
 
 

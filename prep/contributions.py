@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from core import Answer, Approval, Dataset, ImageDecodeError, basic_check, stats_summary
+from core import Answer, Approval, Dataset, ImageDecodeError, Stats, basic_check, stats_summary
 from prep.checks import PHOTO_CHECKS, PhotoUnderReview
 from prep.checks.decode import read_photo
 from prep.checks.duplicates import NEAR_MAX_DISTANCE, perceptual_hash, phash_of
@@ -80,10 +80,10 @@ class DecisionReport:
 
 @dataclass(frozen=True)
 class StatsReport:
-    figures: dict
+    stats: Stats
 
     def to_dict(self) -> dict:
-        return self.figures
+        return self.stats.to_dict()
 
     def summary(self) -> str:
-        return stats_summary(self.figures, days=30)
+        return stats_summary(self.stats, days=30)

@@ -14,13 +14,27 @@ flag it again for the same reasons, and `prep apply` never deletes it.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import IMAGES_DIR, CatalogError, Dataset, GuideError, KeptPhoto, RemovedPhoto, file_hash, spreadsheet_safe
+from core import (
+    IMAGES_DIR,
+    CatalogError,
+    Dataset,
+    GuideError,
+    KeptPhoto,
+    RemovedPhoto,
+    file_hash,
+    file_lock,
+    is_safe_name,
+    read_text_tolerantly,
+    spreadsheet_safe,
+    write_atomically,
+)
 from prep.checks import REASONS
 from prep.clean import CleanResult
 from prep.review_page import THUMBS, render, thumbnail_name, write_thumbnail
@@ -35,6 +49,66 @@ COMPARISON_PHOTOS = 3  # typical photos of the same landmark shown beside its ca
 
 class QuarantineError(GuideError, ValueError):
     """The quarantine folder is unsafe to use or unreadable; the message says why."""
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One candidate of report.csv, the quarantine's record of what `prep clean` flagged and why."""
+
+    path: str  # images/{CITY}/{XID}/{file}, relative to the data dir
+    reason: str
+    score: str
+    threshold: str
+    detail: str
+    sha256: str
+    other_reasons: tuple[str, ...]
+    original: str  # for a duplicate: the dataset photo it duplicates
+
+    @property
+    def reasons(self) -> frozenset[str]:
+        return frozenset((self.reason, *self.other_reasons))
+
+    @property
+    def xid(self) -> str:
+        return Path(self.path).parent.name
+
+    def to_csv(self) -> dict[str, str]:
+        return {
+            "path": self.path,
+            "reason": self.reason,
+            "score": self.score,
+            "threshold": self.threshold,
+            "detail": str(spreadsheet_safe(self.detail)),
+            "sha256": self.sha256,
+            "other_reasons": ";".join(self.other_reasons),
+            "original": self.original,
+        }
+
+    @classmethod
+    def from_csv(cls, raw: dict[str | None, str | None]) -> ReportRow | None:
+        """A row as read back; None for one that names no dataset photo under a known reason. The report is
+        a file anyone can edit: a path with `..` or odd names must never steer a move or a deletion."""
+        values = {key: (value or "").strip() for key, value in raw.items() if isinstance(key, str)}
+        path, reason = values.get("path", ""), values.get("reason", "")
+        if reason not in REASONS or not is_dataset_photo_path(path):
+            return None
+        original = values.get("original", "")
+        return cls(
+            path=path,
+            reason=reason,
+            score=values.get("score", ""),
+            threshold=values.get("threshold", ""),
+            detail=values.get("detail", ""),
+            sha256=values.get("sha256", "").lower(),
+            other_reasons=tuple(r for r in values.get("other_reasons", "").split(";") if r in REASONS),
+            original=original if is_dataset_photo_path(original) else "",
+        )
+
+
+def is_dataset_photo_path(path: str) -> bool:
+    """images/{CITY}/{XID}/{file}, each part a safe name: the only shape a candidate's path may have."""
+    parts = path.split("/")
+    return len(parts) == 4 and parts[0] == IMAGES_DIR and all(is_safe_name(part) for part in parts[1:])
 
 
 def check_location(qdir: Path, data_dir: Path) -> None:
@@ -100,41 +174,42 @@ def write_quarantine(result: CleanResult, data_dir: Path, qdir: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(data_dir / finding.path, target)
     rows = _report_rows(result)
-    with (qdir / REPORT).open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=REPORT_COLUMNS)
-        writer.writeheader()
-        writer.writerows({k: spreadsheet_safe(v) if k == "detail" else v for k, v in row.items()} for row in rows)
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS)
+    writer.writeheader()
+    writer.writerows(row.to_csv() for row in rows)
+    write_atomically(qdir / REPORT, out.getvalue().encode("utf-8"))
     (qdir / PAGE).write_text(_page(result, rows, data_dir, qdir), encoding="utf-8")
 
 
-def _report_rows(result: CleanResult) -> list[dict]:
+def _report_rows(result: CleanResult) -> list[ReportRow]:
     reasons_of: dict[str, list[str]] = defaultdict(list)
     for finding in result.all_findings:
         reasons_of[finding.path].append(finding.reason)
     originals = {f.path: f.original for f in result.all_findings if f.original}
     return [
-        {
-            "path": finding.path,
-            "reason": finding.reason,
-            "score": f"{finding.score:.4g}",
-            "threshold": f"{finding.threshold:.4g}",
-            "detail": finding.detail,
-            "sha256": result.sha256.get(finding.path, ""),
-            "other_reasons": ";".join(r for r in reasons_of[finding.path] if r != finding.reason),
-            "original": originals.get(finding.path, ""),
-        }
+        ReportRow(
+            path=finding.path,
+            reason=finding.reason,
+            score=f"{finding.score:.4g}",
+            threshold=f"{finding.threshold:.4g}",
+            detail=finding.detail,
+            sha256=result.sha256.get(finding.path, ""),
+            other_reasons=tuple(r for r in reasons_of[finding.path] if r != finding.reason),
+            original=originals.get(finding.path, ""),
+        )
         for finding in result.findings
     ]
 
 
-def _page(result: CleanResult, rows: list[dict], data_dir: Path, qdir: Path) -> str:
+def _page(result: CleanResult, rows: list[ReportRow], data_dir: Path, qdir: Path) -> str:
     dataset = Dataset(data_dir)
     try:
         landmarks = {xid: f"{lm.name}, {lm.city}" for xid, lm in dataset.landmarks().items()}
     except CatalogError:
         landmarks = {}
-    shown = {row["path"] for row in rows} | {row["original"] for row in rows if row["original"]}
-    xids = {Path(row["path"]).parent.name for row in rows}
+    shown = {row.path for row in rows} | {row.original for row in rows if row.original}
+    xids = {row.xid for row in rows}
     typical = {xid: paths[:COMPARISON_PHOTOS] for xid, paths in result.typical.items() if xid in xids}
     shown |= {path for paths in typical.values() for path in paths}
     sizes = {path: write_thumbnail(data_dir / path, qdir / THUMBS / thumbnail_name(path)) for path in sorted(shown)}
@@ -144,20 +219,21 @@ def _page(result: CleanResult, rows: list[dict], data_dir: Path, qdir: Path) -> 
 # --- decisions: keep (the copy leaves the quarantine) or remove (it stays) ---------------------------------
 
 
-def _read_report(qdir: Path) -> list[dict]:
+def _read_report(qdir: Path) -> list[ReportRow]:
+    """report.csv's candidates; rows that name no dataset photo (edited, damaged) are left out."""
     report = qdir / REPORT
     if report.is_symlink() or not report.is_file():
         return []
-    with report.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    reader = csv.DictReader(io.StringIO(read_text_tolerantly(report), newline=""))
+    return [row for raw in reader if (row := ReportRow.from_csv(raw)) is not None]
 
 
-def states(qdir: Path, rows: list[dict] | None = None) -> dict[str, str]:
+def states(qdir: Path, rows: list[ReportRow] | None = None) -> dict[str, str]:
     """Each candidate's state: "remove" while its copy is in the quarantine, else "keep"."""
     out = {}
     for row in _read_report(qdir) if rows is None else rows:
-        copy = quarantine_path(qdir, row["reason"], row["path"])
-        out[row["path"]] = "remove" if copy.is_file() and not copy.is_symlink() else "keep"
+        copy = quarantine_path(qdir, row.reason, row.path)
+        out[row.path] = "remove" if copy.is_file() and not copy.is_symlink() else "keep"
     return out
 
 
@@ -165,11 +241,11 @@ def decide(qdir: Path, data_dir: Path, paths: list[str], decision: str) -> dict[
     """Keep: move the copy to QDIR/.kept (undoable) and record the decision in the dataset at once.
     Remove: move it back. Unknown paths are ignored; returns the new states of the known ones."""
     check_location(qdir, data_dir)
-    rows = {row["path"]: row for row in _read_report(qdir)}
+    rows = {row.path: row for row in _read_report(qdir)}
     touched = [rows[path] for path in dict.fromkeys(paths) if path in rows]
     for row in touched:
-        live = quarantine_path(qdir, row["reason"], row["path"])
-        kept = quarantine_path(qdir / KEPT_DIR, row["reason"], row["path"])
+        live = quarantine_path(qdir, row.reason, row.path)
+        kept = quarantine_path(qdir / KEPT_DIR, row.reason, row.path)
         source, target = (live, kept) if decision == "keep" else (kept, live)
         if source.is_file() and not source.is_symlink():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -178,14 +254,13 @@ def decide(qdir: Path, data_dir: Path, paths: list[str], decision: str) -> dict[
     # The dataset records what the quarantine now says: a "remove" whose copy is gone (deleted by hand)
     # stays a keep, and its record with it.
     dataset = Dataset(data_dir)
-    dataset.record_kept(_kept_photo(row) for row in touched if now[row["path"]] == "keep")
-    dataset.forget_kept(row["sha256"] for row in touched if now[row["path"]] == "remove")
+    dataset.record_kept(_kept_photo(row) for row in touched if now[row.path] == "keep" and row.sha256)
+    dataset.forget_kept(row.sha256 for row in touched if now[row.path] == "remove")
     return now
 
 
-def _kept_photo(row: dict) -> KeptPhoto:
-    reasons = frozenset([row["reason"], *filter(None, row.get("other_reasons", "").split(";"))])
-    return KeptPhoto(row["sha256"], row["path"], reasons)
+def _kept_photo(row: ReportRow) -> KeptPhoto:
+    return KeptPhoto(row.sha256, row.path, row.reasons)
 
 
 def harvest_kept(qdir: Path, data_dir: Path) -> int:
@@ -195,7 +270,7 @@ def harvest_kept(qdir: Path, data_dir: Path) -> int:
         return 0
     rows = _read_report(qdir)
     now = states(qdir, rows)
-    keeps = [_kept_photo(row) for row in rows if now[row["path"]] == "keep" and row["sha256"]]
+    keeps = [_kept_photo(row) for row in rows if now[row.path] == "keep" and row.sha256]
     Dataset(data_dir).record_kept(keeps)
     return len(keeps)
 
@@ -249,7 +324,7 @@ def _recorded(qdir: Path) -> dict[str, tuple[str, str]]:
             f"{qdir} has no {REPORT}: without the hashes recorded at cleaning time nothing can be verified, "
             "so nothing is deleted; run `python -m prep clean` again"
         )
-    return {row["path"]: (row.get("reason", ""), row.get("sha256", "")) for row in _read_report(qdir)}
+    return {row.path: (row.reason, row.sha256) for row in _read_report(qdir)}
 
 
 def _why_not_delete(
@@ -276,15 +351,20 @@ def _why_not_delete(
     return ""
 
 
-def apply_plan(plan: ApplyPlan, data_dir: Path) -> list[PlannedDeletion]:
-    """Delete the planned photos (re-checking each hash first) and record them in removed.csv."""
+def apply_plan(plan: ApplyPlan, data_dir: Path, qdir: Path) -> list[PlannedDeletion]:
+    """Delete the planned photos and record them in removed.csv. Each is re-checked at the moment it is
+    deleted, for every reason it may not be (the plan may be minutes old: an admin at the y/N prompt while
+    the review page is open): its copy still in the quarantine, under the reason recorded, agreeing with
+    the dataset photo and the recorded hash, and no keep decision for it in kept.csv."""
     deleted = []
     dataset = Dataset(data_dir)
     for item in plan.delete:
-        original = dataset.path(item.path)
-        if original.is_symlink() or not original.is_file() or file_hash(original) != item.sha256:
-            continue  # changed between planning and deleting: never delete what was not reviewed
-        original.unlink()
+        with file_lock(dataset.kept_path):  # no keep can be recorded between this check and the unlink
+            recorded = _recorded(qdir)
+            copy = quarantine_path(qdir, item.reason, item.path)
+            if _why_not_delete(copy, item.reason, item.path, recorded, dataset) or item.sha256 in dataset.kept():
+                continue  # decided or changed since the plan: never delete what is not still up for removal
+            dataset.path(item.path).unlink()
         dataset.record_removed(RemovedPhoto(item.path, item.sha256, item.reason))
         deleted.append(item)
     return deleted

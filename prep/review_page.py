@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import html
-import json
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from core import decode_image
+
+if TYPE_CHECKING:
+    from prep.quarantine import ReportRow
+
+Sizes = dict[str, tuple[int, int] | None]  # path → (width, height) of the photo, None if it does not decode
 
 THUMBS = ".thumbs"
 THUMBNAIL_SIDE = 180
@@ -123,19 +128,19 @@ counts();
 
 
 def render(
-    rows: list[dict],
+    rows: list[ReportRow],
     landmarks: dict[str, str],
     typical: dict[str, list[str]],
-    sizes: dict[str, tuple[int, int] | None],
+    sizes: Sizes,
     photos: int,
 ) -> str:
     """The page. rows: report rows (path, reason, score, threshold, detail, other_reasons, original);
     landmarks: xid → "name, city"; typical: xid → ordinary photos to compare with; sizes: path → (w, h)."""
-    grouped: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    grouped: dict[str, dict[str, list[ReportRow]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        grouped[row["reason"]][Path(row["path"]).parent.name].append(row)
-    reasons = sorted({r for row in rows for r in [row["reason"], *filter(None, row["other_reasons"].split(";"))]})
-    cities = sorted({Path(row["path"]).parts[1] for row in rows if len(Path(row["path"]).parts) > 2})
+        grouped[row.reason][row.xid].append(row)
+    reasons = sorted({r for row in rows for r in row.reasons})
+    cities = sorted({Path(row.path).parts[1] for row in rows})
     options = lambda values: "".join(f"<option>{html.escape(v)}</option>" for v in values)  # noqa: E731
     parts = [
         "<!doctype html><html lang='en'><meta charset='utf-8'><title>Cleaning review</title>",
@@ -157,7 +162,7 @@ def render(
     return "\n".join(parts)
 
 
-def _group(xid: str, rows: list[dict], landmarks: dict[str, str], typical: list[str], sizes) -> str:
+def _group(xid: str, rows: list[ReportRow], landmarks: dict[str, str], typical: list[str], sizes: Sizes) -> str:
     title = landmarks.get(xid, xid)
     out = [
         f"<section class='group'><h3>{html.escape(title)} <small>{html.escape(xid)}</small> "
@@ -166,8 +171,8 @@ def _group(xid: str, rows: list[dict], landmarks: dict[str, str], typical: list[
     ]
     for row in rows:
         out.append(_candidate(row, sizes))
-        if row.get("original"):
-            out.append(_figure(row["original"], f"original of {Path(row['path']).name}", "original", sizes))
+        if row.original:
+            out.append(_figure(row.original, f"original of {Path(row.path).name}", "original", sizes))
     if typical:
         out.append("<div class='sep'></div>")
         out += [_figure(path, Path(path).name, "ordinary", sizes) for path in typical]
@@ -175,7 +180,7 @@ def _group(xid: str, rows: list[dict], landmarks: dict[str, str], typical: list[
     return "".join(out)
 
 
-def _image(path: str, sizes) -> tuple[str, str]:
+def _image(path: str, sizes: Sizes) -> tuple[str, str]:
     size = sizes.get(path)
     if size is None:
         return "<div class='broken'>unreadable</div>", ""
@@ -183,19 +188,19 @@ def _image(path: str, sizes) -> tuple[str, str]:
     return f"<img loading='lazy' src='{THUMBS}/{thumbnail_name(path)}' alt=''>", tiny
 
 
-def _candidate(row: dict, sizes) -> str:
-    image, tiny = _image(row["path"], sizes)
-    others = [r for r in row["other_reasons"].split(";") if r]
-    badges = f"<span class='badge'>{html.escape(row['reason'])}</span>" + "".join(
+def _candidate(row: ReportRow, sizes: Sizes) -> str:
+    image, tiny = _image(row.path, sizes)
+    others = list(row.other_reasons)
+    badges = f"<span class='badge'>{html.escape(row.reason)}</span>" + "".join(
         f"<span class='badge other'>{html.escape(r)}</span>" for r in others
     )
-    size = sizes.get(row["path"])
+    size = sizes.get(row.path)
     real = f" · {size[0]}×{size[1]} px" if size else ""
-    caption = f"{Path(row['path']).name}: {row['score']} / {row['threshold']} {row['detail']}{real}"
-    city = Path(row["path"]).parts[1] if len(Path(row["path"]).parts) > 2 else ""
+    caption = f"{Path(row.path).name}: {row.score} / {row.threshold} {row.detail}{real}"
+    city = Path(row.path).parts[1]
     data = {
-        "path": row["path"],
-        "reasons": " ".join([row["reason"], *others]),
+        "path": row.path,
+        "reasons": " ".join([row.reason, *others]),
         "city": city,
         "state": "remove",
     }
@@ -207,10 +212,7 @@ def _candidate(row: dict, sizes) -> str:
     )
 
 
-def _figure(path: str, caption: str, css: str, sizes) -> str:
+def _figure(path: str, caption: str, css: str, sizes: Sizes) -> str:
     image, tiny = _image(path, sizes)
     return f"<figure class='{css}{tiny}'>{image}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
-
-def state_json(states: dict[str, str]) -> bytes:
-    return json.dumps(states).encode()

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The one test command: sets up .venv (tests, linters) and .venv-serve (the torch-free serving install
-# the tests run the bot in), lints (ruff, hadolint), runs the whole suite offline.
+# the tests run the bot in), lints (ruff, mypy, hadolint), runs the whole suite offline.
+# Arguments go to pytest: `scripts/test.sh -m "not slow"` is the fast inner loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 scripts/setup.sh serve
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/ruff check .
+.venv/bin/mypy  # settings in pyproject.toml: core fully annotated, bot and prep checked
 .venv/bin/hadolint Dockerfile
 .venv/bin/python -m pytest "$@"

@@ -133,3 +133,11 @@ def test_a_downloaded_hub_model_loads_from_its_cache_without_the_network(model_d
     assert model_folder("clip-ViT-B-32") == snapshot
     encoder = SentenceTransformerImageEncoder("clip-ViT-B-32")
     assert encoder.model_name == "clip-ViT-B-32" and encoder.fingerprint
+
+
+def test_contribution_ids_never_look_like_command_line_options() -> None:
+    from core.contributions import new_answer_id
+
+    ids = [new_answer_id() for _ in range(3000)]  # ~1 in 64 raw tokens starts with "-"
+    assert len(set(ids)) == 3000 and not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 12 for i in ids)
