@@ -24,7 +24,10 @@ OTHER_UID = 12345
 SETPRIV = shutil.which("setpriv")
 DROP = ["--bounding-set", "-dac_override,-dac_read_search,-fowner,-chown", "--inh-caps=-all", "--"]
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or SETPRIV is None, reason="needs root and setpriv to simulate")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0 or SETPRIV is None, reason="needs root and setpriv to simulate"),
+]
 
 
 def _as_another_user(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:

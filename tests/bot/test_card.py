@@ -12,6 +12,8 @@ from core.dataset import Dataset
 from core.enrichment import Enrichment, LandmarkInfo
 from tests.helpers.bot import bot_settings, running_bot, wait_answers
 
+pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
+
 DESCRIPTION_RU = "Стадион и спортивный комплекс в стиле конструктивизма, построен в 1934 году."
 
 

@@ -12,6 +12,8 @@ from tests.helpers.bot import answers, bot_settings, running_bot, wait_answers
 from tests.helpers.datagen import jpeg_bytes, scene
 from tests.helpers.fake_telegram import FakeTelegram
 
+pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
+
 USER = 42
 
 

@@ -16,6 +16,8 @@ from tests.helpers.datagen import jpeg_bytes, scene
 from tests.helpers.fake_telegram import FakeTelegram
 from tests.helpers.models import CITIES
 
+pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
+
 
 @pytest.fixture(scope="module")
 def places(built_dataset) -> list[tuple[str, str, float, float]]:

@@ -14,6 +14,8 @@ from core.service import Guide
 from tests.helpers.bot import ADMIN, TOKEN, bot_env, bot_settings, running_bot, start_bot_process
 from tests.helpers.datagen import jpeg_bytes, scene
 
+pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
+
 REPO = Path(__file__).parents[2]
 
 

@@ -4,6 +4,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import skimage.data
 from PIL import Image
 
@@ -18,6 +19,8 @@ from tests.helpers.cleaning_set import (
 )
 from tests.helpers.cli import run, run_json
 from tests.helpers.datagen import jpeg_bytes, scene
+
+pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
 
 
 def test_clean_copies_candidates_and_never_touches_the_dataset(dataset, tmp_path, capsys) -> None:

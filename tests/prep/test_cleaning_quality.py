@@ -12,6 +12,8 @@ from prep.checks import DEFAULT_CHECKS
 from prep.clean import analyse
 from tests.helpers.cleaning_set import format_table, precision_recall, write_quality_dataset
 
+pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
+
 # grayscale, unreadable, tiny, duplicates and collage carry the targets. Sepia is kept conservative
 # on purpose. Outliers are measured with the tiny random-weight CLIP, whose geometry is far noisier than the
 # real model's: only "far above chance" (1 photo in 13 is the stranger) is asserted.

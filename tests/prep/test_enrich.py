@@ -13,6 +13,8 @@ from prep.__main__ import main
 from tests.helpers.cli import run, run_json, use_environment
 from tests.helpers.fake_wiki import FakeWiki, WikiEntity
 
+pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
+
 EXTRACT_EN = "A cathedral. It stands by the river. Built in 1900. Rebuilt in 2000."
 
 

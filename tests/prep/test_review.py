@@ -16,6 +16,8 @@ from prep.review_server import make_server
 from tests.helpers.cleaning_set import PIXEL_CHECKS, inject_bad_photos, snapshot
 from tests.helpers.cli import run_json
 
+pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
+
 
 @pytest.fixture
 def reviewed(dataset, tmp_path, capsys):

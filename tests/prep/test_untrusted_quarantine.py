@@ -14,6 +14,8 @@ from prep.__main__ import main
 from tests.helpers.cleaning_set import PIXEL_CHECKS, inject_bad_photos, snapshot
 from tests.helpers.cli import run, run_json
 
+pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
+
 
 @pytest.fixture
 def cleaned(dataset, tmp_path, capsys):
