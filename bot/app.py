@@ -68,6 +68,21 @@ def build_application(settings: BotSettings, guide: Guide) -> GuideApplication:
     return application
 
 
+def describe_start(settings: BotSettings, guide: Guide) -> str:
+    """The start line: what serves (runtime, precision, models by content) and what it knows."""
+    image, text = guide.image_encoder, guide.text_encoder
+    precisions = [getattr(encoder, "precision", None) for encoder in (image, text)]
+    runtime = "torch" if None in precisions else f"onnx (image {precisions[0]}, text {precisions[1]})"
+    index = guide.index
+    cities = index.city_names("en")
+    landmarks = len({photo.xid for photo in index.photos})
+    return (
+        f"serving on {runtime}, {settings.workers} workers × {settings.core.threads} threads: "
+        f"{image.model_name}@{image.fingerprint[:12] or '?'} + {text.model_name}; "
+        f"{len(index)} photos of {landmarks} landmarks in {len(cities)} cities ({', '.join(cities)})"
+    )
+
+
 def _add_handlers(application: GuideApplication) -> None:
     new = filters.UpdateType.MESSAGE
     application.add_handlers(
@@ -106,7 +121,6 @@ async def _post_init(application: GuideApplication) -> None:
     await application.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS["en"]])
     services_ = application.bot_data[SERVICES_KEY]
     services_.heartbeat = asyncio.create_task(heartbeat(application, services_.settings.health_file))
-    log.info("bot @%s ready: %d photos indexed", application.bot.username, len(services_.guide.index))
 
 
 async def _post_stop(application: GuideApplication) -> None:

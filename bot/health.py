@@ -6,16 +6,20 @@ HEALTH_FILE every HEARTBEAT_SECONDS; the check fails when the file is older than
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import argparse
+
     from telegram.ext import Application
 
+DEFAULT_HEALTH_FILE = Path(tempfile.gettempdir()) / "landmark-guide.alive"
 HEARTBEAT_SECONDS = 30
 STALE_SECONDS = 120
 
@@ -24,6 +28,8 @@ log = logging.getLogger(__name__)
 
 async def heartbeat(application: Application, path: Path) -> None:
     """Runs for the application's lifetime (started in post_init, cancelled at shutdown)."""
+    import asyncio  # here: the healthcheck imports this module and must stay light (26 ms for asyncio alone)
+
     while True:
         if application.updater is not None and not application.updater.running:
             await asyncio.sleep(1)  # post_init runs just before polling starts
@@ -43,26 +49,39 @@ def is_alive(path: Path, now: float | None = None) -> bool:
     return age <= STALE_SECONDS
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     import argparse
+    from importlib.metadata import PackageNotFoundError, version
 
-    from core.cli import package_version
-
+    try:
+        installed = version("landmark-guide")
+    except PackageNotFoundError:
+        installed = "unknown"
     parser = argparse.ArgumentParser(
         prog="python -m bot.health",
         description=f"Exit 0 if the running bot rewrote HEALTH_FILE in the last {STALE_SECONDS} s.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
-    parser.parse_args(argv)
-    # Cheap on purpose (it runs every minute): no PTB, no models, only the settings.
-    from bot.settings import BotSettings
-    from core import GuideError
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed}")
+    return parser
 
-    try:
-        path = BotSettings.from_env().health_file
-    except GuideError as exc:
-        print(f"unhealthy: {exc}", file=sys.stderr)
-        return 1
+
+def health_file(environ: dict[str, str] | None = None, env_file: str = ".env") -> Path:
+    """HEALTH_FILE as the bot reads it (the environment wins over .env), without importing core."""
+    value = (os.environ if environ is None else environ).get("HEALTH_FILE", "").strip()
+    if not value and Path(env_file).is_file():
+        from dotenv import dotenv_values
+
+        value = (dotenv_values(env_file).get("HEALTH_FILE") or "").strip()
+    return Path(value) if value else DEFAULT_HEALTH_FILE
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments:  # --help, --version: the light path below is what Docker runs, with no arguments
+        _parser().parse_args(arguments)
+    # Light on purpose (Docker runs it every minute inside the bot's memory limit): the environment and
+    # one file's age; no core, NumPy, FAISS, ONNX Runtime, Pillow or PTB (tests/bot/test_health.py).
+    path = health_file()
     if is_alive(path):
         return 0
     print(f"unhealthy: {path} is missing or older than {STALE_SECONDS} s", file=sys.stderr)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bot.health import DEFAULT_HEALTH_FILE
 from core import ENV_FILE, EnvReader, Settings, SettingsError, environment, usable_cpus
 
 # Photos/queries worked on at once; they share the cores (one per core on a small VPS).
@@ -17,7 +17,6 @@ DEFAULT_CONTRIB_MAX_MB = 2048
 DEFAULT_CONTRIB_PER_USER_DAY = 30
 # Hours a shared location is applied to the user's next photos.
 DEFAULT_LOCATION_TTL_HOURS = 3.0
-DEFAULT_HEALTH_FILE = Path(tempfile.gettempdir()) / "landmark-guide.alive"
 STATE_FILE_NAME = "bot_state.json"
 # Where versions up to 0.1 kept it (PTB pickle): read once and migrated to STATE_FILE_NAME.
 LEGACY_STATE_FILE_NAME = "bot_state.pickle"

@@ -105,6 +105,8 @@ class Guide:
                 raise  # before loading any model: a missing index is reported at once
             index = None
         runtime = choose_runtime(settings)
+        if runtime.fallback:
+            log.warning("%s", runtime.fallback)
         image_encoder = runtime.image_encoder()
         if index is None:
             index = _build_first_index(settings, image_encoder, progress)

@@ -23,6 +23,7 @@ class Runtime:
 
     name: str  # "torch" | "onnx"
     settings: Settings
+    fallback: str = ""  # why auto chose torch although serving wants ONNX (logged where models load)
 
     def image_encoder(self) -> ImageEncoder:
         if self.name == ONNX:
@@ -78,7 +79,11 @@ def choose_runtime(settings: Settings) -> Runtime:
             raise ModelLoadError(f"ENCODER_BACKEND=onnx: {exc}") from None
         if (settings.onnx_dir / "onnx.json").exists():
             log.warning("%s; using torch", exc)
-        return Runtime(TORCH, settings)
+        note = (
+            f"ENCODER_BACKEND=auto found no ONNX export in {settings.onnx_dir}/ (MODEL_DIR): serving on torch, "
+            "slower and ~2.5x the memory; run `python -m prep export-onnx --int8` or point MODEL_DIR at the export"
+        )
+        return Runtime(TORCH, settings, fallback=note)
     wanted = (model_id(settings.image_model), model_id(settings.text_model))
     if (manifest.image_model, manifest.text_model) == wanted:
         return Runtime(ONNX, settings)

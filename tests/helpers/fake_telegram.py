@@ -61,15 +61,16 @@ class FakeTelegram:
         self._changed = asyncio.Condition()
         self._closing = False
         self._runner: web.AppRunner | None = None
+        self.rejected_tokens: set[str] = set()  # answered 401 Unauthorized, as Telegram answers a revoked token
 
     # --- server -----------------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
@@ -182,6 +183,8 @@ class FakeTelegram:
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        if request.match_info["token"] in self.rejected_tokens:
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
         params, files = await self._params(request)
         if method == "getUpdates":
             return _ok(await self._get_updates(params))

@@ -60,8 +60,7 @@ def test_a_new_check_needs_its_module_and_one_registry_line(tmp_path: Path) -> N
         )
     )
     env = {"PYTHONPATH": f"{tree}:{REPO}", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(tmp_path / "data")], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
+    probe = [sys.executable, "-c", PROBE, str(tmp_path / "data")]
+    result = subprocess.run(probe, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "[('images/EKB/W1/a.jpg', 'red')]"
