@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1.7
-# Two images from one file (see "Deploy on a VPS" in the README):
-#   serve (default)  the bot on ONNX Runtime, no torch: docker compose up -d
-#   prep             the offline pipeline (ingest, clean, review, build, export-onnx), CPU-only torch:
+# Two images from one file (docs/deployment.md); CI publishes both for amd64 and arm64 on a tag:
+#   serve (default)  the bot on ONNX Runtime, no torch: docker compose up -d; also the prep steps that
+#                    need no torch (ingest, enrich, build, review, apply, contributions, stats):
+#                    docker compose run --rm tools <command>
+#   prep             + CPU-only torch, OpenCV, scikit-learn: export-onnx and clean:
 #                    docker compose run --rm prep <command>
 # Dependencies come from the pinned lock files and are installed before the code is copied, so a code
 # change rebuilds only the last layers. Containers run as the host user (PUID/PGID in compose).
@@ -15,11 +17,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DATA_DIR=/data \
     ARTIFACTS_DIR=/artifacts \
     MODEL_DIR=/models/onnx \
-    HEALTH_FILE=/tmp/landmark-guide.alive
+    HEALTH_FILE=/tmp/landmark-guide.alive \
+    CONTRIB_DIR=/state/contributions \
+    BOT_STATE_FILE=/state/bot_state.json
 WORKDIR /app
 COPY requirements/serve.txt requirements/
 # hadolint ignore=DL3042
-RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements/serve.txt
+RUN --mount=type=cache,target=/root/.cache/pip pip install --require-hashes -r requirements/serve.txt
 
 FROM base AS prep
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -28,12 +32,12 @@ COPY requirements/prep.txt requirements/
 # hadolint ignore=DL3042
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0 \
-    && pip install -r requirements/prep.txt
+    && pip install --require-hashes -r requirements/prep.txt
 COPY pyproject.toml README.md ./
 COPY core ./core
 COPY bot ./bot
 COPY prep ./prep
-RUN pip install --no-cache-dir --no-deps . && mkdir -p /data /artifacts /models /quarantine
+RUN pip install --no-cache-dir --no-deps . && mkdir -p /data /artifacts /models /quarantine /state
 USER 10001:10001
 ENTRYPOINT ["python", "-m", "prep"]
 CMD ["--help"]
@@ -42,7 +46,8 @@ FROM base AS serve
 COPY pyproject.toml README.md ./
 COPY core ./core
 COPY bot ./bot
-RUN pip install --no-cache-dir --no-deps . && mkdir -p /data /artifacts /models
+COPY prep ./prep
+RUN pip install --no-cache-dir --no-deps . && mkdir -p /data /artifacts /models /quarantine /state
 # Overridden by compose with the host user's ids, so bind mounts stay writable both ways.
 USER 10001:10001
 # Cheap on purpose: reads one file's age (no PTB, no models). It marks the container unhealthy when the

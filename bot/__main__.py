@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from bot.logs import RedactingFilter, configure_bot_logging
 from bot.preflight import preflight
 from bot.settings import BotSettings
+from core import GuideError
 from core.cli import EXIT_USAGE, die, explain_os_error, package_version, run_cli
-from core.errors import GuideError
 
 if TYPE_CHECKING:
     from bot.context import GuideApplication

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot.context import GuideContext, incoming, pressed
+from bot.photos import shareable_photo
 from bot.texts import CAPTION_LIMIT, Lang, clip_text, text
-from core import Answer, Dataset, GuideError, approve, reject, stats_summary, telegram_photo
+from core import Answer, Dataset, approve, reject, stats_summary
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ async def review(update: Update, context: GuideContext) -> None:
     for answer in pending:
         # A Telegram-safe copy (≤ 1280 px, JPEG): a tourist's 48 MP original would be refused by Telegram
         # and block every item after it. An item whose photo cannot be shown is skipped, not a dead end.
-        photo = await svc.compute(_shareable, answer.photo)
+        photo = await svc.compute(shareable_photo, answer.photo)
         if photo is None:
             log.warning("contribution %s: its photo cannot be shown; skipped in /review", answer.id)
             continue
@@ -170,15 +170,6 @@ async def review(update: Update, context: GuideContext) -> None:
         await message.reply_photo(photo, caption=clip_text(caption, CAPTION_LIMIT), reply_markup=keyboard)
         return
     await message.reply_text(text("review_empty", lang))
-
-
-def _shareable(path: Path | None) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return telegram_photo(path.read_bytes())
-    except (OSError, GuideError):
-        return None
 
 
 async def review_pressed(update: Update, context: GuideContext) -> None:

@@ -15,12 +15,16 @@ from telegram.error import BadRequest
 
 from bot import feedback
 from bot.context import GuideContext, incoming, pressed
+from bot.photos import shareable_photo
 from bot.reindex import ReindexBusyError
 from bot.state import SharedLocation
 from bot.texts import (
+    CITIES_LIMIT,
     LANGUAGES,
+    NAME_LIMIT,
     STAGES,
     Lang,
+    clip_text,
     format_card,
     format_nearby,
     format_others,
@@ -41,6 +45,8 @@ from core import (
     ImageDecodeError,
     ImageShapeError,
     ImageTooLargeError,
+    Landmark,
+    LandmarkText,
     PhotoHit,
     PhotoLocation,
     Recognition,
@@ -59,8 +65,9 @@ def _greeting_values(context: GuideContext, lang_: Lang) -> dict[str, str]:
     index = context.services.guide.index
     cities = index.city_names(lang_)
     indexed = list(dict.fromkeys(photo.xid for photo in index.photos))
-    example = index.describe(indexed[0], lang_).name if indexed else ""
-    return {"cities": join_names(cities, lang_), "count": str(len(indexed)), "example": example}
+    example = clip_text(index.describe(indexed[0], lang_).name, NAME_LIMIT) if indexed else ""
+    named = join_names([clip_text(city, NAME_LIMIT) for city in cities], lang_)
+    return {"cities": clip_text(named, CITIES_LIMIT), "count": str(len(indexed)), "example": example}
 
 
 async def start(update: Update, context: GuideContext) -> None:
@@ -191,7 +198,7 @@ async def _answer_recognition(
         return
     caption = format_card(result, cards[0], lang_)
     buttons = _card_buttons(result.landmarks[0].landmark, cards[0], result, lang_) + [rate]
-    photo = await context.services.io(_read_bytes, result.matched_photo)
+    photo = await context.services.compute(shareable_photo, result.matched_photo)
     markup = InlineKeyboardMarkup(buttons)
     if photo is not None:
         await message.reply_photo(photo, caption=caption, parse_mode=ParseMode.HTML, reply_markup=markup)
@@ -201,17 +208,9 @@ async def _answer_recognition(
         await message.reply_text(others, parse_mode=ParseMode.HTML)
 
 
-def _read_bytes(path: str | None) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        return Path(path).read_bytes()
-    except OSError:
-        log.warning("indexed photo is gone: %s", path)
-        return None
-
-
-def _card_buttons(landmark, card, result: Recognition, lang_: Lang) -> list[list[InlineKeyboardButton]]:
+def _card_buttons(
+    landmark: Landmark, card: LandmarkText, result: Recognition, lang_: Lang
+) -> list[list[InlineKeyboardButton]]:
     """Map, Route, Wikipedia, More photos: only for a confident answer, never for a guess."""
     start = (result.location.lat, result.location.lon) if result.location is not None else None
     links = [
@@ -324,7 +323,7 @@ async def _send_album(update: Update, context: GuideContext, hits: list[PhotoHit
     """Photos with captions in the user's language; text when there are too few for an album."""
     index = context.services.guide.index
     captions = [index.describe(hit.xid, lang_) for hit in hits]
-    album = await context.services.io(_read_album, hits, [photo_caption(c.name, c.city) for c in captions])
+    album = await context.services.compute(_read_album, hits, [photo_caption(c.name, c.city) for c in captions])
     if len(album) < 2:  # Telegram albums need 2–10 items
         pairs = [(c.name, c.city) for c in captions[:1]]
         await incoming(update).reply_text(format_search_fallback(pairs, lang_))
@@ -335,7 +334,7 @@ async def _send_album(update: Update, context: GuideContext, hits: list[PhotoHit
 def _read_album(hits: list[PhotoHit], captions: list[str]) -> list[InputMediaPhoto]:
     album = []
     for hit, caption in zip(hits, captions, strict=True):
-        if (data := _read_bytes(str(hit.path))) is not None:
+        if (data := shareable_photo(hit.path)) is not None:
             album.append(InputMediaPhoto(data, caption=caption, filename=Path(hit.path).name))
     return album
 

@@ -59,8 +59,9 @@ def check_writable(settings: BotSettings) -> None:
     for variable, folder in places.items():
         if not _writable_dir(folder):
             raise PreflightError(
-                f"{folder}/ is not writable by this user (uid {os.getuid()}): fix its owner or set {variable} "
-                "(under Docker, run the container as the folder's owner: PUID/PGID in .env)"
+                f"{folder}/ is not writable by this user (uid {os.getuid()}): set {variable} to a folder it can "
+                "write (under Docker: inside a mounted volume, see docker-compose.yml; if it is one, the folder's "
+                "owner must be PUID/PGID from .env)"
             )
 
 

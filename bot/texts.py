@@ -34,9 +34,10 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "📍 <b>Где я?</b> Отправьте геопозицию (📎 → Геопозиция, можно трансляцию): покажу ближайшие места, а "
         "фото в следующие {ttl} ч. узнаю с учётом того, где вы. Фото, отправленное файлом, несёт свои "
         "координаты (EXIF), и тогда они важнее; в сжатых фото Telegram их удаляет.\n\n"
-        "<b>Что я храню:</b> выбранный язык и последнюю геопозицию ({ttl} ч.), больше ничего. "
-        "/forget удаляет всё.\n\n"
-        "/lang — язык (русский / English)\n/forget — забыть всё обо мне\n/help — эта справка",
+        "<b>Что я храню:</b> выбранный язык, последнюю геопозицию ({ttl} ч.), мои ответы на ваши фото и ваши "
+        "оценки ✓/✗, а сами фото — только с вашего согласия. Подробно: /privacy; /forget удаляет всё.\n\n"
+        "/lang — язык (русский / English)\n/privacy — что я храню\n/forget — забыть всё обо мне\n"
+        "/help — эта справка",
         "en": "<b>What I can do</b>\n"
         "📷 <b>Photo → landmark.</b> Send a photo (as a file too, to avoid compression): I answer with the "
         "5 most likely places and categories, with confidences and a map link.\n"
@@ -46,9 +47,11 @@ MESSAGES: dict[str, dict[Lang, str]] = {
         "📍 <b>Where am I?</b> Share your location (📎 → Location, live too): I list the nearest places, and "
         "for the next {ttl} h your photos are recognised knowing where you are. A photo sent as a file "
         "carries its own coordinates (EXIF), which then win; Telegram strips them from compressed photos.\n\n"
-        "<b>What I keep:</b> your chosen language and your last shared location ({ttl} h), nothing else. "
+        "<b>What I keep:</b> your chosen language, your last shared location ({ttl} h), my answers to your "
+        "photos and your ✓/✗ ratings, and the photos themselves only if you agreed. Details: /privacy; "
         "/forget deletes it all.\n\n"
-        "/lang — language (русский / English)\n/forget — forget everything about me\n/help — this help",
+        "/lang — language (русский / English)\n/privacy — what I keep\n/forget — forget everything about me\n"
+        "/help — this help",
     },
     "also": {"ru": "Другие варианты:", "en": "Other candidates:"},
     "route": {"ru": "🧭 Маршрут", "en": "🧭 Route"},
@@ -235,9 +238,16 @@ COMMANDS: dict[Lang, list[tuple[str, str]]] = {
         ("start", "Начать"),
         ("help", "Что умеет бот"),
         ("lang", "Язык / Language"),
+        ("privacy", "Что бот хранит"),
         ("forget", "Забыть всё обо мне"),
     ],
-    "en": [("start", "Start"), ("help", "What the bot does"), ("lang", "Language / Язык"), ("forget", "Forget me")],
+    "en": [
+        ("start", "Start"),
+        ("help", "What the bot does"),
+        ("lang", "Language / Язык"),
+        ("privacy", "What the bot keeps"),
+        ("forget", "Forget me"),
+    ],
 }
 
 # OpenTripMap kinds → human names. Unknown kinds fall back to the slug with spaces.
@@ -399,6 +409,8 @@ def join_names(names: Sequence[str], lang: Lang) -> str:
 
 
 def photo_caption(name: str, city: str) -> str:
+    """An album photo's caption (Telegram: ≤ 1,024 characters), names clipped at a word."""
+    name, city = clip_text(name, NAME_LIMIT), clip_text(city, NAME_LIMIT)
     return f"{name}, {city}" if city else name
 
 
@@ -407,6 +419,8 @@ CAPTION_LIMIT = 1024
 MESSAGE_LIMIT = 4096
 # Characters of a name or city shown at most (the published names are far shorter).
 NAME_LIMIT = 150
+# Characters of the list of cities in /start and /help (a harvested country has hundreds).
+CITIES_LIMIT = 600
 
 
 def clip_text(text_: str, room: int) -> str:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import math
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.errors import GuideError
+from core.files import write_atomically
+
+log = logging.getLogger(__name__)
 
 PLACES_COLUMNS = ("xid", "name", "city", "city_code", "kinds", "lat", "lon", "wikidata", "osm", "description")
 KINDS_SEPARATOR = ";"
@@ -81,6 +87,15 @@ def parse_coordinate(raw: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+# City codes and XIDs become folder names: only these characters, so no value can climb out of DATA_DIR.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def is_safe_name(value: str) -> bool:
+    """A name that can be a folder or file of the dataset as it is: no separator, no `..`, no odd character."""
+    return bool(SAFE_NAME.match(value)) and ".." not in value
+
+
 class CatalogError(GuideError, ValueError):
     """places.csv is missing or malformed."""
 
@@ -94,15 +109,23 @@ def read_places(path: Path) -> dict[str, Landmark]:
         missing = {"xid", "name"} - set(reader.fieldnames or ())
         if missing:
             raise CatalogError(f"{path} lacks column(s) {', '.join(sorted(missing))}")
-        landmarks = (Landmark.from_row(row) for row in reader)
-        return {lm.xid: lm for lm in landmarks if lm.xid}
+        landmarks = [Landmark.from_row(row) for row in reader]
+    # places.csv is a file people edit: an xid or city code that is no safe name could steer a photo's path
+    # out of the dataset (an approval writes images/{city_code}/{xid}/…), so such rows are not trusted.
+    unsafe = [lm.xid for lm in landmarks if lm.xid and not is_safe_name(lm.xid)]
+    if unsafe:
+        log.warning("%s: %d row(s) with an unusable xid skipped (e.g. %r)", path, len(unsafe), unsafe[0][:40])
+    safe = {lm.xid: lm for lm in landmarks if lm.xid and is_safe_name(lm.xid)}
+    return {
+        xid: lm if not lm.city_code or is_safe_name(lm.city_code) else replace(lm, city_code="")
+        for xid, lm in safe.items()
+    }
 
 
 def write_places(path: Path, landmarks: Iterable[Landmark]) -> None:
     """Write atomically, so a crash never leaves a half-written list."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=PLACES_COLUMNS)
-        writer.writeheader()
-        writer.writerows(lm.to_row() for lm in landmarks)
-    tmp.replace(path)
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=PLACES_COLUMNS)
+    writer.writeheader()
+    writer.writerows(lm.to_row() for lm in landmarks)
+    write_atomically(path, out.getvalue().encode("utf-8"))

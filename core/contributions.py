@@ -28,6 +28,7 @@ import numpy as np
 
 from core.dataset import Dataset
 from core.errors import GuideError
+from core.schema import upgrade
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,10 @@ DEFAULT_PER_USER_PER_DAY = 30
 LABELS = ("confirmed", "corrected", "none", "unknown")
 STATUSES = ("pending", "approved", "rejected")
 
-SCHEMA = """
+# The store's schema, one step per version (core/schema.py): step 1 is the schema of 0.1, when the file
+# had no version yet. A new column is a new step ("ALTER TABLE answers ADD COLUMN …"), never an edit here.
+SCHEMA_STEPS = (
+    """
 CREATE TABLE IF NOT EXISTS answers (
     id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, created_at REAL NOT NULL, day TEXT NOT NULL,
     candidates TEXT NOT NULL, match INTEGER NOT NULL, answer_ms REAL NOT NULL,
@@ -48,7 +52,8 @@ CREATE TABLE IF NOT EXISTS answers (
     status TEXT, reviewed_at REAL, dataset_path TEXT);
 CREATE INDEX IF NOT EXISTS answers_user ON answers (user_id);
 CREATE TABLE IF NOT EXISTS consent (user_id INTEGER PRIMARY KEY, agreed INTEGER NOT NULL, at REAL NOT NULL);
-"""
+""",
+)
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,7 @@ class SqliteContributionStore:
         self.folder, self.max_bytes, self.per_user_per_day = folder, max_bytes, per_user_per_day
         (folder / PHOTOS_DIR).mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(folder / STORE_FILE, check_same_thread=False, timeout=30)
-        self._db.executescript(SCHEMA)
+        upgrade(self._db, SCHEMA_STEPS, f"the contribution store {folder / STORE_FILE}")
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -18,13 +18,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.catalog import Landmark, read_places, write_places
+from core.catalog import Landmark, is_safe_name, read_places, write_places
 from core.enrichment import ENRICHMENT_FILE, Enrichment
 from core.errors import GuideError
 from core.files import file_lock, read_text_tolerantly, write_atomically
@@ -41,8 +40,6 @@ ENRICH_CACHE_FILE = ".enrich_cache.sqlite"
 REMOVED_COLUMNS = ("path", "sha256", "reason", "removed_at")
 INGEST_REPORT_COLUMNS = ("source", "row", "name", "reason")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"})
-# City codes and XIDs become folder names: only these characters, so no value can climb out of DATA_DIR.
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 # A cell starting with one of these is run as a formula by spreadsheets (CSV injection).
@@ -58,10 +55,6 @@ def spreadsheet_safe(value: object) -> object:
 
 class UnsafePathError(GuideError, ValueError):
     """A path or name from an editable file would lead outside the dataset; nothing was touched."""
-
-
-def is_safe_name(value: str) -> bool:
-    return bool(SAFE_NAME.match(value)) and ".." not in value
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import numpy as np
 from core.encoders.base import ImageEncoder
 from core.errors import GuideError
 from core.imaging import ImageDecodeError, decode_image
+from core.schema import SchemaError, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,17 @@ class BuildCancelled(GuideError):
     """A build was asked to stop (the process is shutting down); the index in use is untouched."""
 
 
+# The cache's schema, one step per version (core/schema.py); step 1 is the schema of 0.1.
+CACHE_SCHEMA_STEPS = (
+    """
+    CREATE TABLE IF NOT EXISTS embeddings (
+        model TEXT NOT NULL, sha256 TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, sha256));
+    CREATE TABLE IF NOT EXISTS files (
+        path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL)
+    """,
+)
+
+
 class EmbeddingCache:
     """A cache is only ever a cache: a damaged file is moved aside and started afresh (with a warning),
     and a stored vector of the wrong length is treated as missing, so a build never fails on it."""
@@ -50,7 +62,7 @@ class EmbeddingCache:
         self.path = path
         try:
             self._db = self._open()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, SchemaError) as exc:  # only a cache: a newer one is set aside too
             aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
             log.warning("embedding cache %s is damaged (%s): moved to %s, starting a new one", path, exc, aside)
             for suffix in ("", "-wal", "-shm"):
@@ -65,17 +77,9 @@ class EmbeddingCache:
         try:
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("integrity check failed")
-            db.executescript(
-                """
-                PRAGMA journal_mode=WAL;
-                CREATE TABLE IF NOT EXISTS embeddings (
-                    model TEXT NOT NULL, sha256 TEXT NOT NULL, vector BLOB NOT NULL,
-                    PRIMARY KEY (model, sha256));
-                CREATE TABLE IF NOT EXISTS files (
-                    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL);
-                """
-            )
-        except sqlite3.DatabaseError:
+            db.execute("PRAGMA journal_mode=WAL")
+            upgrade(db, CACHE_SCHEMA_STEPS, f"the embedding cache {self.path}")
+        except (sqlite3.DatabaseError, SchemaError):
             db.close()
             raise
         return db

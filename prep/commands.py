@@ -338,9 +338,16 @@ def random_models(args: argparse.Namespace, settings: Settings) -> RandomModelsR
 
 def contributions(args: argparse.Namespace, settings: Settings):
     """list, approve ID [--xid XID], reject ID."""
-    from core import SqliteContributionStore, approve
+    import importlib.util
+
+    from core import SqliteContributionStore, approve, reject
     from prep.contributions import ContributionsReport, DecisionReport, clean_check
 
+    if args.action == "approve" and importlib.util.find_spec("cv2") is None:
+        die(
+            "approving runs every `prep clean` check, which needs the prep install (OpenCV, ImageHash): "
+            "`docker compose run --rm prep contributions approve ID`, or `pip install '.[prep]'`"
+        )
     store = SqliteContributionStore(settings.contributions_dir)
     try:
         if args.action == "list":
@@ -350,9 +357,8 @@ def contributions(args: argparse.Namespace, settings: Settings):
         answer = store.answer(args.id)
         if answer is None or answer.status is None:
             die(f"no contribution {args.id!r} (see `python -m prep contributions list`)")
-        if args.action == "reject":
-            store.set_status(args.id, "rejected")
-            return DecisionReport(args.id, "rejected")
+        if args.action == "reject":  # an approved photo leaves the dataset again
+            return DecisionReport(args.id, "rejected", detail=reject(store, Dataset(settings.data_dir), args.id))
         result = approve(store, Dataset(settings.data_dir), args.id, args.xid, check=clean_check)
         decided = store.answer(args.id)
         return DecisionReport(args.id, (decided.status if decided else None) or "pending", result)

@@ -60,6 +60,7 @@ class DecisionReport:
     id: str
     status: str
     approval: Approval | None = None
+    detail: str = ""  # what a rejection did
 
     @property
     def exit_code(self) -> int:
@@ -69,11 +70,13 @@ class DecisionReport:
         data = {"id": self.id, "status": self.status}
         if self.approval is not None:
             data["detail"] = self.approval.detail
+        elif self.detail:
+            data["detail"] = self.detail
         return data
 
     def summary(self) -> str:
         if self.approval is None:
-            return f"{self.id}: {self.status}"
+            return f"{self.id}: {self.detail or self.status}"
         verb = "approved →" if self.approval.ok else "not approved:"
         return f"{self.id}: {verb} {self.approval.detail}"
 

@@ -45,8 +45,12 @@ DEFAULT_WIKIDATA_API_URL = "https://www.wikidata.org/w/api.php"
 DEFAULT_WIKIPEDIA_API_URL = "https://{lang}.wikipedia.org/api/rest_v1"
 # Wikidata's limit of ids per wbgetentities request.
 WIKIDATA_BATCH = 50
-# Seconds per request, tries per request, and the first backoff (doubled each retry).
+# Seconds without a byte before a request fails, seconds a whole request may take (a server trickling a
+# byte every few seconds never trips the first), the largest answer read, tries per request, and the
+# first backoff (doubled each retry).
 REQUEST_TIMEOUT = 15.0
+REQUEST_DEADLINE = 45.0
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
 MAX_TRIES = 4
 RETRY_BASE_SECONDS = 1.0
 MAX_RETRY_AFTER = 60.0
@@ -84,7 +88,8 @@ class FetchError(Exception):
 
 
 class HttpCache:
-    """Definitive answers by URL (200s and 404s), so a rerun asks only for what it lacks."""
+    """Definitive answers by URL (JSON 200s that are no API error, and 404s), so a rerun asks only for what
+    it lacks. Nothing else is ever stored: an error page, a `maxlag` answer or a cut body is asked again."""
 
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path)
@@ -111,28 +116,56 @@ class WikiClient:
         self._http.close()
 
     def get_json(self, url: str) -> dict | None:
-        """The JSON at `url` (None for 404), from the cache or with retries; FetchError when it fails for good."""
+        """The JSON object at `url` (None for 404), from the cache or with retries; FetchError when it fails
+        for good. Only answers that are what we asked for are cached (see HttpCache)."""
         if (cached := self.cache.get(url)) is not None:
-            return None if cached[0] == 404 else json.loads(cached[1])
+            if cached[0] == 404:
+                return None
+            if isinstance(data := _parse(cached[1]), dict):
+                return data  # (a damaged entry left by an older version is simply asked again)
         why = ""
         for attempt in range(MAX_TRIES):
             try:
-                response = self._http.get(url)
-            except httpx.HTTPError as exc:
-                why = exc.__class__.__name__
+                status, headers, body = self._fetch(url)
+            except (httpx.HTTPError, FetchError) as exc:
+                why, wait = _short(exc), RETRY_BASE_SECONDS * 2**attempt
             else:
-                if response.status_code in (200, 404):
-                    self.cache.put(url, response.status_code, response.text)
-                    return None if response.status_code == 404 else _json(response, url)
-                why = f"HTTP {response.status_code}"
-                if response.status_code != 429 and response.status_code < 500:
-                    break  # a client error will not heal by retrying
-                if attempt + 1 < MAX_TRIES:
-                    self._sleep(_retry_after(response, attempt))
-                continue
+                data = _parse(body) if status == 200 else None
+                if status == 404:
+                    self.cache.put(url, 404, "")
+                    return None
+                if status == 200 and isinstance(data, dict) and "error" not in data:
+                    self.cache.put(url, 200, body)
+                    return data
+                if status == 200 and isinstance(data, dict):  # an API error in a 200 (MediaWiki does that)
+                    code = _mapping(data.get("error")).get("code")
+                    if code != "maxlag":
+                        raise FetchError(f"{url}: API error {code!r}")  # will not heal by retrying
+                    why = "maxlag: the servers lag behind, asked to wait"
+                elif status == 200:
+                    why = "not a JSON object"
+                else:
+                    why = f"HTTP {status}"
+                    if status != 429 and status < 500:
+                        break  # a client error will not heal by retrying
+                wait = _retry_after(headers, attempt)
             if attempt + 1 < MAX_TRIES:
-                self._sleep(RETRY_BASE_SECONDS * 2**attempt)
+                self._sleep(wait)
         raise FetchError(f"{url}: {why}")
+
+    def _fetch(self, url: str) -> tuple[int, httpx.Headers, str]:
+        """One request, with a deadline for the whole answer and a size limit."""
+        deadline = time.monotonic() + REQUEST_DEADLINE
+        chunks, size = [], 0
+        with self._http.stream("GET", url) as response:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise FetchError(f"answer over {MAX_ANSWER_BYTES // 2**20} MB")
+                if time.monotonic() > deadline:
+                    raise FetchError(f"no complete answer in {REQUEST_DEADLINE:.0f} s")
+                chunks.append(chunk)
+            return response.status_code, response.headers, b"".join(chunks).decode("utf-8", errors="replace")
 
     def entities(self, ids: list[str], langs: tuple[str, ...]) -> dict[str, dict]:
         params = {
@@ -146,28 +179,43 @@ class WikiClient:
         }
         query = "&".join(f"{k}={quote(v, safe='|')}" for k, v in params.items())
         data = self.get_json(f"{self.settings.wikidata_api_url}?{query}") or {}
-        if "error" in data:
-            raise FetchError(f"wikidata: {data['error'].get('code', 'error')}")
-        return data.get("entities", {})
+        entities = _mapping(data.get("entities"))
+        return {qid: entity for qid, entity in entities.items() if isinstance(entity, dict)}
 
     def summary(self, lang: str, title: str) -> str:
         base = self.settings.wikipedia_api_url.replace("{lang}", lang)
         data = self.get_json(f"{base}/page/summary/{quote(title.replace(' ', '_'), safe='')}") or {}
-        return str(data.get("extract") or "")
+        extract = data.get("extract")
+        return extract if isinstance(extract, str) else ""
 
 
-def _json(response: httpx.Response, url: str) -> dict:
+def _parse(body: str) -> object:
     try:
-        return response.json()
+        return json.loads(body)
     except ValueError:
-        raise FetchError(f"{url}: not JSON") from None
+        return None
 
 
-def _retry_after(response: httpx.Response, attempt: int) -> float:
+def _short(error: Exception) -> str:
+    return str(error) if isinstance(error, FetchError) else error.__class__.__name__
+
+
+def _retry_after(headers: httpx.Headers, attempt: int) -> float:
     try:
-        return min(MAX_RETRY_AFTER, float(response.headers.get("Retry-After", "")))
+        return min(MAX_RETRY_AFTER, max(0.0, float(headers.get("Retry-After", ""))))
     except ValueError:
         return RETRY_BASE_SECONDS * 2**attempt
+
+
+def _mapping(value: object) -> dict:
+    """A JSON object as a dict; anything else (Wikidata sent `[]` for empty maps until 2019) as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def _text(container: object, key: str, field: str) -> str:
+    """container[key][field] when each level has the shape Wikidata documents, else ""."""
+    value = _mapping(_mapping(container).get(key)).get(field)
+    return value if isinstance(value, str) else ""
 
 
 def first_sentences(text: str, count: int = DESCRIPTION_SENTENCES) -> str:
@@ -267,7 +315,7 @@ def _landmark_info(
 ) -> LandmarkInfo:
     names, transliterated, descriptions, links = {}, set(), {}, {}
     for lang in langs:
-        label = (entity.get("labels", {}).get(lang) or {}).get("value", "")
+        label = _text(entity.get("labels"), lang, "value")
         if label:
             names[lang] = label
             report.names[(lang, "wikidata")] += 1
@@ -277,7 +325,7 @@ def _landmark_info(
             names[lang] = transliterate(landmark.name)
             transliterated.add(lang)
             report.names[(lang, "transliterated")] += 1
-        title = (entity.get("sitelinks", {}).get(f"{lang}wiki") or {}).get("title", "")
+        title = _text(entity.get("sitelinks"), f"{lang}wiki", "title")
         if title:
             links[lang] = f"https://{lang}.wikipedia.org/wiki/{quote(title.replace(' ', '_'))}"
             report.links[lang] += 1
@@ -299,5 +347,5 @@ def _description(
                 return extract, "wikipedia"
         except FetchError as exc:
             report.failures.append(f"wikipedia {lang}:{title}: {exc}")
-    short = (entity.get("descriptions", {}).get(lang) or {}).get("value", "")
+    short = _text(entity.get("descriptions"), lang, "value")
     return (short, "wikidata") if short else ("", "")

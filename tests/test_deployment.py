@@ -11,6 +11,10 @@ import pytest
 
 REPO = Path(__file__).parents[1]
 README = (REPO / "README.md").read_text()
+DOCS = README + "".join(page.read_text() for page in sorted((REPO / "docs").glob("*.md")))
+DEPLOYMENT = (REPO / "docs" / "deployment.md").read_text()
+# Steps that need torch, OpenCV or scikit-learn: only the prep image has them.
+NEEDS_PREP_IMAGE = {"export-onnx", "clean", "random-models"}
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 DOCKER_COMMANDS = DOCKERFILE.replace('", "', " ")  # exec-form ["python", "-m", "bot"] read as a command line
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -32,7 +36,7 @@ def test_console_scripts_point_at_real_functions() -> None:
         assert callable(getattr(importlib.import_module(module), function)), name
 
 
-@pytest.mark.parametrize("text", [README, DOCKER_COMMANDS], ids=["README", "Dockerfile"])
+@pytest.mark.parametrize("text", [DOCS, DOCKER_COMMANDS], ids=["README and docs", "Dockerfile"])
 def test_every_documented_command_exists(text: str) -> None:
     found = MODULE_COMMAND.findall(text)
     assert found
@@ -42,8 +46,17 @@ def test_every_documented_command_exists(text: str) -> None:
             assert subcommand in _subcommands(package), f"python -m {package} {subcommand}"
 
 
+def test_compose_commands_use_an_image_that_has_what_they_need() -> None:
+    runs = re.findall(r"docker compose run --rm (?:--service-ports )?(tools|prep) ([a-z-]+)", DOCS)
+    assert {image for image, _ in runs} == {"tools", "prep"}
+    prep_commands = _subcommands("prep")
+    for image, command in runs:
+        assert command in prep_commands, command
+        assert (image == "prep") == (command in NEEDS_PREP_IMAGE), f"{image} {command}"
+
+
 def test_scripts_named_in_the_readme_exist_and_ci_runs_the_test_command() -> None:
-    for script in set(re.findall(r"scripts/[\w.]+\.sh", README)):
+    for script in set(re.findall(r"scripts/[\w.]+\.sh", DOCS)):
         assert (REPO / script).is_file(), script
     assert "scripts/test.sh" in (REPO / ".ci" / "run").read_text()
     assert "scripts/test.sh" in README
@@ -73,15 +86,23 @@ def test_dockerfile_has_a_small_serving_image_and_a_prep_image() -> None:
         # dependencies before the code: a code change reuses the dependency layers
         assert stage.index("COPY core") < stage.index("pip install --no-cache-dir --no-deps .")
         assert re.search(r"^USER \d+:\d+$", stage, re.M), name  # never root
-    assert DOCKERFILE.index("pip install -r requirements/serve.txt") < DOCKERFILE.index("COPY core")
-    assert stages["prep"].index("pip install -r requirements/prep.txt") < stages["prep"].index("COPY core")
+    assert DOCKERFILE.index("pip install --require-hashes -r requirements/serve.txt") < DOCKERFILE.index("COPY core")
+    prep_install = stages["prep"].index("pip install --require-hashes -r requirements/prep.txt")
+    assert prep_install < stages["prep"].index("COPY core")
+    assert "COPY prep" in stages["serve"]  # the torch-free prep steps run in the serve image
     assert "--mount=type=cache" in DOCKERFILE
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE, re.M).group(1)
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", base), base  # pinned, not :latest
     assert 'CMD ["python", "-m", "bot.health"]' in stages["serve"]
 
 
-def test_lock_files_pin_every_declared_dependency() -> None:
+def test_lock_files_pin_every_declared_dependency_with_hashes() -> None:
+    for name in ("serve.txt", "prep.txt", "dev.txt"):
+        text = (REPO / "requirements" / name).read_text()
+        pins = re.findall(r"^[A-Za-z0-9][^\n]*==[^\n]*$", text, re.M)
+        assert pins and all(pin.endswith("\\") for pin in pins), name  # every pin is followed by its hashes
+        assert "scripts/lock.sh" in text and "torch==" not in text
+
     def pinned(name: str) -> set[str]:
         lines = (REPO / "requirements" / name).read_text().splitlines()
         return {line.split("==")[0].lower().replace("_", "-") for line in lines if "==" in line}
@@ -93,7 +114,8 @@ def test_lock_files_pin_every_declared_dependency() -> None:
 
     project = PYPROJECT["project"]
     assert names(project["dependencies"]) <= serve
-    assert names(project["optional-dependencies"]["prep"]) <= serve | prep
+    # torch is pinned in setup.sh and the Dockerfile and installed first as the CPU build, not locked.
+    assert names(project["optional-dependencies"]["prep"]) - {"torch"} <= serve | prep
     assert names(project["optional-dependencies"]["dev"]) <= serve | prep | dev
     assert not {"torch", "transformers", "sentence-transformers", "opencv-python-headless", "scikit-learn"} & serve
     assert "pandas" not in serve | prep | dev
@@ -103,31 +125,33 @@ def test_compose_runs_as_the_host_user_hardened_and_limited() -> None:
     import yaml
 
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-    bot, prep = compose["services"]["bot"], compose["services"]["prep"]
-    for service in (bot, prep):
+    bot, tools, prep = (compose["services"][name] for name in ("bot", "tools", "prep"))
+    for service in (bot, tools, prep):
         assert service["user"] == "${PUID:-1000}:${PGID:-1000}" and service["init"] is True
         assert service["cap_drop"] == ["ALL"] and "no-new-privileges:true" in service["security_opt"]
         assert service["read_only"] is True and "/tmp" in service["tmpfs"]
         assert service["mem_limit"] and service["env_file"] == ".env"
         mounts = {volume.split(":")[1] for volume in service["volumes"]}
-        assert {"/data", "/artifacts", "/quarantine", "/models"} <= mounts
+        assert {"/data", "/artifacts", "/quarantine", "/models", "/state"} <= mounts
         assert all(volume.startswith("./") for volume in service["volumes"])  # bind mounts the host user owns
-    assert bot["build"]["target"] == "serve" and prep["build"]["target"] == "prep"
-    assert re.fullmatch(r"on-failure:\d+", bot["restart"])  # no endless crash loop
-    assert prep["profiles"] == ["prep"]
-    assert all(port.startswith("127.0.0.1:") for port in prep.get("ports", []))
+        assert service["image"].startswith("${GUIDE_IMAGE:-")  # the published image; build is the fallback
+    assert bot["build"]["target"] == tools["build"]["target"] == "serve" and prep["build"]["target"] == "prep"
+    assert bot["restart"] == "unless-stopped"  # back after a reboot; Docker's backoff bounds a crash loop
+    assert prep["profiles"] == ["prep"] and tools["profiles"] == ["tools"]
+    assert all(port.startswith("127.0.0.1:") for s in (tools, prep) for port in s.get("ports", []))
+    state = compose["x-common"]["environment"]
+    assert state["CONTRIB_DIR"].startswith("/state/") and state["BOT_STATE_FILE"].startswith("/state/")
 
 
 def test_the_vps_guide_creates_the_folders_and_ids_before_the_first_run() -> None:
-    guide = README[README.index("## Deploy on a VPS") :]
-    guide = guide[: guide.index("\n## ", 5)]
-    assert "mkdir -p data artifacts quarantine models raw" in guide
+    guide = DEPLOYMENT[: DEPLOYMENT.index("\n## ", 5)]
+    assert "mkdir -p data artifacts quarantine models state raw" in guide
     assert "PUID=$(id -u)" in guide and "PGID=$(id -g)" in guide
-    steps = guide.index("mkdir -p"), guide.index("docker compose up -d")
+    steps = guide.index("mkdir -p"), guide.rindex("docker compose up -d")
     assert steps[0] < steps[1]
     # Review is its own step: no command block applies the quarantine unreviewed.
     assert "apply --quarantine /quarantine --yes" not in guide
-    assert guide.index("prep export-onnx") < guide.index("run --rm prep build")
+    assert guide.index("prep export-onnx") < guide.index("run --rm tools build")
 
 
 @pytest.mark.parametrize("module", ["bot", "bot.health", "prep", "core"])

@@ -141,3 +141,57 @@ def test_contribution_ids_never_look_like_command_line_options() -> None:
     ids = [new_answer_id() for _ in range(3000)]  # ~1 in 64 raw tokens starts with "-"
     assert len(set(ids)) == 3000 and not any(i.startswith("-") for i in ids)
     assert all(len(i) == 12 for i in ids)
+
+
+OLD_STORE_SCHEMA = """
+CREATE TABLE answers (
+    id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, created_at REAL NOT NULL, day TEXT NOT NULL,
+    candidates TEXT NOT NULL, match INTEGER NOT NULL, answer_ms REAL NOT NULL,
+    sha256 TEXT, photo TEXT, label TEXT, label_xid TEXT, label_rank INTEGER, feedback_at REAL,
+    status TEXT, reviewed_at REAL, dataset_path TEXT);
+CREATE INDEX answers_user ON answers (user_id);
+CREATE TABLE consent (user_id INTEGER PRIMARY KEY, agreed INTEGER NOT NULL, at REAL NOT NULL);
+INSERT INTO answers VALUES ('abcdefghijkl', 7, 1.0e9, '2001-09-09', '["W1"]', 1, 40.0,
+    NULL, NULL, 'confirmed', 'W1', 1, 1.0e9, NULL, NULL, NULL);
+INSERT INTO consent VALUES (7, 1, 1.0e9);
+"""
+
+
+def test_the_contribution_store_of_0_1_is_upgraded_in_place_and_a_newer_one_refused(tmp_path) -> None:
+    import sqlite3
+
+    from core.contributions import SCHEMA_STEPS, STORE_FILE, SqliteContributionStore
+    from core.schema import SchemaError
+
+    folder = tmp_path / "contrib"
+    folder.mkdir()
+    db = sqlite3.connect(folder / STORE_FILE)
+    db.executescript(OLD_STORE_SCHEMA)  # exactly what 0.1 wrote: no version
+    db.close()
+    store = SqliteContributionStore(folder)
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == len(SCHEMA_STEPS) == 1
+    assert store.answer("abcdefghijkl").label == "confirmed" and store.consent(7) is True
+    store.close()
+    db = sqlite3.connect(folder / STORE_FILE)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(SchemaError, match="newer version"):
+        SqliteContributionStore(folder)
+
+
+def test_an_embedding_cache_of_0_1_is_kept_and_versioned(tmp_path) -> None:
+    import sqlite3
+
+    from core.embedding_cache import CACHE_SCHEMA_STEPS, EmbeddingCache
+
+    path = tmp_path / "cache.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE embeddings (model TEXT NOT NULL, sha256 TEXT NOT NULL, vector BLOB NOT NULL, "
+        "PRIMARY KEY (model, sha256)); CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+        "mtime_ns INTEGER NOT NULL, sha256 TEXT NOT NULL); INSERT INTO embeddings VALUES ('m', 'h', x'0000');"
+    )
+    db.close()
+    with EmbeddingCache(path) as cache:
+        assert cache._db.execute("PRAGMA user_version").fetchone()[0] == len(CACHE_SCHEMA_STEPS)
+        assert cache._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 1

@@ -26,6 +26,10 @@ class FakeWiki:
         self.failures: dict[str, list[int]] = defaultdict(list)  # path part → statuses to answer first
         self.slow: set[str] = set()  # path parts answered after `delay` seconds
         self.delay = 2.0
+        self.answers: dict[str, list[tuple[int, str]]] = defaultdict(list)  # path part → raw (status, body) first
+        self.trickle: set[str] = set()  # path parts answered one byte every `trickle_interval` s, for ever
+        self.trickle_interval = 0.2
+        self.lists_for_empty_maps: set[str] = set()  # qids whose empty maps come as [] (Wikidata before 2019)
         self.requests: list[tuple[str, str, str]] = []  # (path, query, user agent)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -55,6 +59,16 @@ class FakeWiki:
         self.requests.append((request.path, request.query_string, request.headers.get("User-Agent", "")))
         if key in self.slow:
             await asyncio.sleep(self.delay)
+        if key in self.trickle:
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(request)
+            for _ in range(600):
+                await response.write(b" ")
+                await asyncio.sleep(self.trickle_interval)
+            return response
+        if self.answers[key]:
+            status, body = self.answers[key].pop(0)
+            return web.Response(status=status, text=body, content_type="application/json")
         if self.failures[key]:
             status = self.failures[key].pop(0)
             headers = {"Retry-After": "0"} if status == 429 else {}
@@ -72,6 +86,9 @@ class FakeWiki:
             entity = self.entities.get(qid)
             if entity is None:
                 entities[qid] = {"id": qid, "missing": ""}
+                continue
+            if qid in self.lists_for_empty_maps:
+                entities[qid] = {"type": "item", "id": qid, "labels": [], "descriptions": [], "sitelinks": []}
                 continue
             entities[qid] = {
                 "type": "item",

@@ -119,3 +119,33 @@ def test_the_index_ships_the_enrichment(wiki, landmarks, capsys) -> None:
 def test_bad_languages_are_one_line(landmarks, capsys) -> None:
     code, _, err = run(main, ["enrich", "--langs", "de"], capsys)
     assert code == 2 and "--langs" in err
+
+
+def test_bad_answers_are_retried_never_cached_and_never_crash(wiki, landmarks, monkeypatch, capsys) -> None:
+    """Issue #21: a trickling server, `labels: []`, a non-JSON 200 and a maxlag error in a 200."""
+    monkeypatch.setattr(enrich_module, "REQUEST_DEADLINE", 1.0)
+    dataset, ordered = landmarks
+    full, old_shape, slow = ordered[:3]
+    wiki.entities[full.wikidata] = WikiEntity(labels={"en": "The Full Cathedral"}, titles={"en": "Full"})
+    wiki.extracts[("en", "Full")] = EXTRACT_EN
+    wiki.entities[old_shape.wikidata] = WikiEntity()
+    wiki.lists_for_empty_maps.add(old_shape.wikidata)
+    wiki.entities[slow.wikidata] = WikiEntity(labels={"en": "Slow Tower"}, titles={"en": "Slow_Tower"})
+    wiki.trickle.add("en:Slow_Tower")  # a byte every 0.2 s, for ever: only a total deadline ends it
+    wiki.answers["wikidata"] = [(200, "<html>proxy error</html>"), (200, '{"error": {"code": "maxlag"}}')]
+    wiki.answers["en:Full"] = [(200, "not json")]
+    report = run_json(main, ["enrich", "--langs", "ru,en"], capsys)
+    assert report["landmarks"] == len(ordered)
+    enrichment = Dataset(dataset.data_dir).enrichment()
+    assert enrichment.landmarks[full.xid].names["en"] == "The Full Cathedral"  # after the two bad answers
+    assert enrichment.landmarks[full.xid].descriptions["en"].startswith("A cathedral.")  # after the non-JSON
+    assert old_shape.xid in enrichment.landmarks and "en" in enrichment.landmarks[old_shape.xid].transliterated
+    assert any("Slow_Tower" in failure and "45" not in failure for failure in report["failures"])
+    # Nothing bad was cached: a rerun (server healthy now) fills the description the trickle stopped.
+    wiki.trickle.clear()
+    wiki.extracts[("en", "Slow_Tower")] = "A tower. Tall."
+    before = len(wiki.requests)
+    run_json(main, ["enrich", "--langs", "ru,en"], capsys)
+    assert Dataset(dataset.data_dir).enrichment().landmarks[slow.xid].descriptions["en"] == "A tower. Tall."
+    assert any("Slow_Tower" in path for path, _, _ in wiki.requests[before:])
+    assert not any("Full" in path for path, _, _ in wiki.requests[before:])  # the good answer came from the cache
