@@ -46,9 +46,10 @@ class GeoPoint:
     @classmethod
     def parse(cls, lat: str, lon: str) -> GeoPoint:
         try:
-            return cls(float(lat), float(lon))
+            numbers = float(lat), float(lon)
         except ValueError:
             raise GeoError(f"coordinates must be numbers (e.g. 56.8389 60.6057), got {lat!r} {lon!r}") from None
+        return cls(*numbers)  # out of range: GeoError saying which one
 
     @classmethod
     def parse_pair(cls, text: str) -> GeoPoint:

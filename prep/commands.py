@@ -8,6 +8,7 @@ command that needs them, so `--help` and cheap commands load nothing.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from core.cli import die
 from prep.progress import StageProgress
 
 EXIT_DECLINED = 1
+CONTRIBUTION_ID = re.compile(r"[A-Za-z0-9_-]{12}")
 
 
 def ingest(args: argparse.Namespace, settings: Settings):
@@ -348,12 +350,14 @@ def contributions(args: argparse.Namespace, settings: Settings):
             "approving runs every `prep clean` check, which needs the prep install (OpenCV, ImageHash): "
             "`docker compose run --rm prep contributions approve ID`, or `pip install '.[prep]'`"
         )
+    if args.action != "list" and args.id is None:
+        die(f"`contributions {args.action}` needs the contribution's ID (see `contributions list`)")
+    if args.action != "list" and not CONTRIBUTION_ID.fullmatch(args.id):  # bytes that are no text stop here too
+        die(f"no contribution {args.id.encode(errors='replace').decode()!r}: IDs are 12 letters, digits, - or _")
     store = SqliteContributionStore(settings.contributions_dir)
     try:
         if args.action == "list":
             return ContributionsReport(store.contributions())
-        if args.id is None:
-            die(f"`contributions {args.action}` needs the contribution's ID (see `contributions list`)")
         answer = store.answer(args.id)
         if answer is None or answer.status is None:
             die(f"no contribution {args.id!r} (see `python -m prep contributions list`)")

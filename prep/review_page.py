@@ -64,6 +64,7 @@ figure.tiny img{image-rendering:pixelated}
 align-items:center;justify-content:center}.sep{width:2px;background:#999;align-self:stretch}
 .actions,.group-actions{display:none}body.live .actions,body.live .group-actions{display:inline}
 button{font-size:12px;margin:2px}.hidden{display:none}
+#trouble{position:sticky;top:0;background:#d33;color:#fff;padding:6px;font-weight:bold;z-index:2}
 """
 
 SCRIPT = """
@@ -76,10 +77,20 @@ function setState(paths, state) {
     f.classList.toggle('kept', state === 'keep'); f.dataset.state = state; }
   counts();
 }
+function trouble(message) {  // the page never shows a state the server does not have
+  const bar = document.getElementById('trouble');
+  bar.textContent = message; bar.classList.toggle('hidden', !message);
+}
 async function decide(paths, decision) {
-  const r = await fetch(`/${token}/decide`, {method: 'POST', headers: {'Content-Type': 'application/json'},
-    body: JSON.stringify({paths, decision})});
-  if (r.ok) { const states = await r.json(); for (const [p, s] of Object.entries(states)) setState([p], s); }
+  try {
+    const r = await fetch(`/${token}/decide`, {method: 'POST', headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({paths, decision})});
+    if (!r.ok) throw new Error(`the server answered ${r.status}`);
+    const states = await r.json(); for (const [p, s] of Object.entries(states)) setState([p], s);
+    trouble('');
+  } catch (err) {
+    trouble(`Not saved (${err.message}): is prep review still running? Reload the page to see what is saved.`);
+  }
 }
 function counts() {
   const all = [...document.querySelectorAll('figure.candidate')];
@@ -120,8 +131,10 @@ document.addEventListener('keydown', e => {
 document.getElementById('reason').onchange = filter; document.getElementById('city').onchange = filter;
 if (live) {
   document.body.classList.add('live');
-  fetch(`/${token}/state`).then(r => r.json())
-    .then(states => { for (const [p, s] of Object.entries(states)) setState([p], s); });
+  fetch(`/${token}/state`)
+    .then(r => { if (!r.ok) throw new Error(`the server answered ${r.status}`); return r.json(); })
+    .then(states => { for (const [p, s] of Object.entries(states)) setState([p], s); })
+    .catch(err => trouble(`Cannot read the saved decisions (${err.message}): is prep review running?`));
 }
 counts();
 """
@@ -144,7 +157,7 @@ def render(
     options = lambda values: "".join(f"<option>{html.escape(v)}</option>" for v in values)  # noqa: E731
     parts = [
         "<!doctype html><html lang='en'><meta charset='utf-8'><title>Cleaning review</title>",
-        f"<style>{STYLE}</style><body><header>",
+        f"<style>{STYLE}</style><body><div id='trouble' class='hidden' role='alert'></div><header>",
         f"<b>Cleaning review</b> — {len(rows)} candidates of {photos} photos. <span id='counts'></span>",
         " Reason: <select id='reason'><option value=''>all</option>" + options(reasons) + "</select>",
         " City: <select id='city'><option value=''>all</option>" + options(cities) + "</select>",

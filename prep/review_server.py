@@ -17,12 +17,14 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from core import GuideError
 from prep.quarantine import MARKER, PAGE, QuarantineError, check_location, decide, states
 from prep.review_page import THUMBS
 
 DEFAULT_PORT = 8765
 THUMBNAIL = re.compile(r"^[0-9a-f]{24}\.jpg$")
 MAX_BODY = 1_000_000  # bytes of a decision request (a group of a few thousand paths)
+IDLE_TIMEOUT_S = 30.0  # seconds a connection may sit without sending a request
 
 
 @dataclass
@@ -60,27 +62,35 @@ def make_server(qdir: Path, data_dir: Path, host: str = "127.0.0.1", port: int =
     class Handler(_Handler):
         quarantine, dataset, secret = qdir, data_dir, token
 
+    if not 0 <= port < 65536:  # 0: any free port
+        raise QuarantineError(f"--port must be between 1 and 65535, got {port}")
     try:
-        server = ThreadingHTTPServer((host, port), Handler)
-    except OSError as exc:
-        raise QuarantineError(f"cannot listen on {host}:{port} ({exc.strerror}): choose another --port") from None
+        server = _Server((host, port), Handler)
+    except (OSError, OverflowError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise QuarantineError(f"cannot listen on {host}:{port} ({why}): choose another --port or --host") from None
     return ReviewServer(server, token)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # an idle browser connection never keeps the process alive at Ctrl-C
 
 
 class _Handler(BaseHTTPRequestHandler):
     quarantine: Path
     dataset: Path
     secret: str
+    timeout = IDLE_TIMEOUT_S  # an idle or half-sent request is dropped, never held for ever
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
         return  # the admin's terminal shows the summary, not every thumbnail request
 
-    def _route(self) -> str | None:
+    def _route(self, head: bool = False) -> str | None:
         """The path after the token, or None (and 403 sent) when the token is missing or wrong."""
         _, _, rest = self.path.partition("/")
         token, _, tail = rest.partition("/")
-        if not hmac.compare_digest(token.encode(), self.secret.encode()):
-            self._send(HTTPStatus.FORBIDDEN, b"forbidden: open the URL that `prep review` printed", "text/plain")
+        if not hmac.compare_digest(token.encode(errors="replace"), self.secret.encode()):
+            self._send(HTTPStatus.FORBIDDEN, b"forbidden: open the URL that `prep review` printed", "text/plain", head)
             return None
         return tail.split("?", 1)[0]
 
@@ -101,6 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
 
+    def do_HEAD(self) -> None:  # noqa: N802 - what monitors and some browsers send first
+        route = self._route(head=True)
+        if route is not None:
+            self._send(HTTPStatus.OK if route in ("", PAGE, "state") else HTTPStatus.NOT_FOUND, b"", "text/plain", True)
+
     def do_POST(self) -> None:  # noqa: N802
         route = self._route()
         if route is None:
@@ -108,29 +123,36 @@ class _Handler(BaseHTTPRequestHandler):
         if route != "decide":
             self._send(HTTPStatus.NOT_FOUND, b"not found", "text/plain")
             return
-        length = int(self.headers.get("Content-Length") or 0)
         try:
+            length = int(self.headers.get("Content-Length") or 0)
             if not 0 < length <= MAX_BODY:
                 raise ValueError("body size")
             body = json.loads(self.rfile.read(length))
-            paths, decision = list(map(str, body["paths"])), body["decision"]
+            paths, decision = body["paths"], body["decision"]
+            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+                raise ValueError("paths")
             if decision not in ("keep", "remove"):
                 raise ValueError("decision")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError, OSError):  # OSError: a read that timed out
             self._send(
                 HTTPStatus.BAD_REQUEST,
                 b'{"error": "expected {paths: [...], decision: keep|remove}"}',
                 "application/json",
             )
             return
-        result = decide(self.quarantine, self.dataset, paths, decision)
+        try:
+            result = decide(self.quarantine, self.dataset, paths, decision)
+        except (GuideError, OSError) as exc:  # e.g. kept.csv locked too long: the page shows it was not saved
+            self._send(HTTPStatus.SERVICE_UNAVAILABLE, json.dumps({"error": str(exc)}).encode(), "application/json")
+            return
         self._send(HTTPStatus.OK, json.dumps(result).encode(), "application/json")
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str, head: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("Referrer-Policy", "no-referrer")  # the token is in the URL
         self.end_headers()
-        self.wfile.write(body)
+        if not head:
+            self.wfile.write(body)

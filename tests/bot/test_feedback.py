@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -165,3 +166,94 @@ async def test_privacy_says_what_is_kept(learning) -> None:
     await fake.send(709, text="/privacy")
     text = (await fake.wait_replies(709))[0].text
     assert "language" in text and "location (3 h)" in text and "only if you agreed" in text and "/forget" in text
+
+
+def _huge_jpeg() -> bytes:
+    """A 48 MP-class original as phones send it as a file (9000×6700): Telegram refuses it as a photo."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (9000, 6700), (120, 140, 90)).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+async def test_a_huge_tourist_photo_reaches_review_as_a_telegram_safe_copy(learning) -> None:
+    import io
+
+    from PIL import Image
+
+    fake, _, _, store = learning
+    await _consent(fake, 711, agreed=True)
+    await fake.send_document(711, _huge_jpeg(), "image/jpeg", "IMG_0001.JPG")
+
+    def rated() -> list:
+        return [c for c in fake.replies(711) if "fb:" in json.dumps(c.params.get("reply_markup", {}))]
+
+    card = (await fake.wait_for(lambda: len(rated()) >= 2 and rated(), timeout=60))[-1]
+    prefix = next(
+        b["callback_data"] for row in card.params["reply_markup"]["inline_keyboard"] for b in row
+        if b.get("callback_data", "").startswith("fb:")
+    ).rsplit(":", 1)[0]  # fmt: skip
+    await fake.press_button(711, f"{prefix}:ok", card)
+    await fake.wait_for(lambda: _last_answer(store, 711).status == "pending")
+    await fake.send(ADMIN, text="/review")
+    item = (await fake.wait_for(lambda: fake.sent("sendPhoto", ADMIN)))[0]
+    shown = Image.open(io.BytesIO(item.files["photo"]))
+    assert shown.format == "JPEG" and max(shown.size) <= 1280 and len(item.files["photo"]) <= 10 * 1024 * 1024
+    assert _last_answer(store, 711).photo.stat().st_size > 10 * len(item.files["photo"])  # the original is kept
+
+
+async def test_a_double_approve_adds_the_photo_once_and_answers_both_presses(learning) -> None:
+    fake, dataset, _, store = learning
+    await _consent(fake, 712, agreed=True)
+    card, prefix = await _photo_answer(fake, 712, jpeg_bytes(scene(5, 612)))
+    await fake.press_button(712, f"{prefix}:ok", card)
+    await fake.wait_for(lambda: _last_answer(store, 712).status == "pending")
+    await fake.send(ADMIN, text="/review")
+    item = (await fake.wait_for(lambda: fake.sent("sendPhoto", ADMIN)))[0]
+    answered = len(fake.sent("answerCallbackQuery"))
+    data = f"rv:{prefix.removeprefix('fb:')}:ok"
+    await asyncio.gather(fake.press_button(ADMIN, data, item), fake.press_button(ADMIN, data, item))
+    await fake.wait_for(lambda: len(fake.sent("answerCallbackQuery")) >= answered + 2)
+    await asyncio.sleep(0.5)
+    added = [c for c in fake.replies(ADMIN) if "Added to the dataset" in c.text]
+    assert len(added) == 1 and not any("went wrong" in c.text for c in fake.replies(ADMIN))
+    assert len(list((dataset.data_dir / "images").rglob("contrib_*"))) == 1
+
+
+async def test_a_store_locked_by_a_backup_delays_no_one_else(learning) -> None:
+    import sqlite3
+    import time
+
+    fake, _, _, store = learning
+    card, prefix = await _photo_answer(fake, 713, jpeg_bytes(scene(2, 613)))
+    backup = sqlite3.connect(store.folder / "contributions.sqlite", isolation_level=None)
+    backup.execute("BEGIN EXCLUSIVE")  # an admin's sqlite3 shell, a backup tool
+    try:
+        await fake.press_button(713, f"{prefix}:ok", card)  # waits for the lock, off the event loop
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await fake.send(714, text="/start")
+        await fake.wait_replies(714, timeout=10)
+        assert time.monotonic() - started < 3
+    finally:
+        backup.execute("ROLLBACK")
+        backup.close()
+    await fake.wait_for(lambda: _last_answer(store, 713).label == "confirmed", timeout=40)
+
+
+def test_reject_after_approve_takes_the_photo_out_of_the_dataset(tmp_path, built_dataset) -> None:
+    from core import Dataset, approve, basic_check, reject
+
+    dataset = built_dataset.copy_to(tmp_path)
+    store = SqliteContributionStore(tmp_path / "contrib")
+    xid = next(iter(Dataset(dataset.data_dir).landmarks()))
+    answer_id = store.record_answer(9, [xid], True, 10.0, jpeg_bytes(scene(7, 99)), ".jpg")
+    store.give_feedback(answer_id, 9, "confirmed", None)
+    approval = approve(store, Dataset(dataset.data_dir), answer_id, check=basic_check)
+    assert approval.ok and (dataset.data_dir / approval.detail).is_file()
+    assert "removed" in reject(store, Dataset(dataset.data_dir), answer_id)
+    assert not (dataset.data_dir / approval.detail).exists() and store.answer(answer_id).status == "rejected"
+    assert approval.detail in Dataset(dataset.data_dir).removed_paths()

@@ -114,3 +114,13 @@ async def test_through_the_bot_a_location_within_150_m_gives_top1_at_least_095(b
         reply = (await wait_answers(bot, user, 2, timeout=30))[-1].text
         right += reply.splitlines()[1] in (f"<b>{escape(name)}</b>", f"1. {escape(name)}")
     assert right / len(places) >= 0.95
+
+
+@pytest.mark.parametrize("lat, lon", [(91, 0), (0, 181), (123, 500)])
+async def test_a_location_off_the_earth_is_refused_and_photos_still_work(bot: FakeTelegram, lat, lon) -> None:
+    await bot.send(320, **_location(lat, lon))
+    assert "not a point on Earth" in (await bot.wait_replies(320))[0].text
+    await bot.send(320, edited=True, **_location(lat + 1, lon + 1))  # a live location moving off the map
+    await bot.send_photo(320, jpeg_bytes(scene(1, 77)))
+    reply = (await wait_answers(bot, 320, 2))[-1].text
+    assert reply.startswith(("This is most likely", "🤔")) and "📍" not in reply

@@ -89,3 +89,20 @@ def test_commands_give_each_inference_all_cores_the_bot_shares_them(monkeypatch)
     cores = usable_cpus()
     assert BotSettings.from_env(env_file=None).core.threads == max(1, cores // 2)  # two workers share the cores
     assert load_settings().threads == cores  # prep, the query CLI: one stream gets them all
+
+
+def test_out_of_range_coordinates_say_which_and_odd_ids_are_one_line(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "core", "nearby", "91", "0"], capture_output=True, text=True)
+    assert result.returncode == 2 and "latitude must be a number from -90 to 90" in result.stderr
+    odd = subprocess.run(
+        [sys.executable, "-m", "prep", "contributions", "reject", b"\xff\xfe-id".decode("utf-8", "surrogateescape")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    assert not list(tmp_path.iterdir())  # refused before any store was opened
+    assert odd.returncode == 2 and "Traceback" not in odd.stderr and "no contribution" in odd.stderr
