@@ -191,3 +191,40 @@ async def test_missing_token_is_one_clear_line(tmp_path) -> None:
     assert process.returncode == 2
     message = stderr.decode().strip()
     assert message.count("\n") == 0 and "TELEGRAM_BOT_TOKEN" in message and "BotFather" in message
+
+
+async def test_stopping_the_bot_during_reindex_cancels_the_build_first(
+    fake, built_dataset, model_dirs, encoders, tmp_path
+) -> None:
+    """Issue #21 row 9: PTB's stop() waited for a /reindex task before anything cancelled it (34.5 s and a
+    finished build, then Docker's SIGKILL). The bot's own stop sequence must end within seconds."""
+    import time
+
+    from bot.__main__ import _stop
+    from bot.app import build_application
+
+    dataset = built_dataset.copy_to(tmp_path)
+    _add_photos(dataset, 200)
+    guide = Guide(PhotoIndex.load(dataset.artifacts_dir), encoders.image, encoders.text, data_dir=dataset.data_dir)
+    before = guide.index
+    real_encode = guide.image_encoder.encode_images
+
+    def slow_encode(images):
+        time.sleep(1.0)  # a full-size model on a small VPS: 7 batches take 7 s
+        return real_encode(images)
+
+    guide.image_encoder.encode_images = slow_encode  # type: ignore[method-assign]
+    try:
+        application = build_application(bot_settings(fake, dataset, model_dirs), guide)
+        await application.initialize()
+        await application.updater.start_polling(poll_interval=0.0, timeout=1)
+        await application.start()
+        await fake.send(ADMIN, text="/reindex")
+        await fake.wait_for(lambda: any("Rebuilding" in c.text for c in fake.replies(ADMIN)))
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        await _stop(application)
+        assert time.monotonic() - started < 3.5  # at the next batch, not after the remaining ~6 s
+    finally:
+        guide.image_encoder.encode_images = real_encode  # type: ignore[method-assign]
+    assert guide.index is before  # the build was cancelled, the old index kept

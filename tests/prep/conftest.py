@@ -6,9 +6,10 @@ import shutil
 
 import pytest
 
+from prep.__main__ import main
 from prep.ingest import ingest
-from tests.helpers.cleaning_set import landmark_view
-from tests.helpers.cli import use_environment
+from tests.helpers.cleaning_set import PIXEL_CHECKS, inject_bad_photos, landmark_view
+from tests.helpers.cli import run_json, use_environment
 from tests.helpers.datagen import make_raw_dataset
 from tests.helpers.models import BuiltDataset
 
@@ -28,3 +29,12 @@ def dataset(varied, tmp_path, monkeypatch, model_dirs) -> BuiltDataset:
     copy = BuiltDataset(varied.raw_dir, tmp_path / "data", tmp_path / "artifacts", varied.names)
     use_environment(monkeypatch, tmp_path, copy, model_dirs)
     return copy
+
+
+@pytest.fixture
+def cleaned(dataset, tmp_path, capsys):
+    """A dataset with bad photos, cleaned into tmp_path/q: (dataset, qdir, {path: reason})."""
+    expected = inject_bad_photos(dataset)
+    qdir = tmp_path / "q"
+    run_json(main, ["clean", "--quarantine", str(qdir), "--checks", PIXEL_CHECKS], capsys)
+    return dataset, qdir, expected

@@ -14,18 +14,9 @@ from core.dataset import UnsafePathError
 from prep.__main__ import main
 from prep.quarantine import apply_plan, decide, plan_apply
 from prep.review_server import make_server
-from tests.helpers.cleaning_set import PIXEL_CHECKS, inject_bad_photos
-from tests.helpers.cli import run, run_json
+from tests.helpers.cli import run
 
 pytestmark = pytest.mark.slow  # whole clean/review/apply runs
-
-
-@pytest.fixture
-def reviewed(dataset, tmp_path, capsys):
-    expected = inject_bad_photos(dataset)
-    qdir = tmp_path / "q"
-    run_json(main, ["clean", "--quarantine", str(qdir), "--checks", PIXEL_CHECKS], capsys)
-    return dataset, qdir, expected
 
 
 def _post(port: int, path: str, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -35,8 +26,8 @@ def _post(port: int, path: str, body: bytes, headers: dict[str, str] | None = No
     return response.status, response.read()
 
 
-def test_six_parallel_keeps_lose_nothing_and_leave_kept_csv_whole(reviewed) -> None:
-    dataset, qdir, expected = reviewed
+def test_six_parallel_keeps_lose_nothing_and_leave_kept_csv_whole(cleaned) -> None:
+    dataset, qdir, expected = cleaned
     server = make_server(qdir, dataset.data_dir, port=0).start()
     try:
         paths = sorted(expected)
@@ -63,9 +54,9 @@ def test_six_parallel_keeps_lose_nothing_and_leave_kept_csv_whole(reviewed) -> N
     assert [p.name for p in kept_file.parent.glob(".kept.csv*")] == []  # no temporary file left
 
 
-def test_apply_rechecks_at_the_moment_it_deletes(reviewed) -> None:
+def test_apply_rechecks_at_the_moment_it_deletes(cleaned) -> None:
     """A keep made while `apply` waited at its y/N prompt must win."""
-    dataset, qdir, expected = reviewed
+    dataset, qdir, expected = cleaned
     plan = plan_apply(dataset.data_dir, qdir)
     planned = {item.path for item in plan.delete}
     kept_meanwhile = sorted(planned)[0]
@@ -76,8 +67,8 @@ def test_apply_rechecks_at_the_moment_it_deletes(reviewed) -> None:
 
 
 @pytest.mark.parametrize("edit", ["bom", "short-row", "latin-1"])
-def test_a_hand_edited_kept_csv_keeps_every_decision(reviewed, capsys, edit: str) -> None:
-    dataset, qdir, expected = reviewed
+def test_a_hand_edited_kept_csv_keeps_every_decision(cleaned, capsys, edit: str) -> None:
+    dataset, qdir, expected = cleaned
     decide(qdir, dataset.data_dir, sorted(expected), "keep")
     for path in expected:  # the copies come back, as if the page had never been used: only kept.csv protects
         decide(qdir, dataset.data_dir, [path], "remove")
@@ -98,8 +89,8 @@ def test_a_hand_edited_kept_csv_keeps_every_decision(reviewed, capsys, edit: str
     assert all((dataset.data_dir / p).is_file() for p in expected)
 
 
-def test_a_path_with_dotdot_in_report_csv_moves_nothing(reviewed, tmp_path) -> None:
-    dataset, qdir, expected = reviewed
+def test_a_path_with_dotdot_in_report_csv_moves_nothing(cleaned, tmp_path) -> None:
+    dataset, qdir, expected = cleaned
     victim = sorted(expected)[0]
     report = qdir / "report.csv"
     rows = list(csv.DictReader(report.open(encoding="utf-8")))
@@ -129,8 +120,8 @@ def test_a_hostile_city_code_cannot_steer_a_write_out_of_the_dataset(dataset, tm
     assert not (tmp_path / "outside").exists()
 
 
-def test_the_review_server_answers_malformed_requests_and_refuses_a_bad_port(reviewed, capsys) -> None:
-    dataset, qdir, _ = reviewed
+def test_the_review_server_answers_malformed_requests_and_refuses_a_bad_port(cleaned, capsys) -> None:
+    dataset, qdir, _ = cleaned
     server = make_server(qdir, dataset.data_dir, port=0).start()
     try:
         decide_url = f"/{server.token}/decide"

@@ -11,19 +11,10 @@ from pathlib import Path
 import pytest
 
 from prep.__main__ import main
-from tests.helpers.cleaning_set import PIXEL_CHECKS, inject_bad_photos, snapshot
+from tests.helpers.cleaning_set import snapshot
 from tests.helpers.cli import run, run_json
 
 pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
-
-
-@pytest.fixture
-def cleaned(dataset, tmp_path, capsys):
-    """A dataset with bad photos, cleaned into tmp_path/q: (dataset, qdir, {path: reason})."""
-    expected = inject_bad_photos(dataset)
-    qdir = tmp_path / "q"
-    run_json(main, ["clean", "--quarantine", str(qdir), "--checks", PIXEL_CHECKS], capsys)
-    return dataset, qdir, expected
 
 
 def _flagged(qdir: Path) -> dict[str, str]:
