@@ -75,11 +75,10 @@ def describe_start(settings: BotSettings, guide: Guide) -> str:
     runtime = "torch" if None in precisions else f"onnx (image {precisions[0]}, text {precisions[1]})"
     index = guide.index
     cities = index.city_names("en")
-    landmarks = len({photo.xid for photo in index.photos})
     return (
         f"serving on {runtime}, {settings.workers} workers × {settings.core.threads} threads: "
         f"{image.model_name}@{image.fingerprint[:12] or '?'} + {text.model_name}; "
-        f"{len(index)} photos of {landmarks} landmarks in {len(cities)} cities ({', '.join(cities)})"
+        f"{len(index)} photos of {len(index.indexed_xids)} landmarks in {len(cities)} cities ({', '.join(cities)})"
     )
 
 

@@ -64,7 +64,7 @@ def _greeting_values(context: GuideContext, lang_: Lang) -> dict[str, str]:
     """What /start and /help say about the loaded index: its cities, its size, an example from it."""
     index = context.services.guide.index
     cities = index.city_names(lang_)
-    indexed = list(dict.fromkeys(photo.xid for photo in index.photos))
+    indexed = index.indexed_xids
     example = clip_text(index.describe(indexed[0], lang_).name, NAME_LIMIT) if indexed else ""
     named = join_names([clip_text(city, NAME_LIMIT) for city in cities], lang_)
     return {"cities": clip_text(named, CITIES_LIMIT), "count": str(len(indexed)), "example": example}

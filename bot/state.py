@@ -15,6 +15,7 @@ Format (JSON, written atomically by `core.files.write_atomically`):
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import math
@@ -102,11 +103,9 @@ def _from_v0_pickle(raw: bytes) -> dict[str, Any]:
                 return super().find_class(module, name)
             raise pickle.UnpicklingError(f"{module}.{name} is not part of the old state format")
 
-    import io
-
     data = _NoBot(io.BytesIO(raw)).load()
-    users = data.get("user_data", {}) if isinstance(data, dict) else {}
-    return {"version": 1, "users": {str(k): v for k, v in users.items() if isinstance(users, dict)}}
+    users = data.get("user_data") if isinstance(data, dict) else None
+    return {"version": 1, "users": {str(k): v for k, v in users.items()} if isinstance(users, dict) else {}}
 
 
 # version found → function returning the next version's document

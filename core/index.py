@@ -206,8 +206,7 @@ class PhotoIndex:
 
     def city_names(self, lang: str) -> list[str]:
         """The cities of the indexed photos' landmarks, in `lang`, in catalog order."""
-        indexed = {photo.xid for photo in self.photos}
-        cities = dict.fromkeys(lm.city for xid, lm in self.landmarks.items() if xid in indexed and lm.city)
+        cities = dict.fromkeys(lm.city for xid, lm in self.landmarks.items() if self.has_photos(xid) and lm.city)
         return [city_name(city, self.enrichment, lang) for city in cities]
 
     def photos_of(self, xid: str) -> list[int]:
@@ -251,6 +250,11 @@ class PhotoIndex:
 
     def has_photos(self, xid: str) -> bool:
         return xid in self._rows_by_xid
+
+    @property
+    def indexed_xids(self) -> list[str]:
+        """The landmarks that have indexed photos, in the order of their first photo."""
+        return list(self._rows_by_xid)
 
     def best_similarity(self, vector: np.ndarray, xid: str, exclude_sha256: str | None = None) -> float:
         """Cosine similarity of `vector` to the closest indexed photo of landmark `xid` (-1 if it has none)."""

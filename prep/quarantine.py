@@ -358,9 +358,9 @@ def apply_plan(plan: ApplyPlan, data_dir: Path, qdir: Path) -> list[PlannedDelet
     the dataset photo and the recorded hash, and no keep decision for it in kept.csv."""
     deleted = []
     dataset = Dataset(data_dir)
+    recorded = _recorded(qdir)  # report.csv is written by `prep clean` only: once, after the prompt, is enough
     for item in plan.delete:
         with file_lock(dataset.kept_path):  # no keep can be recorded between this check and the unlink
-            recorded = _recorded(qdir)
             copy = quarantine_path(qdir, item.reason, item.path)
             if _why_not_delete(copy, item.reason, item.path, recorded, dataset) or item.sha256 in dataset.kept():
                 continue  # decided or changed since the plan: never delete what is not still up for removal
