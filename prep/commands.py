@@ -277,9 +277,11 @@ class ExportReport:
                 {
                     "tower": r.tower,
                     "precision": r.precision,
+                    "form": r.form,
                     "min_cosine": r.min_cosine,
                     "required": r.required,
                     "written": r.passed,
+                    "portable": r.portable,
                 }
                 for r in self.results
             ],
@@ -288,11 +290,14 @@ class ExportReport:
     def summary(self) -> str:
         lines = [
             f"ONNX models written to {self.out}/",
-            f"  {'model':<6} {'precision':<9} {'min cosine':>10} {'required':>8}",
+            f"  {'model':<6} {'precision':<18} {'min cosine':>10} {'required':>8}",
         ]
         for r in self.results:
             verdict = "ok" if r.passed else "FAILED parity: not written"
-            lines.append(f"  {r.tower:<6} {r.precision:<9} {r.min_cosine:>10.5f} {r.required:>8}  {verdict}")
+            if r.passed and r.precision == "int8":
+                verdict += ", 7-bit weights: the same on AVX2 and VNNI CPUs" if r.portable else ", NOT portable"
+            precision = f"{r.precision} ({r.form})" if r.form else r.precision
+            lines.append(f"  {r.tower:<6} {precision:<18} {r.min_cosine:>10.5f} {r.required:>8}  {verdict}")
         lines.append(
             "With ENCODER_BACKEND=auto (the default) the bot and prep now use them; int8 is preferred when present."
         )

@@ -6,6 +6,7 @@ onnx_runtime   ONNX Runtime (the serving runtime; no torch)
 onnx_folder    the ONNX model folder format (written by `prep export-onnx`, read here)
 loading        ENCODER_BACKEND resolved once: choose_runtime
 fingerprint    a model folder's content, to know models by what they are, not by their name
+parity         parity inputs, the bar, this CPU's int8 kernels, and the check a serving process runs
 
 The front door of the runtime layer: `prep export-onnx` (the ONNX folder's writer sits beside its reader)
 and the benchmarks use it; everything else goes through `core`.
@@ -14,11 +15,43 @@ and the benchmarks use it; everything else goes through `core`.
 from core.encoders.base import ImageEncoder, ModelLoadError, PromptEncoder, TextEncoder, model_id, normalise_rows
 from core.encoders.fingerprint import model_fingerprint
 from core.encoders.loading import Runtime, choose_runtime, limit_threads
-from core.encoders.onnx_folder import TOKENIZER, ExportedFile, OnnxManifest, OnnxModelsError, model_file
+from core.encoders.onnx_folder import (
+    TOKENIZER,
+    ExportedFile,
+    OnnxManifest,
+    OnnxModelsError,
+    model_file,
+    read_reference,
+    write_reference,
+)
 from core.encoders.onnx_runtime import OnnxImageEncoder, OnnxTextEncoder, session_options
+from core.encoders.parity import (
+    FP32_MIN_COSINE,
+    INT8_MIN_COSINE,
+    PARITY_TEXTS,
+    SATURATION_FREE_WEIGHT,
+    Reference,
+    ServingParity,
+    check_serving_parity,
+    int8_kernels,
+    min_cosine,
+    parity_images,
+)
 
 __all__ = [
+    "FP32_MIN_COSINE",
+    "INT8_MIN_COSINE",
+    "PARITY_TEXTS",
+    "SATURATION_FREE_WEIGHT",
     "TOKENIZER",
+    "Reference",
+    "ServingParity",
+    "check_serving_parity",
+    "int8_kernels",
+    "min_cosine",
+    "parity_images",
+    "read_reference",
+    "write_reference",
     "ExportedFile",
     "ImageEncoder",
     "ModelLoadError",

@@ -65,7 +65,6 @@ class Runtime:
         return SentenceTransformerTextEncoder(self.settings.text_model)
 
 
-
 def choose_runtime(settings: Settings) -> Runtime:
     """auto: ONNX when an export of these models exists in MODEL_DIR, torch otherwise."""
     if settings.encoder_backend == TORCH:
@@ -94,7 +93,6 @@ def choose_runtime(settings: Settings) -> Runtime:
         )
     log.warning("ONNX models in %s are for other models; using torch", settings.onnx_dir)
     return Runtime(TORCH, settings)
-
 
 
 def limit_threads(threads: int) -> None:

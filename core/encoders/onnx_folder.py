@@ -5,6 +5,7 @@ Layout:
     image.onnx         CLIP vision tower + projection, fp32 (image.int8.onnx: dynamic int8)
     text.onnx          multilingual transformer + mean pooling + dense, fp32 (text.int8.onnx)
     tokenizer.json     the text model's tokenizer
+    reference.npz      parity inputs and the source models' vectors for them (the serving check)
 
 `prep export-onnx` stages a folder, writes the model files under `model_file()` names and the
 manifest through `OnnxManifest.write`; the ONNX runtime reads it with `OnnxManifest.read`, which
@@ -17,14 +18,22 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from core.encoders.base import ModelLoadError, cache_key_for
+from core.encoders.parity import Reference
 
 MANIFEST = "onnx.json"
 TOKENIZER = "tokenizer.json"
+REFERENCE = "reference.npz"
 ONNX_SCHEMA = 1
 TOWERS = ("image", "text")
 PRECISIONS = ("int8", "fp32")  # preferred first
 REEXPORT = "export again with `python -m prep export-onnx`"
+
+
+def _exported(entry: dict) -> ExportedFile:
+    return ExportedFile(**(entry | {"quantised": tuple(entry.get("quantised", ()))}))
 
 
 class OnnxModelsError(ModelLoadError):
@@ -40,6 +49,8 @@ class ExportedFile:
     file: str
     cosine: float | None = None  # parity with sentence-transformers, measured at export
     sha256: str = ""  # of quantised files: their vectors get cache entries of their own
+    quantised: tuple[str, ...] = ()  # operator types stored in int8 (empty: a float file)
+    portable: bool = False  # integer GEMM weights within ±64: no 16-bit saturation on AVX2 CPUs
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,7 @@ class OnnxManifest:
             raise OnnxModelsError(f"{path} has another schema: {REEXPORT}")
         try:
             files = {
-                tower: {precision: ExportedFile(**entry) for precision, entry in raw["files"].get(tower, {}).items()}
+                tower: {precision: _exported(entry) for precision, entry in raw["files"].get(tower, {}).items()}
                 for tower in TOWERS
             }
             manifest = cls(
@@ -119,3 +130,29 @@ class OnnxManifest:
                 return candidate, available[candidate]
         wanted = f"{precision} {tower}" if precision else tower
         raise OnnxModelsError(f"no {wanted} model in the ONNX manifest: {REEXPORT}")
+
+
+def write_reference(model_dir: Path, reference: Reference) -> None:
+    """The parity inputs and the source models' vectors for them, for the check at serving time."""
+    arrays: dict[str, np.ndarray] = {f"image_{k}": image for k, image in enumerate(reference.images)}
+    arrays |= {
+        "texts": np.array(reference.texts),
+        "image_vectors": reference.image_vectors.astype(np.float32),
+        "text_vectors": reference.text_vectors.astype(np.float32),
+    }
+    tmp = model_dir / f".{REFERENCE}.tmp.npz"
+    np.savez_compressed(tmp, allow_pickle=False, **arrays)
+    tmp.replace(model_dir / REFERENCE)
+
+
+def read_reference(model_dir: Path) -> Reference | None:
+    """The stored reference, or None for an export made before it was stored (or a damaged one)."""
+    path = model_dir / REFERENCE
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            images = tuple(stored[f"image_{k}"] for k in range(len(stored.files) - 3))
+            return Reference(
+                images, tuple(str(t) for t in stored["texts"]), stored["image_vectors"], stored["text_vectors"]
+            )
+    except (OSError, ValueError, KeyError):
+        return None

@@ -4,17 +4,17 @@ import hashlib
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from core.encoders import ModelLoadError, choose_runtime
+from core.encoders import PARITY_TEXTS, ModelLoadError, choose_runtime, parity_images, read_reference
 from core.encoders.onnx_runtime import OnnxImageEncoder, OnnxTextEncoder
 from core.preprocess import ClipPreprocessing
 from core.settings import Settings
-from prep.export_onnx import PARITY_TEXTS, parity_images
 from tests.helpers.datagen import scene
 
 REPO = Path(__file__).parents[2]
@@ -66,10 +66,61 @@ def test_int8_that_fails_parity_is_not_written(model_dirs, tmp_path, monkeypatch
             progress=lambda *a: steps.append(a),
         )
     assert steps == [("export", done, 6) for done in range(1, 7)]
-    assert [r.passed for r in results if r.precision == "int8"] == [False, False]
+    # Each form of each tower was tried: the image's one, the text's whole tower and its table alone.
+    tried = [(r.tower, r.form, r.passed) for r in results if r.precision == "int8"]
+    assert tried == [("image", "gemm", False), ("text", "full", False), ("text", "embeddings", False)]
     manifest = json.loads((tmp_path / "onnx" / "onnx.json").read_text())
     assert set(manifest["files"]["image"]) == {"fp32"} and not (tmp_path / "onnx" / "image.int8.onnx").exists()
     assert OnnxImageEncoder(tmp_path / "onnx").precision == "fp32"
+
+
+def test_int8_files_are_portable_and_say_what_they_hold(onnx_dir: Path) -> None:
+    from prep.export_onnx import integer_gemm_weights_fit
+
+    files = json.loads((onnx_dir / "onnx.json").read_text())["files"]
+    assert files["image"]["int8"]["quantised"] == ["MatMul", "Gemm"] and files["image"]["int8"]["portable"] is True
+    assert "Gather" in files["text"]["int8"]["quantised"] and files["text"]["int8"]["portable"] is True
+    assert integer_gemm_weights_fit(onnx_dir / files["image"]["int8"]["file"])
+    # The reference the bot checks at start: the inputs and sentence-transformers' vectors for them.
+    reference = read_reference(onnx_dir)
+    assert reference is not None and reference.texts == PARITY_TEXTS
+    assert len(reference.images) == len(parity_images()) and reference.image_vectors.shape[0] == len(reference.images)
+
+
+def test_eight_bit_weights_are_caught_by_the_saturation_check(onnx_dir: Path, tmp_path: Path) -> None:
+    """Quantised the ONNX Runtime default way (full 8-bit range), pairs of products can overflow 16 bits."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from prep.export_onnx import integer_gemm_weights_fit
+
+    eight_bit = tmp_path / "image.8bit.onnx"
+    source = str(onnx_dir / "image.onnx")
+    quantize_dynamic(source, str(eight_bit), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    assert not integer_gemm_weights_fit(eight_bit)
+
+
+def test_text_tower_falls_back_to_an_int8_table(model_dirs, tmp_path, monkeypatch) -> None:
+    """When the whole int8 text tower fails parity, its embedding table alone is stored in int8:
+    never the 540 MB fp32 tower as the only text model of an int8 export."""
+    import warnings
+
+    import prep.export_onnx as export_module
+
+    real = export_module._parity
+
+    def full_text_fails(folder, tower, precision, reference, form=""):
+        result = real(folder, tower, precision, reference, form)
+        return replace(result, min_cosine=0.95) if form == "full" else result
+
+    monkeypatch.setattr(export_module, "_parity", full_text_fails)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_module.export(str(model_dirs.clip), str(model_dirs.text), tmp_path / "onnx", int8=True)
+    text = json.loads((tmp_path / "onnx" / "onnx.json").read_text())["files"]["text"]["int8"]
+    assert text["quantised"] == ["Gather"] and text["portable"] is True
+    fp32_size = (tmp_path / "onnx" / "text.onnx").stat().st_size
+    assert (tmp_path / "onnx" / text["file"]).stat().st_size < 0.8 * fp32_size
+    assert OnnxTextEncoder(tmp_path / "onnx").precision == "int8"
 
 
 def _settings(model_dirs, onnx_dir, backend: str, **kw) -> Settings:
