@@ -71,7 +71,7 @@ def _serve(settings: BotSettings) -> int:
     # Imported here: PTB and the models cost seconds and memory that --help and --check never need.
     from bot.app import build_application, describe_start
     from core import Guide
-    from core.encoders import limit_threads
+    from core.encoders import choose_runtime, limit_threads
 
     core = settings.core
     log.info("loading models and index (image: %s, text: %s)", core.image_model, core.text_model)
@@ -81,6 +81,9 @@ def _serve(settings: BotSettings) -> int:
         die(str(exc))
     limit_threads(core.threads)
     log.info("%s", describe_start(settings, guide))
+    parity = choose_runtime(core).int8_parity(guide.image_encoder, guide.text_encoder)
+    if parity is not None:
+        log.log(logging.INFO if parity.passed else logging.WARNING, "%s", parity.line())
     application = build_application(settings, guide)
     return asyncio.run(_poll_until_stopped(application, guide))
 

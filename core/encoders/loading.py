@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from core.encoders.base import ImageEncoder, ModelLoadError, TextEncoder, model_id
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from core.encoders.parity import ServingParity
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,20 @@ class Runtime:
 
             return OnnxManifest.read(self.settings.onnx_dir).image_cache_key()
         return cache_key_for(model_id(self.settings.image_model), self.image_fingerprint())
+
+    def int8_parity(self, image: ImageEncoder, text: TextEncoder) -> ServingParity | None:
+        """Parity of the loaded int8 towers on this CPU against the export's stored reference (None when
+        nothing quantised serves). An export without a reference reports an empty, failed check."""
+        from core.encoders.onnx_folder import read_reference
+        from core.encoders.parity import ServingParity, check_serving_parity, int8_kernels
+
+        quantised = [e for e in (image, text) if getattr(e, "precision", "fp32") != "fp32"]
+        if self.name != ONNX or not quantised:
+            return None
+        reference = read_reference(self.settings.onnx_dir)
+        if reference is None:
+            return ServingParity(int8_kernels(), {}, missing_reference=True)
+        return check_serving_parity(reference, image, text, int8_kernels())
 
     def text_encoder(self) -> TextEncoder:
         if self.name == ONNX:

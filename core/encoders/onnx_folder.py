@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from core.encoders.base import ModelLoadError, cache_key_for
-from core.encoders.parity import Reference
+from core.encoders.parity import REFERENCE_NAME, Reference
 
 MANIFEST = "onnx.json"
 TOKENIZER = "tokenizer.json"
-REFERENCE = "reference.npz"
+REFERENCE = REFERENCE_NAME
 ONNX_SCHEMA = 1
 TOWERS = ("image", "text")
 PRECISIONS = ("int8", "fp32")  # preferred first

@@ -31,13 +31,16 @@ PARITY_TEXTS = (
 # The u8s8 kernels of x86-64 CPUs without VNNI add two u8×s8 products in a signed 16-bit lane:
 # 2 × 255 × 64 = 32,640 fits, 2 × 255 × 127 does not. Weights within ±64 never saturate.
 SATURATION_FREE_WEIGHT = 64
-# CPU flags (/proc/cpuinfo) → the int8 kernels ONNX Runtime runs there, best first.
+REFERENCE_NAME = "reference.npz"  # the file name onnx_folder stores the reference under
+# The int8 kernels ONNX Runtime picks, by CPU feature, best first. Features are read the way the
+# runtimes read them (CPUID, through NumPy's dispatch table) and, for those NumPy does not list,
+# from the kernel's flags: /proc/cpuinfo shows the host's flags even in an emulator.
+AVX2_ONLY = "AVX2, no VNNI: 16-bit sums, 7-bit weights needed"
 INT8_KERNELS = (
-    ("amx_int8", "AMX + AVX-512 VNNI"),
-    ("avx512_vnni", "AVX-512 VNNI"),
+    ("AVX512VNNI", "AVX-512 VNNI"),
     ("avx_vnni", "AVX-VNNI"),
-    ("avx2", "AVX2, no VNNI (16-bit accumulation: 7-bit weights needed)"),
-    ("asimddp", "ARM dot product"),
+    ("AVX2", AVX2_ONLY),
+    ("ASIMDDP", "ARM dot product"),
 )
 
 
@@ -59,18 +62,29 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum(axis=1).min())
 
 
-def int8_kernels(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """Which int8 kernels this CPU gets, from its flags ("unknown" where /proc/cpuinfo says nothing)."""
+def int8_kernels(features: dict[str, bool] | None = None, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """Which int8 kernels this CPU gets ("unknown" where neither source says)."""
+    have = {name for name, present in (_cpu_features() if features is None else features).items() if present}
     try:
         text = cpuinfo.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return "unknown"
-    flags: set[str] = set()
+        text = ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-    return next((name for flag, name in INT8_KERNELS if flag in flags), "unknown")
+        if key.strip() in ("flags", "Features") and not have:
+            have.update(flag.upper().replace("AVX512_VNNI", "AVX512VNNI") for flag in value.split())
+        if key.strip() == "flags" and "avx_vnni" in value.split():
+            have.add("avx_vnni")
+    return next((name for feature, name in INT8_KERNELS if feature in have), "unknown")
+
+
+def _cpu_features() -> dict[str, bool]:
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__  # type: ignore[import-not-found]  # CPUID
+
+        return dict(__cpu_features__)
+    except ImportError:  # a NumPy that moved it: fall back to /proc/cpuinfo alone
+        return {}
 
 
 @dataclass(frozen=True)
@@ -93,12 +107,18 @@ class ServingParity:
     kernels: str
     cosines: dict[str, float]  # tower → min cosine, quantised towers only
     required: float = INT8_MIN_COSINE
+    missing_reference: bool = False  # an export older than the stored reference
 
     @property
     def passed(self) -> bool:
-        return all(value >= self.required for value in self.cosines.values())
+        return not self.missing_reference and all(value >= self.required for value in self.cosines.values())
 
     def line(self) -> str:
+        if self.missing_reference:
+            return (
+                f"int8 parity on this CPU ({self.kernels}) cannot be checked: the export has no {REFERENCE_NAME}; "
+                "export again with `python -m prep export-onnx --int8` (7-bit weights, right on every x86 CPU)"
+            )
         figures = ", ".join(f"{tower} {value:.5f}" for tower, value in self.cosines.items())
         if self.passed:
             return f"int8 parity on this CPU ({self.kernels}): {figures} (≥ {self.required}): ok"

@@ -4,6 +4,7 @@ on an ONNX export, end to end against the fake Bot API; and the bot's fail-fast 
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import time
@@ -51,6 +52,8 @@ async def test_the_bot_serves_from_the_serving_install_on_onnx(
     assert process.returncode == 0, log[-2000:]
     # DEBUG logs every request URL (httpx), and Telegram's URLs carry the token: it must be redacted.
     assert "getUpdates" in log and "***" in log
+    # The int8 towers were checked against the export's reference on this CPU, in one line.
+    assert re.search(r"int8 parity on this CPU \(.+\): image 0\.\d+, text 0\.\d+ \(≥ 0\.99\): ok", log), log[-2000:]
     assert TOKEN not in log and TOKEN.split(":")[1] not in log
 
 
