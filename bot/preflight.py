@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bot.settings import BotSettings
 from core import ArtifactsError, Dataset, GuideError, resolve_build
-from core.encoders import ModelLoadError, choose_runtime
+from core.encoders import HEADROOM, ModelLoadError, choose_runtime, container_limit_mb, expected_footprint
 
 
 class PreflightError(GuideError):
@@ -92,11 +92,34 @@ def check_models(settings: BotSettings) -> None:
             raise PreflightError(f"{variable} points at {name}, which is not a folder")
 
 
+def check_memory(settings: BotSettings) -> None:
+    """The models' expected peak fits the memory the bot may use: a container killed while loading
+    them restarts into the same death, silently, under `restart: unless-stopped`."""
+    limit = settings.memory_limit_mb or container_limit_mb()
+    if limit is None:
+        return
+    runtime = choose_runtime(settings.core)
+    footprint = expected_footprint(runtime)
+    if footprint is None or footprint.peak_mb <= HEADROOM * limit:
+        return
+    if runtime.name == "torch":
+        fix = "export the models to ONNX int8 (`docker compose run --rm prep export-onnx --int8`)"
+    else:
+        fix = "export them again with `python -m prep export-onnx --int8` (Docker: `docker compose run --rm prep "
+        fix += "export-onnx --int8`)"
+    raise PreflightError(
+        f"serving on {runtime.name} needs {footprint.describe()} at its peak, more than {HEADROOM:.0%} of the "
+        f"{limit} MB this process may use: {fix}, or raise the limit (BOT_MEM_LIMIT in .env) to at least "
+        f"{round(footprint.peak_mb / HEADROOM / 50 + 0.5) * 50} MB"
+    )
+
+
 CHECKS: tuple[Callable[[BotSettings], None], ...] = (
     check_something_to_serve,
     check_writable,
     check_state_file,
     check_models,
+    check_memory,
 )
 
 

@@ -38,6 +38,9 @@ class BotSettings:
     location_ttl_hours: float = DEFAULT_LOCATION_TTL_HOURS
     contrib_max_mb: int = DEFAULT_CONTRIB_MAX_MB
     contrib_per_user_day: int = DEFAULT_CONTRIB_PER_USER_DAY
+    # The memory the bot may use, checked against the models' expected peak before they load;
+    # default: the container's limit as its cgroup says (compose's mem_limit), none on a bare host.
+    memory_limit_mb: int | None = None
 
     def __post_init__(self) -> None:
         # Each worker's inference gets its share of the usable cores (set once, here).
@@ -69,6 +72,7 @@ class BotSettings:
             location_ttl_hours=env.number("LOCATION_TTL", DEFAULT_LOCATION_TTL_HOURS, 0, 24 * 30),
             contrib_max_mb=env.whole("CONTRIB_MAX_MB", DEFAULT_CONTRIB_MAX_MB, 0, 10**7),
             contrib_per_user_day=env.whole("CONTRIB_PER_USER_DAY", DEFAULT_CONTRIB_PER_USER_DAY, 0, 10**6),
+            memory_limit_mb=env.whole("MEMORY_LIMIT_MB", 0, 0, 10**7) or None,
         )
 
     def require_token(self) -> str:

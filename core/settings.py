@@ -187,4 +187,5 @@ class Settings:
             contrib_dir=env.path("CONTRIB_DIR"),
             text_match_threshold=env.number("TEXT_MATCH_THRESHOLD", DEFAULT_TEXT_MATCH_THRESHOLD, -1, 1),
             location_max_km=env.number("LOCATION_MAX_KM", DEFAULT_LOCATION_MAX_KM, 0, 20_000),
+            inference_threads=env.whole("INFERENCE_THREADS", 0, 0, 1024) or None,
         )

@@ -91,6 +91,7 @@ def test_every_step_of_the_guide_runs_with_composes_own_environment(
         "ADMIN_IDS": "1",
         "IMAGE_MODEL": str(model_dirs.clip),
         "TEXT_MODEL": str(model_dirs.text),
+        "MEMORY_LIMIT_MB": "700",  # what the container's cgroup says under compose's mem_limit
     }
     tools, prep, bot = (Container(root, name, dot_env) for name in ("tools", "prep", "bot"))
     steps = [
@@ -120,3 +121,21 @@ def test_a_compose_file_without_the_state_volume_fails_the_check_naming_the_vari
     del bot.env["CONTRIB_DIR"]
     result = bot.run(PREP_PYTHON, "-m", "bot", "--check")
     assert result.returncode == 2 and "CONTRIB_DIR" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_models_that_would_not_fit_the_containers_memory_fail_the_check_before_loading(
+    built_dataset: BuiltDataset, model_dirs: ModelDirs, tmp_path: Path
+) -> None:
+    """Killed while loading, a bot restarts into the same death under `restart: unless-stopped`:
+    the check compares the models' expected peak with the limit and names the fix instead."""
+    root = tmp_path / "root"
+    _lay_out_root(root, built_dataset.raw_dir)
+    shutil.copytree(built_dataset.data_dir, root / "data", dirs_exist_ok=True)
+    env = {"TELEGRAM_BOT_TOKEN": TOKEN, "ENCODER_BACKEND": "torch", "MEMORY_LIMIT_MB": "300"}
+    env |= {"IMAGE_MODEL": str(model_dirs.clip), "TEXT_MODEL": str(model_dirs.text)}
+    bot = Container(root, "bot", env)
+    result = bot.run(PREP_PYTHON, "-m", "bot", "--check")
+    message = result.stderr.strip()
+    assert result.returncode == 2 and message.count("\n") == 0 and "Traceback" not in message, message
+    assert "serving on torch needs ~" in message and "300 MB" in message
+    assert "export-onnx --int8" in message and "BOT_MEM_LIMIT" in message

@@ -6,6 +6,7 @@ onnx_runtime   ONNX Runtime (the serving runtime; no torch)
 onnx_folder    the ONNX model folder format (written by `prep export-onnx`, read here)
 loading        ENCODER_BACKEND resolved once: choose_runtime
 fingerprint    a model folder's content, to know models by what they are, not by their name
+footprint      the memory serving on a runtime will take, from its files, before they load
 parity         parity inputs, the bar, this CPU's int8 kernels, and the check a serving process runs
 
 The front door of the runtime layer: `prep export-onnx` (the ONNX folder's writer sits beside its reader)
@@ -14,6 +15,7 @@ and the benchmarks use it; everything else goes through `core`.
 
 from core.encoders.base import ImageEncoder, ModelLoadError, PromptEncoder, TextEncoder, model_id, normalise_rows
 from core.encoders.fingerprint import model_fingerprint
+from core.encoders.footprint import HEADROOM, Footprint, container_limit_mb, expected_footprint
 from core.encoders.loading import Runtime, choose_runtime, limit_threads
 from core.encoders.onnx_folder import (
     TOKENIZER,
@@ -44,6 +46,10 @@ __all__ = [
     "PARITY_TEXTS",
     "SATURATION_FREE_WEIGHT",
     "TOKENIZER",
+    "HEADROOM",
+    "Footprint",
+    "container_limit_mb",
+    "expected_footprint",
     "Reference",
     "ServingParity",
     "check_serving_parity",

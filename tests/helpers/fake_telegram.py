@@ -35,6 +35,7 @@ class Call:
     method: str
     params: dict[str, Any]
     files: dict[str, bytes] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when the call reached the server
 
     @property
     def text(self) -> str:
@@ -62,6 +63,7 @@ class FakeTelegram:
         self._closing = False
         self._runner: web.AppRunner | None = None
         self.rejected_tokens: set[str] = set()  # answered 401 Unauthorized, as Telegram answers a revoked token
+        self.delivered: dict[int, float] = {}  # update_id → when getUpdates first handed it to the bot
 
     # --- server -----------------------------------------------------------------------------------
     async def start(self, port: int = 0) -> None:
@@ -243,6 +245,9 @@ class FakeTelegram:
                 await asyncio.wait_for(self._changed.wait_for(lambda: self._updates or self._closing), timeout)
             except TimeoutError:
                 pass
+            now = time.monotonic()
+            for update in self._updates:
+                self.delivered.setdefault(update["update_id"], now)
             return list(self._updates)
 
     def _result(self, method: str, params: dict[str, Any], files: dict[str, bytes]) -> Any:
