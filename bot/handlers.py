@@ -148,7 +148,8 @@ async def _recognize(update: Update, context: GuideContext, file_id: str, size: 
     svc = context.services
     if not await _within_rate_limit(update, context, lang_):
         return
-    await message.reply_chat_action(ChatAction.TYPING)
+    # "typing…" goes out beside the download, not before it: one round trip to Telegram less per photo.
+    context.application.create_task(message.reply_chat_action(ChatAction.TYPING), update=update)
     try:
         data = bytes(await (await context.bot.get_file(file_id)).download_as_bytearray())
     except BadRequest as exc:

