@@ -23,9 +23,9 @@ from bot.health import heartbeat
 from bot.reindex import Reindexer
 from bot.settings import BotSettings
 from bot.state import StateFile, UserState
-from bot.texts import COMMANDS, LANGUAGES
+from bot.texts import LANGUAGES, commands, text
 from bot.throttle import UserRateLimiter
-from core import Guide, SqliteContributionStore
+from core import DEFAULT_LANGUAGE, Guide, SqliteContributionStore, language
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,21 @@ def describe_start(settings: BotSettings, guide: Guide) -> str:
     )
 
 
+async def describe_bot(application: GuideApplication) -> None:
+    """What Telegram shows before and around a chat — the command menu, the description (before /start)
+    and the short description (the bot's profile) — in each language, for every client language that
+    gets it by default (a Ukrainian client: the Russian ones); English for everyone else."""
+    bot = application.bot
+    for code in LANGUAGES:
+        for tag in language(code).telegram:
+            await bot.set_my_commands([BotCommand(n, d) for n, d in commands(code)], language_code=tag)
+            await bot.set_my_description(text("description", code), language_code=tag)
+            await bot.set_my_short_description(text("short_description", code), language_code=tag)
+    await bot.set_my_commands([BotCommand(n, d) for n, d in commands(DEFAULT_LANGUAGE)])
+    await bot.set_my_description(text("description", DEFAULT_LANGUAGE))
+    await bot.set_my_short_description(text("short_description", DEFAULT_LANGUAGE))
+
+
 def _add_handlers(application: GuideApplication) -> None:
     new = filters.UpdateType.MESSAGE
     application.add_handlers(
@@ -92,12 +107,13 @@ def _add_handlers(application: GuideApplication) -> None:
             CommandHandler("reindex", handlers.reindex, filters=new),
             CommandHandler("forget", handlers.forget, filters=new),
             CommandHandler("privacy", feedback.privacy, filters=new),
+            CommandHandler("nearby", handlers.nearby, filters=new),
             CommandHandler("review", feedback.review, filters=new),
             CommandHandler("stats", feedback.stats, filters=new),
             CallbackQueryHandler(feedback.feedback_pressed, pattern=rf"^{feedback.FEEDBACK}"),
             CallbackQueryHandler(feedback.consent_given, pattern=rf"^{feedback.CONSENT}"),
             CallbackQueryHandler(feedback.review_pressed, pattern=rf"^{feedback.REVIEW}"),
-            CallbackQueryHandler(handlers.lang_chosen, pattern=r"^lang:(ru|en)$"),
+            CallbackQueryHandler(handlers.lang_chosen, pattern=handlers.LANG_PATTERN),
             CallbackQueryHandler(handlers.more_photos, pattern=rf"^{handlers.MORE_PREFIX}"),
             MessageHandler(new & filters.PHOTO, handlers.photo),
             MessageHandler(new & filters.LOCATION, handlers.location),
@@ -114,10 +130,7 @@ def _add_handlers(application: GuideApplication) -> None:
 
 
 async def _post_init(application: GuideApplication) -> None:
-    for lang in LANGUAGES:
-        commands = [BotCommand(name, description) for name, description in COMMANDS[lang]]
-        await application.bot.set_my_commands(commands, language_code=lang)
-    await application.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS["en"]])
+    await describe_bot(application)
     services_ = application.bot_data[SERVICES_KEY]
     services_.heartbeat = asyncio.create_task(heartbeat(application, services_.settings.health_file))
 

@@ -18,7 +18,7 @@ from telegram.error import BadRequest
 
 from bot.context import GuideContext, incoming, pressed
 from bot.photos import shareable_photo
-from bot.texts import CAPTION_LIMIT, Lang, clip_text, text
+from bot.texts import CAPTION_LIMIT, Lang, clip_text, plural, text
 from core import Answer, Dataset, approve, reject, stats_summary
 
 log = logging.getLogger(__name__)
@@ -131,8 +131,8 @@ async def consent_given(update: Update, context: GuideContext) -> None:
 async def privacy(update: Update, context: GuideContext) -> None:
     """What the bot keeps about a user, and how to delete it."""
     lang = context.lang
-    ttl = f"{context.services.settings.location_ttl_hours:g}"
-    await incoming(update).reply_text(text("privacy", lang, ttl=ttl), parse_mode=ParseMode.HTML)
+    hours = plural("n_hours", context.services.settings.location_ttl_hours, lang)
+    await incoming(update).reply_text(text("privacy", lang, hours=hours), parse_mode=ParseMode.HTML)
 
 
 def _is_admin(update: Update, context: GuideContext) -> bool:

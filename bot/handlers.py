@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Sequence
+from functools import cache
 from html import escape
 from pathlib import Path
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message, PhotoSize, Update
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    KeyboardButton,
+    Message,
+    PhotoSize,
+    ReplyKeyboardMarkup,
+    Update,
+)
 from telegram.constants import ChatAction, FileSizeLimit, ParseMode
 from telegram.error import BadRequest
 
 from bot import feedback
 from bot.context import GuideContext, incoming, pressed
+from bot.i18n import catalog
 from bot.photos import shareable_photo
 from bot.reindex import ReindexBusyError
 from bot.state import SharedLocation
@@ -22,7 +34,6 @@ from bot.texts import (
     CITIES_LIMIT,
     LANGUAGES,
     NAME_LIMIT,
-    STAGES,
     Lang,
     clip_text,
     format_card,
@@ -32,6 +43,7 @@ from bot.texts import (
     join_names,
     map_url,
     photo_caption,
+    plural,
     route_url,
     text,
 )
@@ -50,12 +62,18 @@ from core import (
     PhotoHit,
     PhotoLocation,
     Recognition,
+    language,
     photo_extension,
 )
 
 log = logging.getLogger(__name__)
 
 MORE_PREFIX = "more:"  # callback data of "More photos": more:<xid> (XIDs are short, safe names)
+LANG_PREFIX = "lang:"  # callback data of the /lang buttons: lang:<code of the registry>
+LANG_PATTERN = "^" + LANG_PREFIX + "(" + "|".join(re.escape(code) for code in LANGUAGES) + ")$"
+LANG_BUTTONS_PER_ROW = 2
+# Characters of an inline button's label (Telegram shows about this many on a phone).
+BUTTON_LABEL_LIMIT = 60
 # Photos shown with "nothing matches well".
 WEAK_MATCHES = 3
 
@@ -67,7 +85,8 @@ def _greeting_values(context: GuideContext, lang_: Lang) -> dict[str, str]:
     indexed = index.indexed_xids
     example = clip_text(index.describe(indexed[0], lang_).name, NAME_LIMIT) if indexed else ""
     named = join_names([clip_text(city, NAME_LIMIT) for city in cities], lang_)
-    return {"cities": clip_text(named, CITIES_LIMIT), "count": str(len(indexed)), "example": example}
+    places = plural("n_places", len(indexed), lang_)
+    return {"cities": clip_text(named, CITIES_LIMIT), "places": places, "example": example}
 
 
 async def start(update: Update, context: GuideContext) -> None:
@@ -79,33 +98,28 @@ async def start(update: Update, context: GuideContext) -> None:
 async def help_command(update: Update, context: GuideContext) -> None:
     """Explain every feature with examples from this index, and what is kept about the user."""
     lang_ = context.lang
-    ttl = f"{context.services.settings.location_ttl_hours:g}"
-    values = _greeting_values(context, lang_) | {"ttl": ttl}
+    hours = plural("n_hours", context.services.settings.location_ttl_hours, lang_)
+    values = _greeting_values(context, lang_) | {"hours": hours}
     values = {k: escape(v) for k, v in values.items()}
     await incoming(update).reply_text(text("help", lang_, **values), parse_mode=ParseMode.HTML)
 
 
 async def lang(update: Update, context: GuideContext) -> None:
     """Switch the language: `/lang en` directly, or `/lang` for buttons."""
-    if context.args and context.args[0].lower() in LANGUAGES:
-        context.state.lang = context.args[0].lower()
+    wanted = {code.lower(): code for code in LANGUAGES}.get(context.args[0].lower()) if context.args else None
+    if wanted is not None:
+        context.state.lang = wanted
         await incoming(update).reply_text(text("lang_set", context.lang))
         return
-    keyboard = InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton("Русский", callback_data="lang:ru"),
-                InlineKeyboardButton("English", callback_data="lang:en"),
-            ]
-        ]
-    )
-    await incoming(update).reply_text(text("lang_choose", context.lang), reply_markup=keyboard)
+    buttons = [InlineKeyboardButton(language(code).name, callback_data=LANG_PREFIX + code) for code in LANGUAGES]
+    rows = [buttons[k : k + LANG_BUTTONS_PER_ROW] for k in range(0, len(buttons), LANG_BUTTONS_PER_ROW)]
+    await incoming(update).reply_text(text("lang_choose", context.lang), reply_markup=InlineKeyboardMarkup(rows))
 
 
 async def lang_chosen(update: Update, context: GuideContext) -> None:
     """Apply the language picked with a /lang button."""
     query = pressed(update)
-    choice = (query.data or "").removeprefix("lang:")
+    choice = (query.data or "").removeprefix(LANG_PREFIX)
     if choice in LANGUAGES:
         context.state.lang = choice
     await query.answer()
@@ -179,7 +193,9 @@ async def _recognize(update: Update, context: GuideContext, file_id: str, size: 
     photo, ext = (data, photo_extension(data)) if consent else (None, "")
     answer_id = await svc.io(svc.store.record_answer, user_id, candidates, result.match, answer_ms, photo, ext)
     await _answer_recognition(update, context, result, lang_, answer_id)
-    if update.effective_user is not None and consent is None:
+    # Asked once: a burst of photos must not bring a burst of identical questions (set before the await).
+    if update.effective_user is not None and consent is None and not context.state.consent_asked:
+        context.state.consent_asked = True
         await feedback.ask_consent(update, context, lang_)
 
 
@@ -253,26 +269,46 @@ def _remember_location(context: GuideContext, lat: float, lon: float) -> bool:
     return checked is not None
 
 
+async def nearby(update: Update, context: GuideContext) -> None:
+    """/nearby (or "what is nearby" typed): the nearest landmarks to a recent location, or a one-tap button."""
+    stored = remembered_location(context)
+    if stored is not None and stored.source == "shared":
+        await _answer_nearby(incoming(update), context, stored.lat, stored.lon)
+        return
+    lang_ = context.lang
+    button = KeyboardButton(text("nearby_button", lang_), request_location=True)
+    keyboard = ReplyKeyboardMarkup([[button]], resize_keyboard=True, one_time_keyboard=True)
+    await incoming(update).reply_text(text("nearby_ask", lang_), reply_markup=keyboard)
+
+
 async def location(update: Update, context: GuideContext) -> None:
     """A shared (or live) location: remember it and list the nearest landmarks."""
-    message, lang_, svc = incoming(update), context.lang, context.services
+    message, lang_ = incoming(update), context.lang
     where = message.location
     if where is None or not _remember_location(context, where.latitude, where.longitude):
         await message.reply_text(text("bad_location", lang_))
         return
-    places = await svc.compute(svc.guide.nearby, where.latitude, where.longitude)
+    await _answer_nearby(message, context, where.latitude, where.longitude)
+
+
+async def _answer_nearby(message: Message, context: GuideContext, lat: float, lon: float) -> None:
+    lang_, svc = context.lang, context.services
+    places = await svc.compute(svc.guide.nearby, lat, lon)
     ttl = svc.settings.location_ttl_hours
     if not places or places[0].distance_m > svc.settings.core.location_max_km * 1000:
-        km = f"{svc.settings.core.location_max_km:g}"
-        await message.reply_text(text("near_none", lang_, km=km) + "\n\n" + text("near_kept", lang_, ttl=f"{ttl:g}"))
+        # Nothing near: the location will not change any answer, so no promise that it will.
+        km = catalog(lang_).number(svc.settings.core.location_max_km)
+        await message.reply_text(text("near_none", lang_, km=km))
         return
+    # Names as the card shows them, in the tourist's language (the list and its buttons alike).
+    names = [svc.guide.index.describe(place.landmark.xid, lang_).name for place in places]
     buttons = [
-        [InlineKeyboardButton(f"🗺 {place.landmark.name}"[:64], url=url)]
-        for place in places
+        [InlineKeyboardButton(clip_text(f"🗺 {name}", BUTTON_LABEL_LIMIT), url=url)]
+        for place, name in zip(places, names, strict=True)
         if (url := map_url(place.landmark))
     ]
     await message.reply_text(
-        format_nearby(places, lang_, ttl),
+        format_nearby(places, names, lang_, ttl),
         parse_mode=ParseMode.HTML,
         reply_markup=InlineKeyboardMarkup(buttons) if buttons else None,
     )
@@ -305,6 +341,9 @@ async def text_query(update: Update, context: GuideContext) -> None:
     if not query.strip():
         await message.reply_text(text("empty_query", lang_))
         return
+    if _asks_what_is_nearby(query):
+        await nearby(update, context)
+        return
     if not await _within_rate_limit(update, context, lang_):
         return
     svc = context.services
@@ -318,6 +357,18 @@ async def text_query(update: Update, context: GuideContext) -> None:
         await message.reply_text(text("no_match", lang_))
         hits = hits[:WEAK_MATCHES]
     await _send_album(update, context, hits, lang_)
+
+
+def _asks_what_is_nearby(query: str) -> bool:
+    """ "What is nearby?", "что рядом", "附近有什么"… in any language the guide speaks (each catalog's
+    `nearby_phrases`): a tourist typing it wants the /nearby answer, not photos matching the words."""
+    said = " ".join(query.lower().strip(" \t\n?!.¿؟。！？").split())
+    return said in _nearby_phrases()
+
+
+@cache
+def _nearby_phrases() -> frozenset[str]:
+    return frozenset(p.strip().lower() for code in LANGUAGES for p in text("nearby_phrases", code).split("|"))
 
 
 async def _send_album(update: Update, context: GuideContext, hits: list[PhotoHit], lang_: Lang) -> None:
@@ -400,7 +451,7 @@ async def _run_reindex(context: GuideContext, status: Message, lang_: Lang) -> N
     svc = context.services
 
     async def on_progress(stage: str, done: int, total: int) -> None:
-        label = STAGES.get(stage, {}).get(lang_, stage)
+        label = text(f"stage:{stage}", lang_) if catalog(lang_).has(f"stage:{stage}") else stage
         try:
             await status.edit_text(text("reindex_progress", lang_, stage=label, done=done, total=total))
         except Exception:  # a progress note that fails (edited too fast, deleted) must not stop the build
@@ -423,9 +474,9 @@ async def _run_reindex(context: GuideContext, status: Message, lang_: Lang) -> N
         text(
             key,
             lang_,
-            seconds=report.seconds,
-            photos=report.photos,
-            landmarks=report.landmarks,
+            seconds=catalog(lang_).number(report.seconds, 1),
+            photos=plural("n_photos", report.photos, lang_),
+            landmarks=plural("n_landmarks", report.landmarks, lang_),
             embedded=report.embedded,
             from_cache=report.from_cache,
             skipped=len(report.skipped),

@@ -2,7 +2,8 @@
 
 Format (JSON, written atomically by `core.files.write_atomically`):
 
-    {"version": 1, "users": {"<user id>": {"lang": "en", "location": {"lat": …, "lon": …, "at": …}}}}
+    {"version": 1, "users": {"<user id>": {"lang": "en", "location": {"lat": …, "lon": …, "at": …},
+                                            "consent_asked": true}}}
 
 - Versioned: an older file is migrated forward when read (`MIGRATIONS`), including the pickle file that
   versions up to 0.1 wrote with PTB's PicklePersistence.
@@ -58,11 +59,15 @@ class UserState:
 
     lang: str | None = None  # chosen with /lang; None: from the Telegram client's language
     location: SharedLocation | None = None
+    # The photo-consent question was asked (once per user, not after every photo until answered).
+    consent_asked: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if self.lang is not None:
             data["lang"] = self.lang
+        if self.consent_asked:
+            data["consent_asked"] = True
         if self.location is not None:
             data["location"] = {"lat": self.location.lat, "lon": self.location.lon, "at": self.location.at}
         return data
@@ -80,11 +85,11 @@ class UserState:
                 location = SharedLocation.checked(float(place["lat"]), float(place["lon"]), float(place["at"]))
             except (KeyError, TypeError, ValueError):
                 location = None
-        return cls(lang=lang, location=location)
+        return cls(lang=lang, location=location, consent_asked=raw.get("consent_asked") is True)
 
     @property
     def empty(self) -> bool:
-        return self.lang is None and self.location is None
+        return self.lang is None and self.location is None and not self.consent_asked
 
 
 class DamagedStateError(ValueError):
@@ -185,7 +190,7 @@ class StateFile(BasePersistence[UserState, dict, dict]):
         if self._users is None:
             self._users = await asyncio.to_thread(load_state, self.path, self.legacy)
             log.info("bot state: %d users from %s (format %d)", len(self._users), self.path, STATE_VERSION)
-        return {k: UserState(v.lang, v.location) for k, v in self._users.items()}
+        return {k: UserState(v.lang, v.location, v.consent_asked) for k, v in self._users.items()}
 
     async def update_user_data(self, user_id: int, data: UserState) -> None:
         users = self._users if self._users is not None else {}

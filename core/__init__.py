@@ -69,6 +69,7 @@ from core.index import (
     open_cache,
     resolve_build,
 )
+from core.languages import CODES, DEFAULT_LANGUAGE, Language, closest_language, language
 from core.preprocess import ClipPreprocessing
 from core.ranking import (
     DEFAULT_K,
@@ -85,6 +86,11 @@ from core.service import ALBUM_SIZE, EmptyQueryError, Guide, PhotoHit
 from core.settings import ENV_FILE, EnvReader, Settings, SettingsError, environment, usable_cpus
 
 __all__ = [
+    "CODES",
+    "DEFAULT_LANGUAGE",
+    "Language",
+    "closest_language",
+    "language",
     "ALBUM_SIZE",
     "DEFAULT_K",
     "DEFAULT_SEARCH_DEPTH",

@@ -165,7 +165,7 @@ async def test_privacy_says_what_is_kept(learning) -> None:
     fake, _, _, _ = learning
     await fake.send(709, text="/privacy")
     text = (await fake.wait_replies(709))[0].text
-    assert "language" in text and "location (3 h)" in text and "only if you agreed" in text and "/forget" in text
+    assert "language" in text and "location (3 hours)" in text and "only if you agreed" in text and "/forget" in text
 
 
 def _huge_jpeg() -> bytes:
