@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -83,3 +84,60 @@ def catalog(code: str) -> Catalog:
         translations.add_fallback(catalog(DEFAULT_LANGUAGE)._translations)
     keys = frozenset(message.id if isinstance(message.id, str) else message.id[0] for message in po if message.id)
     return Catalog(entry, keys, translations)
+
+
+# Telegram's limits on what the catalogs feed it (Bot API).
+MESSAGE_LIMITS = {"description": 512, "short_description": 120}
+COMMAND_DESCRIPTION_LIMIT = 256
+# A non-English message equal to the English one and at least this long is taken as not translated
+# ("Wikipedia", "km", "Hotels" may rightly read the same).
+UNTRANSLATED_MIN_LENGTH = 20
+_FIELD = re.compile(r"{(\w*)[^{}]*}")
+_TAG = re.compile(r"</?[a-z]+>")
+
+
+def catalog_problems(path: Path, reference: Path) -> list[str]:
+    """What is wrong with the catalog at `path` against the English one: missing, extra, empty, fuzzy or
+    untranslated messages, placeholders or HTML tags that differ, texts over Telegram's limits."""
+    with path.open("rb") as file:
+        po = read_po(file)
+    with reference.open("rb") as file:
+        english = {_key(m.id): m for m in read_po(file) if m.id}
+    found = {_key(m.id): m for m in po if m.id}
+    problems = [f"missing: {key}" for key in english if key not in found]
+    problems += [f"not in English: {key}" for key in found if key not in english]
+    for key, message in found.items():
+        if key in english:
+            problems += [f"{key}: {problem}" for problem in _message_problems(message, english[key], path != reference)]
+    return problems
+
+
+def _key(message_id: str | tuple[str, ...] | list[str]) -> str:
+    return message_id if isinstance(message_id, str) else message_id[0]
+
+
+def _message_problems(message, english, translated: bool) -> list[str]:
+    forms = list(message.string) if isinstance(message.string, tuple) else [message.string]
+    source = list(english.string) if isinstance(english.string, tuple) else [english.string]
+    problems = ["fuzzy"] if message.fuzzy else []
+    if not all(forms):
+        return [*problems, "empty"]
+    wanted = set().union(*(_fields(s) for s in source))
+    if isinstance(message.string, tuple):  # one form may say "one place" in words, the last has every field
+        if not all(_fields(form) <= wanted for form in forms) or _fields(forms[-1]) != wanted:
+            problems.append(f"placeholders {sorted(wanted)} broken")
+    elif _fields(forms[0]) != wanted:
+        problems.append(f"placeholders {sorted(_fields(forms[0]))} instead of {sorted(wanted)}")
+    if sorted(_TAG.findall(forms[0])) != sorted(_TAG.findall(source[0])):
+        problems.append("HTML tags differ from English")
+    if translated and forms == source and len(forms[0]) >= UNTRANSLATED_MIN_LENGTH:
+        problems.append("not translated")
+    key = _key(message.id)
+    limit = MESSAGE_LIMITS.get(key, COMMAND_DESCRIPTION_LIMIT if key.startswith("command:") else None)
+    if limit is not None and len(forms[0]) > limit:
+        problems.append(f"{len(forms[0])} characters, Telegram takes {limit}")
+    return problems
+
+
+def _fields(template: str) -> set[str]:
+    return set(_FIELD.findall(template))

@@ -87,7 +87,7 @@ async def test_the_greeting_names_only_the_index_cities(enriched_bot) -> None:
     fake, _, guide = enriched_bot
     await fake.send(504, text="/start", language_code="en")
     greeting = (await fake.wait_replies(504))[0].text
-    assert "Yekaterinburg and Nizhny Novgorod — 14 places" in greeting
+    assert "Yekaterinburg and Nizhny Novgorod: 14 places" in greeting
     assert "Vladimir" not in greeting and "Yaroslavl" not in greeting
     names = {guide.index.describe(xid, "en").name for xid in guide.index.landmarks}
     assert any(f"“{name}”" in greeting for name in names)  # the example comes from the index

@@ -19,11 +19,17 @@ USER = 42
 
 async def test_start_and_help_in_the_users_language(bot: FakeTelegram) -> None:
     await bot.send(USER, text="/start", language_code="ru")
-    await bot.send(USER + 1, text="/help", language_code="de")
+    await bot.send(USER + 1, text="/help", language_code="pt-br")  # a language the guide does not speak: English
+    await bot.send(USER + 2, text="/help", language_code="de-AT")
+    await bot.send(USER + 3, text="/start", language_code="zh-hans")
     ru = (await bot.wait_replies(USER))[0]
     en = (await bot.wait_replies(USER + 1))[0]
-    assert "Пришлите фото" in ru.text
+    de = (await bot.wait_replies(USER + 2))[0]
+    zh = (await bot.wait_replies(USER + 3))[0]
+    assert "Пришлите фото" in ru.text and "14 мест" in ru.text  # the plural form for 14
     assert "Photo → landmark" in en.text and en.params["parse_mode"] == "HTML"
+    assert "Foto → Sehenswürdigkeit" in de.text and "3 Stunden" in de.text
+    assert zh.text.startswith("您好") and "14 个地方" in zh.text
 
 
 async def test_photo_gets_a_card_then_the_other_candidates(bot: FakeTelegram, shared_guide) -> None:

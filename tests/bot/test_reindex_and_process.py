@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.index import PhotoIndex
+from core.languages import LANGUAGES
 from core.service import Guide
 from tests.helpers.bot import ADMIN, TOKEN, bot_env, bot_settings, running_bot, start_bot_process
 from tests.helpers.datagen import jpeg_bytes, scene
@@ -153,9 +154,13 @@ async def test_process_starts_sets_menus_answers_and_exits_0_on_sigterm(
     assert subprocess.run(health, env=env, cwd=tmp_path, capture_output=True).returncode == 1  # not running yet
     process = await start_bot_process(env, tmp_path)
     try:
-        await fake.wait_for(lambda: len(fake.sent("setMyCommands")) >= 3, timeout=60)
+        # A menu and descriptions per client language of the registry, then the default (English) ones.
+        tags = [tag for entry in LANGUAGES for tag in entry.telegram]
+        await fake.wait_for(lambda: len(fake.sent("setMyShortDescription")) > len(tags), timeout=60)
         languages = {c.params.get("language_code") for c in fake.sent("setMyCommands")}
-        assert {"ru", "en"} <= languages
+        assert languages == {*tags, None} and {"ru", "en", "zh", "ar", "tr", "de", "fa", "uk"} <= languages
+        described = {c.params.get("language_code"): c.params["description"] for c in fake.sent("setMyDescription")}
+        assert described["fa"].startswith("جاذبه") and described["uk"] == described["ru"]
         for _ in range(100):  # the heartbeat starts once polling runs
             if alive.exists():
                 break

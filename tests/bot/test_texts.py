@@ -1,5 +1,6 @@
 import pytest
 
+from bot.i18n import catalog
 from bot.texts import (
     CAPTION_LIMIT,
     category_name,
@@ -12,7 +13,6 @@ from bot.texts import (
     route_url,
     text,
 )
-from bot.i18n import catalog
 from core.catalog import Landmark
 from core.enrichment import Enrichment, LandmarkInfo, describe
 from core.ranking import vote

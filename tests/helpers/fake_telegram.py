@@ -269,6 +269,8 @@ class FakeTelegram:
                 "file_size": len(self._files[file_id]),
                 "file_path": f"photos/{file_id}.jpg",
             }
+        if (refused := _over_telegram_limits(method, params)) is not None:
+            return web.json_response({"ok": False, "error_code": 400, "description": refused}, status=400)
         if method in {"sendMessage", "sendPhoto", "editMessageText"}:
             return self._message(params)
         if method == "sendMediaGroup":
@@ -297,6 +299,21 @@ class FakeTelegram:
             raise web.HTTPNotFound()
         self._downloads.append(file_id)
         return web.Response(body=self._files[file_id])
+
+
+# What Telegram refuses of the bot's self-description (Bot API: setMyDescription ≤ 512 characters,
+# setMyShortDescription ≤ 120, a command's description 1–256, language_code two letters or none).
+def _over_telegram_limits(method: str, params: dict[str, Any]) -> str | None:
+    code = params.get("language_code")
+    if method.startswith("setMy") and code is not None and not (len(code) == 2 and code.isalpha()):
+        return "Bad Request: language_code is invalid"
+    if method == "setMyDescription" and len(params.get("description", "")) > 512:
+        return "Bad Request: description is too long"
+    if method == "setMyShortDescription" and len(params.get("short_description", "")) > 120:
+        return "Bad Request: short description is too long"
+    if method == "setMyCommands" and any(not 1 <= len(c["description"]) <= 256 for c in params["commands"]):
+        return "Bad Request: command description must be 1-256 characters"
+    return None
 
 
 def _image_size(data: bytes) -> tuple[int, int]:
