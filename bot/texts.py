@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from html import escape
 
 from bot.i18n import catalog
-from core import CODES, Landmark, LandmarkText, Nearby, Recognition, closest_language
+from core import CODES, Landmark, LandmarkText, Nearby, Recognition, closest_language, language
 
 Lang = str  # a guide language code of the registry (core.languages): "ru", "zh-Hans", …
 LANGUAGES: tuple[Lang, ...] = CODES
@@ -110,6 +110,8 @@ def format_card(result: Recognition, card: LandmarkText, lang: Lang) -> str:
         title += f" ({escape(clip_text(card.original, NAME_LIMIT))})"
     if card.transliterated:
         title += f" <i>({text('transliterated', lang)})</i>"
+    elif card.fallback:  # no name in the reader's language: the one shown is in another, and says so
+        title += f" <i>({text('fallback_name', lang, language=language(card.fallback).name)})</i>"
     details = [escape(clip_text(card.city, NAME_LIMIT))] if card.city else []
     if hit.distance_m is not None and result.prior_applied:
         details.append(distance_text(hit.distance_m, lang))

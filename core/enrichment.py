@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.catalog import Landmark
+from core.languages import CODES, name_chain
 
 log = logging.getLogger(__name__)
 
 ENRICHMENT_FILE = "enrichment.json"
 SCHEMA = 1
-LANGS = ("ru", "en")
+LANGS = CODES  # every language of the registry (core.languages)
 SOURCE_LANG = "ru"  # the language of the published dataset's names and descriptions
 
 
@@ -97,8 +98,10 @@ class LandmarkText:
     original: str  # the dataset's name, shown beside `name` when it differs
     city: str
     description: str
-    wikipedia: str  # in this language, else in the other one, else ""
+    wikipedia: str  # in this language, else along its fallback chain, else any, else ""
     transliterated: bool
+    # The language the name is in when it is not the reader's (taken along the fallback chain), else "".
+    fallback: str = ""
 
 
 def transliterate(text: str) -> str:
@@ -110,23 +113,34 @@ def transliterate(text: str) -> str:
 def city_name(city: str, enrichment: Enrichment, lang: str) -> str:
     if lang == SOURCE_LANG or not city:
         return city
-    return enrichment.cities.get(city, {}).get(lang) or transliterate(city)
+    names = enrichment.cities.get(city, {})
+    return next((names[code] for code in name_chain(lang) if names.get(code)), "") or transliterate(city)
 
 
 def describe(landmark: Landmark, enrichment: Enrichment, lang: str) -> LandmarkText:
+    """What a card shows in `lang`: each text in the reader's language, else along its fallback chain
+    (core.languages: usually English), else the dataset's own (Russian) name transliterated — marked."""
     info = enrichment.landmarks.get(landmark.xid, LandmarkInfo())
-    name = info.names.get(lang)
-    transliterated = lang in info.transliterated
-    if not name:
-        name = landmark.name if lang == SOURCE_LANG else transliterate(landmark.name)
-        transliterated = lang != SOURCE_LANG
-    description = info.descriptions.get(lang) or (landmark.description if lang == SOURCE_LANG else "")
-    other = next((info.wikipedia[other] for other in LANGS if other in info.wikipedia), "")
+    chain = name_chain(lang) if lang in CODES else (lang,)
+    # The dataset's own name and description are the source language's, unless Wikidata has better.
+    names = {SOURCE_LANG: landmark.name} | info.names
+    name, found_in = _first(names, chain, skip=info.transliterated)
+    transliterated = not name
+    if transliterated:
+        name = transliterate(landmark.name)
+    description, _ = _first({SOURCE_LANG: landmark.description} | info.descriptions, chain)
+    link, _ = _first(info.wikipedia, chain)
     return LandmarkText(
         name=name,
         original=landmark.name,
         city=city_name(landmark.city, enrichment, lang),
         description=description,
-        wikipedia=info.wikipedia.get(lang) or other,
+        wikipedia=link or next(iter(info.wikipedia.values()), ""),
         transliterated=transliterated,
+        fallback=found_in if found_in and found_in != lang else "",
     )
+
+
+def _first(texts: dict[str, str], chain: tuple[str, ...], skip: frozenset[str] = frozenset()) -> tuple[str, str]:
+    """The first text along `chain` (and the language it is in); languages in `skip` do not count."""
+    return next(((texts[code], code) for code in chain if texts.get(code) and code not in skip), ("", ""))

@@ -25,13 +25,19 @@ class Language:
     # guide's last resort is the original name transliterated.
     fallback: tuple[str, ...] = ("en",)
     rtl: bool = False
+    # Wikidata's language codes for labels and descriptions, best first (default: the guide's code).
+    wikidata: tuple[str, ...] = ()
+
+    @property
+    def label_codes(self) -> tuple[str, ...]:
+        return self.wikidata or (self.code,)
 
 
 LANGUAGES: tuple[Language, ...] = (
     # CIS visitors mostly read Russian (ATOR): their client languages get it.
     Language("ru", "Русский", "ru", "ru", ("ru", "uk", "be", "kk", "ky", "uz", "tg", "tk", "hy", "az"), ("en",)),
     Language("en", "English", "en", "en", ("en",), ()),
-    Language("zh-Hans", "简体中文", "zh_Hans", "zh", ("zh",)),
+    Language("zh-Hans", "简体中文", "zh_Hans", "zh", ("zh",), wikidata=("zh-hans", "zh-cn", "zh")),
     Language("ar", "العربية", "ar", "ar", ("ar",), rtl=True),
     Language("tr", "Türkçe", "tr", "tr", ("tr",)),
     Language("de", "Deutsch", "de", "de", ("de",)),

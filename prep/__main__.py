@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import DEFAULT_K, DEFAULT_TEMPERATURE, Settings
+from core import CODES, DEFAULT_K, DEFAULT_TEMPERATURE, Settings
 from core.cli import Report, configure_logging, emit, guarded, load_settings, package_version, run_cli
 from prep import commands
 
@@ -33,7 +33,11 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
 
 def _enrich_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="folder dataset (default: DATA_DIR)")
-    p.add_argument("--langs", default="ru,en", help="languages to fill (default: ru,en)")
+    p.add_argument(
+        "--langs",
+        default=",".join(CODES),
+        help=f"languages to fill, from the registry (default: all: {','.join(CODES)})",
+    )
 
 
 def _build_args(p: argparse.ArgumentParser) -> None:

@@ -37,6 +37,7 @@ from core import (
     LandmarkInfo,
     ProgressFn,
     environment,
+    language,
     no_progress,
     transliterate,
 )
@@ -172,8 +173,8 @@ class WikiClient:
             "action": "wbgetentities",
             "ids": "|".join(ids),
             "props": "labels|descriptions|sitelinks",
-            "languages": "|".join(langs),
-            "sitefilter": "|".join(f"{lang}wiki" for lang in langs),
+            "languages": "|".join(code for lang in langs for code in language(lang).label_codes),
+            "sitefilter": "|".join(f"{language(lang).wikipedia}wiki" for lang in langs),
             "format": "json",
             "maxlag": "5",
         }
@@ -182,8 +183,8 @@ class WikiClient:
         entities = _mapping(data.get("entities"))
         return {qid: entity for qid, entity in entities.items() if isinstance(entity, dict)}
 
-    def summary(self, lang: str, title: str) -> str:
-        base = self.settings.wikipedia_api_url.replace("{lang}", lang)
+    def summary(self, edition: str, title: str) -> str:
+        base = self.settings.wikipedia_api_url.replace("{lang}", edition)
         data = self.get_json(f"{base}/page/summary/{quote(title.replace(' ', '_'), safe='')}") or {}
         extract = data.get("extract")
         return extract if isinstance(extract, str) else ""
@@ -313,27 +314,26 @@ def _fetch_entities(
 def _landmark_info(
     client: WikiClient, landmark: Landmark, entity: dict, langs: tuple[str, ...], report: EnrichReport
 ) -> LandmarkInfo:
-    names, transliterated, descriptions, links = {}, set(), {}, {}
+    """Names, descriptions and links in each language as Wikidata and Wikipedia have them. A language
+    without a label gets nothing here: cards fall back along its chain (core.languages) at read time."""
+    names, descriptions, links = {}, {}, {}
     for lang in langs:
-        label = _text(entity.get("labels"), lang, "value")
+        entry = language(lang)
+        label = next((value for code in entry.label_codes if (value := _text(entity.get("labels"), code, "value"))), "")
         if label:
             names[lang] = label
             report.names[(lang, "wikidata")] += 1
-        elif lang == SOURCE_LANG:
-            report.names[(lang, "dataset")] += 1
         else:
-            names[lang] = transliterate(landmark.name)
-            transliterated.add(lang)
-            report.names[(lang, "transliterated")] += 1
-        title = _text(entity.get("sitelinks"), f"{lang}wiki", "title")
+            report.names[(lang, "dataset" if lang == SOURCE_LANG else "fallback")] += 1
+        title = _text(entity.get("sitelinks"), f"{entry.wikipedia}wiki", "title")
         if title:
-            links[lang] = f"https://{lang}.wikipedia.org/wiki/{quote(title.replace(' ', '_'))}"
+            links[lang] = f"https://{entry.wikipedia}.wikipedia.org/wiki/{quote(title.replace(' ', '_'))}"
             report.links[lang] += 1
         description, source = _description(client, landmark, entity, lang, title, report)
         if description:
             descriptions[lang] = description
             report.descriptions[(lang, source)] += 1
-    return LandmarkInfo(names, frozenset(transliterated), descriptions, links)
+    return LandmarkInfo(names, frozenset(), descriptions, links)
 
 
 def _description(
@@ -341,11 +341,13 @@ def _description(
 ) -> tuple[str, str]:
     if lang == SOURCE_LANG and landmark.description:
         return landmark.description, "dataset"
+    entry = language(lang)
     if title:
         try:
-            if extract := first_sentences(client.summary(lang, title)):
+            if extract := first_sentences(client.summary(entry.wikipedia, title)):
                 return extract, "wikipedia"
         except FetchError as exc:
-            report.failures.append(f"wikipedia {lang}:{title}: {exc}")
-    short = _text(entity.get("descriptions"), lang, "value")
+            report.failures.append(f"wikipedia {entry.wikipedia}:{title}: {exc}")
+    descriptions = entity.get("descriptions")
+    short = next((value for code in entry.label_codes if (value := _text(descriptions, code, "value"))), "")
     return (short, "wikidata") if short else ("", "")

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from core import EARTH_RADIUS_M, GeoPoint, PhotoIndex, PhotoLocation, RankingParams, landmark_point, rank, vote
+from core import EARTH_RADIUS_M, LANGS, GeoPoint, PhotoIndex, PhotoLocation, RankingParams, landmark_point, rank, vote
 from core.encoders import TextEncoder
 from prep.progress import progress_over
 
@@ -162,7 +162,7 @@ class Spread:
 
 @dataclass(frozen=True)
 class TextCalibration:
-    names: Spread  # each indexed landmark's name, in Russian and English, as the query
+    names: Spread  # each indexed landmark's name, in every language of the enrichment, as the query
     generic: Spread  # GENERIC_PHRASES
     suggested_threshold: float
     separable: bool  # the names' p5 lies above the phrases' p95
@@ -171,7 +171,8 @@ class TextCalibration:
 def text_calibration(index: PhotoIndex, text_encoder: TextEncoder) -> TextCalibration:
     """How to set TEXT_MATCH_THRESHOLD: best similarities of real names versus phrases that name nothing."""
     xids = sorted({p.xid for p in index.photos})
-    names = [index.describe(xid, lang).name for xid in xids for lang in ("ru", "en")]
+    # Each distinct name once: a language without a name of its own falls back to one already asked.
+    names = sorted({index.describe(xid, lang).name for xid in xids for lang in LANGS})
 
     def best(queries) -> list[float]:
         similarities, _ = index.search(text_encoder.encode_texts(list(queries)), 1)

@@ -149,3 +149,12 @@ def test_links_come_from_coordinates_and_osm() -> None:
 def test_search_fallback_text() -> None:
     assert "Bridge &amp; Co, Нижний Новгород" in format_search_fallback([("Bridge & Co", "Нижний Новгород")], "en")
     assert format_search_fallback([], "ru") == text("nothing_found", "ru")
+
+
+def test_a_name_from_another_language_is_marked_with_that_language() -> None:
+    card = describe(CHURCH, ENRICHED, "de")  # no German label: the English one, marked
+    assert card.name == "Church on the Blood" and card.fallback == "en"
+    result = vote([0.95], ["C1"], LANDMARKS)
+    caption = format_card(result, card, "de")
+    assert "<b>Church on the Blood</b>" in caption and "<i>(Name auf English)</i>" in caption
+    assert "Yekaterinburg" in caption and "\xa0%" in caption  # the city along the chain; German percent

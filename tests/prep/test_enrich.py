@@ -8,6 +8,7 @@ import pytest
 
 from core import PhotoIndex
 from core.dataset import Dataset
+from core.enrichment import LandmarkInfo, describe
 from prep import enrich as enrich_module
 from prep.__main__ import main
 from tests.helpers.cli import run, run_json, use_environment
@@ -41,11 +42,12 @@ def landmarks(built_dataset, tmp_path, monkeypatch, model_dirs):
 def _stage(wiki: FakeWiki, landmarks) -> tuple:
     full, russian_only, missing, flaky, slow = landmarks[:5]
     wiki.entities[full.wikidata] = WikiEntity(
-        labels={"ru": full.name, "en": "The Full Cathedral"},
-        descriptions={"en": "church in Yekaterinburg", "ru": "храм"},
-        titles={"en": "The Full Cathedral", "ru": full.name},
+        labels={"ru": full.name, "en": "The Full Cathedral", "zh-hans": "全教堂"},
+        descriptions={"en": "church in Yekaterinburg", "ru": "храм", "zh-hans": "叶卡捷琳堡的教堂"},
+        titles={"en": "The Full Cathedral", "ru": full.name, "zh": "全教堂"},
     )
     wiki.extracts[("en", "The_Full_Cathedral")] = EXTRACT_EN
+    wiki.extracts[("zh", "全教堂")] = "一座教堂。它在河边。"
     wiki.entities[russian_only.wikidata] = WikiEntity(labels={"ru": russian_only.name})
     # `missing` has no entity: the fake answers {"id": …, "missing": ""}
     wiki.entities[flaky.wikidata] = WikiEntity(
@@ -69,14 +71,22 @@ def test_enrich_fills_names_descriptions_links_and_reports_failures(wiki, landma
     assert info.descriptions["en"] == "A cathedral. It stands by the river. Built in 1900."  # 3 sentences
     assert info.wikipedia["en"] == "https://en.wikipedia.org/wiki/The_Full_Cathedral"
     assert info.wikipedia["ru"].startswith("https://ru.wikipedia.org/wiki/")
+    # Every language of the registry, from its own label codes and Wikipedia edition.
+    assert info.names["zh-Hans"] == "全教堂" and info.wikipedia["zh-Hans"].startswith("https://zh.wikipedia.org/")
+    assert info.descriptions["zh-Hans"] == "一座教堂。它在河边。"
+    # No German label: a German card takes the English one, marked; no label at all: transliterated, marked.
+    german = describe(full, enrichment, "de")
+    assert german.name == "The Full Cathedral" and german.fallback == "en" and not german.transliterated
     for plain in (russian_only, missing):
-        assert "en" in enrichment.landmarks[plain.xid].transliterated
-        assert not re.search("[А-Яа-яЁё]", enrichment.landmarks[plain.xid].names["en"])
+        assert "en" not in enrichment.landmarks.get(plain.xid, LandmarkInfo()).names  # nothing stored to go stale
+        card = describe(plain, enrichment, "fa")
+        assert card.transliterated and not re.search("[А-Яа-яЁё]", card.name)
     assert enrichment.landmarks[flaky.xid].descriptions["en"] == "house"  # Wikidata's, after Wikipedia failed
     assert any("Flaky_House" in f and "HTTP 500" in f for f in report["failures"])
     assert any("Slow_Tower" in f and "Timeout" in f for f in report["failures"])
     assert enrichment.cities["Екатеринбург"]["en"] == "Yekaterinburg"
-    assert report["names"]["en"]["wikidata"] >= 3 and report["names"]["en"]["transliterated"] >= 2
+    assert report["names"]["en"]["wikidata"] >= 3 and report["names"]["en"]["fallback"] >= 2
+    assert set(report["langs"]) == {"ru", "en", "zh-Hans", "ar", "tr", "de", "fa"}  # all by default
     assert all("admin@example.org" in agent for _, _, agent in wiki.requests)
     wikidata_calls = [q for path, q, _ in wiki.requests if path == "/w/api.php"]
     assert len(wikidata_calls) == 2  # 429, then the retry (one batch of < 50 ids)
@@ -100,7 +110,7 @@ def test_a_dead_network_never_fails_the_run(landmarks, monkeypatch, capsys) -> N
     monkeypatch.setenv("WIKIDATA_API_URL", "http://127.0.0.1:9/w/api.php")  # nothing listens there
     monkeypatch.setenv("WIKIPEDIA_API_URL", "http://127.0.0.1:9/{lang}/api/rest_v1")
     report = run_json(main, ["enrich"], capsys)
-    assert report["failures"] and report["names"]["en"]["transliterated"] == report["landmarks"]
+    assert report["failures"] and report["names"]["en"]["fallback"] == report["landmarks"]
 
 
 def test_the_index_ships_the_enrichment(wiki, landmarks, capsys) -> None:
@@ -117,7 +127,7 @@ def test_the_index_ships_the_enrichment(wiki, landmarks, capsys) -> None:
 
 
 def test_bad_languages_are_one_line(landmarks, capsys) -> None:
-    code, _, err = run(main, ["enrich", "--langs", "de"], capsys)
+    code, _, err = run(main, ["enrich", "--langs", "xx"], capsys)
     assert code == 2 and "--langs" in err
 
 
@@ -139,7 +149,7 @@ def test_bad_answers_are_retried_never_cached_and_never_crash(wiki, landmarks, m
     enrichment = Dataset(dataset.data_dir).enrichment()
     assert enrichment.landmarks[full.xid].names["en"] == "The Full Cathedral"  # after the two bad answers
     assert enrichment.landmarks[full.xid].descriptions["en"].startswith("A cathedral.")  # after the non-JSON
-    assert old_shape.xid in enrichment.landmarks and "en" in enrichment.landmarks[old_shape.xid].transliterated
+    assert describe(old_shape, enrichment, "en").transliterated  # `labels: []` read as no label
     assert any("Slow_Tower" in failure and "45" not in failure for failure in report["failures"])
     # Nothing bad was cached: a rerun (server healthy now) fills the description the trickle stopped.
     wiki.trickle.clear()
