@@ -18,7 +18,7 @@ from telegram.error import BadRequest
 
 from bot.context import GuideContext, incoming, pressed
 from bot.photos import shareable_photo
-from bot.texts import CAPTION_LIMIT, Lang, clip_text, plural, text
+from bot.texts import BUTTON_LABEL_LIMIT, CAPTION_LIMIT, Lang, clip_text, plural, text
 from core import Answer, Dataset, approve, reject, stats_summary
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ def _choices(answer: Answer, context: GuideContext, lang: Lang) -> list[list[Inl
     rows = [
         [
             InlineKeyboardButton(
-                f"{rank}. {index.describe(xid, lang).name}"[:60], callback_data=f"{FEEDBACK}{answer.id}:c{rank}"
+                clip_text(f"{rank}. {index.describe(xid, lang).name}", BUTTON_LABEL_LIMIT),
+                callback_data=f"{FEEDBACK}{answer.id}:c{rank}",
             )
         ]
         for rank, xid in enumerate(answer.candidates, 1)

@@ -31,6 +31,7 @@ from bot.photos import shareable_photo
 from bot.reindex import ReindexBusyError
 from bot.state import SharedLocation
 from bot.texts import (
+    BUTTON_LABEL_LIMIT,
     CITIES_LIMIT,
     LANGUAGES,
     NAME_LIMIT,
@@ -72,8 +73,6 @@ MORE_PREFIX = "more:"  # callback data of "More photos": more:<xid> (XIDs are sh
 LANG_PREFIX = "lang:"  # callback data of the /lang buttons: lang:<code of the registry>
 LANG_PATTERN = "^" + LANG_PREFIX + "(" + "|".join(re.escape(code) for code in LANGUAGES) + ")$"
 LANG_BUTTONS_PER_ROW = 2
-# Characters of an inline button's label (Telegram shows about this many on a phone).
-BUTTON_LABEL_LIMIT = 60
 # Photos shown with "nothing matches well".
 WEAK_MATCHES = 3
 

@@ -42,6 +42,12 @@ def category_name(kind: str, lang: Lang) -> str:
     return kind.replace("_", " ").capitalize()
 
 
+def embedded(name: str, lang: Lang) -> str:
+    """A name inside a right-to-left message, isolated (U+2068 … U+2069) so that a Latin or Cyrillic
+    name and the numbers beside it keep their order instead of being reordered by the Arabic text."""
+    return f"\u2068{name}\u2069" if language(lang).rtl else name
+
+
 def percent(score: float, lang: Lang) -> str:
     """A share as the language writes percentages: "92%", "92 %" (de, ru), "%92" (tr)."""
     return catalog(lang).percent(round(score, 2))
@@ -61,7 +67,7 @@ def format_nearby(places: Sequence[Nearby], names: Sequence[str], lang: Lang, tt
     lines = [text("near_you", lang)]
     for rank, (place, name) in enumerate(zip(places, names, strict=True), 1):
         where = f"{distance_text(place.distance_m, lang)} {text('dir:' + place.direction, lang)}"
-        lines.append(f"{rank}. <b>{escape(clip_text(name, NAME_LIMIT))}</b> — {where}")
+        lines.append(f"{rank}. <b>{embedded(escape(clip_text(name, NAME_LIMIT)), lang)}</b> — {where}")
     lines += ["", text("near_kept", lang, hours=plural("n_hours", ttl_hours, lang))]
     return "\n".join(lines)
 
@@ -88,6 +94,8 @@ def photo_caption(name: str, city: str) -> str:
 # Telegram's limits: a photo caption is 1,024 characters, a message 4,096.
 CAPTION_LIMIT = 1024
 MESSAGE_LIMIT = 4096
+# Characters of an inline button's label (Telegram shows about this many on a phone).
+BUTTON_LABEL_LIMIT = 60
 # Characters of a name or city shown at most (the published names are far shorter).
 NAME_LIMIT = 150
 # Characters of the list of cities in /start and /help (a harvested country has hundreds).
@@ -105,7 +113,7 @@ def clip_text(text_: str, room: int) -> str:
 def format_card(result: Recognition, card: LandmarkText, lang: Lang) -> str:
     """The caption of the best landmark's card (Telegram HTML, within CAPTION_LIMIT)."""
     hit = result.landmarks[0]
-    title = f"<b>{escape(clip_text(card.name, NAME_LIMIT))}</b>"
+    title = f"<b>{embedded(escape(clip_text(card.name, NAME_LIMIT)), lang)}</b>"
     if card.original and card.original != card.name:
         title += f" ({escape(clip_text(card.original, NAME_LIMIT))})"
     if card.transliterated:
@@ -136,7 +144,8 @@ def format_others(result: Recognition, names: Sequence[LandmarkText], lang: Lang
         if skip_first and rank == 1:
             continue
         away = f", {distance_text(hit.distance_m, lang)}" if hit.distance_m is not None and result.prior_applied else ""
-        name, city = escape(clip_text(card.name, NAME_LIMIT)), escape(clip_text(card.city, NAME_LIMIT))
+        name = embedded(escape(clip_text(card.name, NAME_LIMIT)), lang)
+        city = embedded(escape(clip_text(card.city, NAME_LIMIT)), lang)
         lines.append(f"{rank}. {name}, {city}{away} — {percent(hit.score, lang)}")
     if len(lines) == 1:
         lines = []

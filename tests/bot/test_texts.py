@@ -158,3 +158,14 @@ def test_a_name_from_another_language_is_marked_with_that_language() -> None:
     caption = format_card(result, card, "de")
     assert "<b>Church on the Blood</b>" in caption and "<i>(Name auf English)</i>" in caption
     assert "Yekaterinburg" in caption and "\xa0%" in caption  # the city along the chain; German percent
+
+
+@pytest.mark.parametrize("lang", ["ar", "fa"])
+def test_names_inside_right_to_left_answers_are_isolated(lang) -> None:
+    result = vote([0.95, 0.9, 0.5], ["C1", "C1", "B1"], LANDMARKS)
+    cards = [describe(h.landmark, ENRICHED, lang) for h in result.landmarks]
+    caption = format_card(result, cards[0], lang)
+    assert "<b>\u2068Church on the Blood\u2069</b>" in caption  # the English name, isolated
+    others = format_others(result, cards, lang, skip_first=True)
+    assert "\u2068" in others and others.count("\u2068") == others.count("\u2069")
+    assert "\u2068" not in format_card(result, describe(CHURCH, ENRICHED, "de"), "de")
