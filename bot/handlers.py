@@ -190,7 +190,9 @@ async def _recognize(update: Update, context: GuideContext, file_id: str, size: 
     consent = await svc.io(svc.store.consent, user_id)
     candidates = [hit.xid for hit in result.landmarks]
     photo, ext = (data, photo_extension(data)) if consent else (None, "")
-    answer_id = await svc.io(svc.store.record_answer, user_id, candidates, result.match, answer_ms, photo, ext)
+    answer_id = await svc.io(
+        svc.store.record_answer, user_id, candidates, result.match, answer_ms, photo, ext, result.confidence
+    )
     await _answer_recognition(update, context, result, lang_, answer_id)
     # Asked once: a burst of photos must not bring a burst of identical questions (set before the await).
     if update.effective_user is not None and consent is None and not context.state.consent_asked:
@@ -352,7 +354,7 @@ async def text_query(update: Update, context: GuideContext) -> None:
     except EmptyQueryError:
         await message.reply_text(text("empty_query", lang_))
         return
-    if hits and hits[0].score < svc.settings.core.text_match_threshold:
+    if hits and hits[0].score < svc.guide.text_threshold():
         await message.reply_text(text("no_match", lang_))
         hits = hits[:WEAK_MATCHES]
     await _send_album(update, context, hits, lang_)

@@ -123,7 +123,7 @@ def format_card(result: Recognition, card: LandmarkText, lang: Lang) -> str:
     details = [escape(clip_text(card.city, NAME_LIMIT))] if card.city else []
     if hit.distance_m is not None and result.prior_applied:
         details.append(distance_text(hit.distance_m, lang))
-    details.append(percent(hit.score, lang))
+    details.append(percent(result.shown_share(0), lang))
     lines = [text("recognized", lang), title, " · ".join(details)]
     tail = [""] + ([note] if (note := _location_note(result, lang)) else [])
     fixed = len("\n".join(lines + tail)) + 4
@@ -146,7 +146,7 @@ def format_others(result: Recognition, names: Sequence[LandmarkText], lang: Lang
         away = f", {distance_text(hit.distance_m, lang)}" if hit.distance_m is not None and result.prior_applied else ""
         name = embedded(escape(clip_text(card.name, NAME_LIMIT)), lang)
         city = embedded(escape(clip_text(card.city, NAME_LIMIT)), lang)
-        lines.append(f"{rank}. {name}, {city}{away} — {percent(hit.score, lang)}")
+        lines.append(f"{rank}. {name}, {city}{away} — {percent(result.shown_share(rank - 1), lang)}")
     if len(lines) == 1:
         lines = []
     if categories := merged_categories(result, lang):

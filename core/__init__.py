@@ -12,6 +12,7 @@ A photo's way: Guide (service) → recognition (vote + location prior) → index
 user can cause derives from `GuideError` and reads as one line.
 """
 
+from core.calibration import UNKNOWN_SHARE, summary_rows, text_threshold
 from core.catalog import CatalogError, Landmark, parse_coordinate, split_kinds
 from core.contributions import (
     Answer,
@@ -86,6 +87,9 @@ from core.service import ALBUM_SIZE, EmptyQueryError, Guide, PhotoHit
 from core.settings import ENV_FILE, EnvReader, Settings, SettingsError, environment, usable_cpus
 
 __all__ = [
+    "UNKNOWN_SHARE",
+    "summary_rows",
+    "text_threshold",
     "CODES",
     "DEFAULT_LANGUAGE",
     "Language",

@@ -1,4 +1,4 @@
-"""`python -m core recognize IMAGE [--near LAT,LON]`, `search "TEXT"` and `nearby LAT LON`."""
+"""`python -m core recognize IMAGE... [--near LAT,LON]`, `search "TEXT"` and `nearby LAT LON`."""
 
 from __future__ import annotations
 
@@ -18,15 +18,22 @@ from core.settings import Settings
 
 @dataclass(frozen=True)
 class RecognizeReport:
-    result: Recognition
+    """One photo's answer, or why it has none (a photo that cannot be read or decoded)."""
+
+    image: Path
+    result: Recognition | None
+    error: str = ""
 
     def to_dict(self) -> dict:
-        return self.result.to_dict()
+        return self.result.to_dict() if self.result is not None else {"error": self.error}
 
     def summary(self) -> str:
         result = self.result
+        if result is None:
+            return f"{self.image}: {self.error}"
         verdict = "recognised" if result.match else "not sure — no landmark matches closely"
-        lines = [f"{verdict} (best similarity {result.best_similarity:.3f})"]
+        sure = f", {100 * result.confidence:.0f} % likely right" if result.confidence is not None else ""
+        lines = [f"{verdict} (best similarity {result.best_similarity:.3f}{sure})"]
         if result.location is not None:
             where = f"{result.location.lat:.5f},{result.location.lon:.5f} ({result.location.source})"
             effect = "re-weighted by distance" if result.prior_applied else "no landmark near it: not used"
@@ -95,8 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Recognise landmarks, search photos.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    recognize = commands.add_parser("recognize", help="top-5 landmarks and categories for a photo")
-    recognize.add_argument("image", type=Path)
+    recognize = commands.add_parser(
+        "recognize", help="top-5 landmarks and categories for each photo (several: one model load)"
+    )
+    recognize.add_argument("images", type=Path, nargs="+", metavar="IMAGE")
     recognize.add_argument(
         "--near", metavar="LAT,LON", help="where the photo was taken (EXIF GPS in the file is read otherwise)"
     )
@@ -120,17 +129,54 @@ def _guide(args: argparse.Namespace, settings: Settings) -> Guide:
     return Guide.from_settings(replace(settings, **overrides))
 
 
-def _recognize(args: argparse.Namespace, settings: Settings) -> RecognizeReport:
+@dataclass(frozen=True)
+class RecognizeBatchReport:
+    """Several photos in one run (one model load): one JSON object per photo and line, with its path."""
+
+    reports: tuple[RecognizeReport, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(report.result is None for report in self.reports)
+
+    def to_dict(self) -> dict:
+        return {"photos": [{"image": str(r.image)} | r.to_dict() for r in self.reports]}
+
+    def json_lines(self) -> list[dict]:
+        return [{"image": str(r.image)} | r.to_dict() for r in self.reports]
+
+    def summary(self) -> str:
+        return "\n\n".join(f"== {r.image}\n{r.summary()}" if r.result else r.summary() for r in self.reports)
+
+
+def _recognize(args: argparse.Namespace, settings: Settings) -> Report:
     near = None
-    if args.near is not None:  # checked before any model loads, like the file
+    if args.near is not None:  # checked before any model loads, like the files
         point = GeoPoint.parse_pair(args.near)
         near = PhotoLocation(point.lat, point.lon, "argument")
-    image = read_image_file(args.image)
-    guide = _guide(args, settings)
-    try:
-        return RecognizeReport(guide.recognize(image, near=near, exif=near is None))
-    except ImageDecodeError as exc:
-        die(f"{args.image}: {exc}")
+    if len(args.images) == 1:  # one photo: exactly today's answer, and a bad file is one line and exit 2
+        image = read_image_file(args.images[0])
+        try:
+            return RecognizeReport(args.images[0], _guide(args, settings).recognize(image, near, exif=near is None))
+        except ImageDecodeError as exc:
+            die(f"{args.images[0]}: {exc}")
+    readable: dict[Path, bytes | str] = {}
+    for path in args.images:
+        try:
+            readable[path] = read_image_file(path)
+        except ImageDecodeError as exc:
+            readable[path] = str(exc)
+    guide = _guide(args, settings) if any(isinstance(v, bytes) for v in readable.values()) else None
+    reports = []
+    for path, data in readable.items():
+        if isinstance(data, str) or guide is None:
+            reports.append(RecognizeReport(path, None, str(data)))
+            continue
+        try:
+            reports.append(RecognizeReport(path, guide.recognize(data, near=near, exif=near is None)))
+        except ImageDecodeError as exc:
+            reports.append(RecognizeReport(path, None, str(exc)))
+    return RecognizeBatchReport(tuple(reports))
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> SearchReport:
@@ -158,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
     configure_logging("WARNING")
-    emit(guarded(lambda: COMMANDS[args.command](args, settings)), args.json)
-    return 0
+    report = guarded(lambda: COMMANDS[args.command](args, settings))
+    emit(report, args.json)
+    return 1 if getattr(report, "failed", False) else 0  # some of several photos had no answer
 
 
 if __name__ == "__main__":

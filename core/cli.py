@@ -61,7 +61,13 @@ def guarded(action: Callable[[], T]) -> T:
 
 
 def emit(report: Report, as_json: bool) -> None:
-    print(json.dumps(report.to_dict(), ensure_ascii=False) if as_json else report.summary())
+    """The report as its summary, or as JSON: one object, or one per line for reports of several items."""
+    if not as_json:
+        print(report.summary())
+        return
+    lines = getattr(report, "json_lines", None)
+    for item in lines() if callable(lines) else [report.to_dict()]:
+        print(json.dumps(item, ensure_ascii=False))
 
 
 def load_settings() -> Settings:

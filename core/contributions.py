@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS answers (
 CREATE INDEX IF NOT EXISTS answers_user ON answers (user_id);
 CREATE TABLE IF NOT EXISTS consent (user_id INTEGER PRIMARY KEY, agreed INTEGER NOT NULL, at REAL NOT NULL);
 """,
+    # 2: the calibrated probability the answer was right (core.calibration), for /stats to set beside ✓/✗.
+    "ALTER TABLE answers ADD COLUMN confidence REAL;",
 )
 
 
@@ -88,7 +90,14 @@ class Answer:
 
 class ContributionStore(Protocol):
     def record_answer(
-        self, user_id: int, candidates: Sequence[str], match: bool, answer_ms: float, photo: bytes | None, ext: str
+        self,
+        user_id: int,
+        candidates: Sequence[str],
+        match: bool,
+        answer_ms: float,
+        photo: bytes | None,
+        ext: str,
+        confidence: float | None = None,
     ) -> str: ...
     def answer(self, answer_id: str) -> Answer | None: ...
     def give_feedback(self, answer_id: str, user_id: int, label: str, xid: str | None) -> str: ...
@@ -127,7 +136,14 @@ class SqliteContributionStore:
 
     # --- answers and feedback ----------------------------------------------------------------------
     def record_answer(
-        self, user_id: int, candidates: Sequence[str], match: bool, answer_ms: float, photo: bytes | None, ext: str
+        self,
+        user_id: int,
+        candidates: Sequence[str],
+        match: bool,
+        answer_ms: float,
+        photo: bytes | None,
+        ext: str,
+        confidence: float | None = None,
     ) -> str:
         answer_id = new_answer_id()
         now = time.time()
@@ -140,9 +156,10 @@ class SqliteContributionStore:
             path = self._keep_photo(user_id, day, sha, photo, ext)
         with self._lock, self._db:
             self._db.execute(
-                "INSERT INTO answers (id, user_id, created_at, day, candidates, match, answer_ms, sha256, photo) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (answer_id, user_id, now, day, json.dumps(list(candidates)), int(match), answer_ms, sha, path),
+                "INSERT INTO answers (id, user_id, created_at, day, candidates, match, answer_ms, sha256, photo, "
+                "confidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (answer_id, user_id, now, day, json.dumps(list(candidates)), int(match), answer_ms, sha, path)
+                + (confidence,),
             )
         return answer_id
 
@@ -244,7 +261,9 @@ class SqliteContributionStore:
 
     # --- real-world accuracy -----------------------------------------------------------------------------
     def stats(self) -> Stats:
-        rows = self._db.execute("SELECT day, match, answer_ms, label, label_rank FROM answers ORDER BY day").fetchall()
+        rows = self._db.execute(
+            "SELECT day, match, answer_ms, label, label_rank, confidence FROM answers ORDER BY day"
+        ).fetchall()
         days: dict[str, list] = {}
         for row in rows:
             days.setdefault(row[0], []).append(row)
@@ -265,6 +284,9 @@ class Figures:
     confirmed: int
     wrong: int
     right_rate: float | None  # confirmed / (confirmed + wrong), None without feedback
+    # What the calibration promised for those same answers (mean confidence of the ones with ✓/✗ and a
+    # calibrated figure): far from right_rate, the dataset or the tourists' photos have drifted.
+    expected_right_rate: float | None
     corrected_rank: dict[str, int]  # where the right landmark was among the candidates ("not shown" too)
     not_sure_rate: float | None
     answer_ms_p50: float | None
@@ -272,9 +294,10 @@ class Figures:
 
     @classmethod
     def of(cls, rows: list[tuple]) -> Figures:
-        """rows: (day, match, answer_ms, label, label_rank)."""
+        """rows: (day, match, answer_ms, label, label_rank, confidence)."""
         right = sum(1 for r in rows if r[3] == "confirmed")
         wrong = sum(1 for r in rows if r[3] in ("corrected", "none"))
+        promised = [r[5] for r in rows if r[3] in ("confirmed", "corrected", "none") and r[5] is not None]
         ranks = [r[4] for r in rows if r[3] == "corrected"]
         times = np.array([r[2] for r in rows], dtype=float) if rows else np.array([np.nan])
         return cls(
@@ -282,6 +305,7 @@ class Figures:
             confirmed=right,
             wrong=wrong,
             right_rate=round(right / (right + wrong), 4) if right + wrong else None,
+            expected_right_rate=round(float(np.mean(promised)), 4) if promised else None,
             corrected_rank={str(k): ranks.count(k) for k in range(1, 6) if k in ranks}
             | ({"not shown": sum(1 for k in ranks if k is None)} if None in ranks else {}),
             not_sure_rate=round(sum(1 for r in rows if not r[1]) / len(rows), 4) if rows else None,
@@ -382,6 +406,8 @@ def stats_summary(stats: Stats, days: int = 7) -> str:
 
     def line(name: str, f: Figures) -> str:
         rate = "n/a" if f.right_rate is None else f"{100 * f.right_rate:.0f}%"
+        if f.expected_right_rate is not None:
+            rate += f" (expected {100 * f.expected_right_rate:.0f}%)"
         unsure = "n/a" if f.not_sure_rate is None else f"{100 * f.not_sure_rate:.0f}%"
         ranks = ", ".join(f"#{k}: {v}" for k, v in f.corrected_rank.items()) or "–"
         return (

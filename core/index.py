@@ -37,13 +37,16 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from core.calibration import Calibration, TextCalibration, calibrate, calibrate_text
 from core.catalog import Landmark, read_places, write_places
 from core.dataset import PLACES_FILE, Dataset, DatasetPhoto
 from core.embedding_cache import CACHE_FILE, EmbeddingCache, PhotoToEmbed, ProgressFn, embed_missing, no_progress
-from core.encoders.base import ImageEncoder
+from core.encoders.base import ImageEncoder, TextEncoder
 from core.enrichment import ENRICHMENT_FILE, Enrichment, LandmarkText, city_name, describe
 from core.errors import GuideError
 from core.geo import LandmarkLocator
+from core.languages import CODES
+from core.ranking import RankingParams
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.faiss"
 PHOTOS_FILE = "photos.csv"
 LANDMARKS_FILE = "landmarks.csv"
+CALIBRATION_FILE = "calibration.json"  # core.calibration's model and figures, fitted at build
 
 
 class ArtifactsError(GuideError, RuntimeError):
@@ -125,7 +129,11 @@ class PhotoIndex:
         index: faiss.Index,
         location: Path,
         enrichment: Enrichment | None = None,
+        calibration: Calibration | None = None,
+        text_calibration: TextCalibration | None = None,
     ) -> None:
+        self.calibration = calibration  # None: too few photos to fit one, or a build from before it
+        self.text_calibration = text_calibration  # None: too few names, or built without the text model
         self.manifest = manifest
         self.photos = photos
         self.landmarks = landmarks
@@ -160,7 +168,8 @@ class PhotoIndex:
             raise ArtifactsError(
                 f"artifacts in {location} are inconsistent: rebuild with `python -m prep build`"
             ) from None
-        return cls(manifest, photos, landmarks, index, location, Enrichment.read(location / ENRICHMENT_FILE))
+        enrichment = Enrichment.read(location / ENRICHMENT_FILE)
+        return cls(manifest, photos, landmarks, index, location, enrichment, *_read_calibration(location))
 
     def check_models(
         self, image_model: str, text_model: str | None = None, dim: int | None = None, fingerprint: str = ""
@@ -269,6 +278,22 @@ class PhotoIndex:
 
     def photo_path(self, row: int, data_dir: Path | None = None) -> Path:
         return (data_dir or self.data_dir) / self.photos[row].path
+
+
+def _read_calibration(location: Path) -> tuple[Calibration | None, TextCalibration | None]:
+    """The build's photo and text calibrations; none (too few photos, an older build) or a damaged
+    file gives None, and the fixed thresholds serve."""
+    path = location / CALIBRATION_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        image = Calibration.from_dict(raw["calibration"]) if raw.get("calibration") else None
+        text = TextCalibration.from_dict(raw["text"]) if raw.get("text") else None
+        return image, text
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("%s is damaged (%s): the fixed thresholds serve; `python -m prep build --force`", path, exc)
+        return None, None
 
 
 def resolve_build(artifacts_dir: Path) -> Path:
@@ -382,6 +407,7 @@ def _up_to_date(
         or previous.image_model != image_model
         or previous.text_model != text_model
         or previous.image_vectors != image_vectors
+        or not (resolve_build(artifacts_dir) / CALIBRATION_FILE).is_file()  # built before calibration
     ):
         return None
     return BuildReport(
@@ -419,11 +445,13 @@ def build_index(
     encoder: ImageEncoder,
     *,
     text_model: str,
+    text_encoder: TextEncoder | None = None,
     progress: ProgressFn | None = None,
     force: bool = False,
     cancel: threading.Event | None = None,
 ) -> BuildReport:
     """Embed the folder dataset (reusing cached embeddings) and publish a new index atomically.
+    With `text_encoder`, text search is calibrated too (core.calibration).
     Setting `cancel` stops it between batches with BuildCancelled; nothing is published then."""
     started = time.monotonic()
     report_progress = progress or no_progress
@@ -453,8 +481,29 @@ def build_index(
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             data_dir=str(data_dir.resolve()),
         )
+        index = faiss.IndexFlatIP(manifest.dim)
+        if len(matrix):
+            index.add(np.ascontiguousarray(matrix, dtype=np.float32))
+        report_progress("calibrate", 0, 2)
+        row_xids = [r.xid for r in records]
+        calibration = calibrate(index.search, row_xids, [r.sha256 for r in records], matrix, landmarks, RankingParams())
+        report_progress("calibrate", 1, 2)
+        enrichment = dataset.enrichment()
+        text_calibration = None
+        if text_encoder is not None:
+            named = {x: _text_queries(landmarks[x], enrichment) for x in indexed_xids}
+            text_calibration = calibrate_text(index.search, text_encoder.encode_texts, row_xids, named)
+        report_progress("calibrate", 2, 2)
         # The whole catalog ships with the index: "nearby" lists landmarks with or without photos.
-        location = _publish(artifacts_dir, manifest, records, matrix, list(landmarks.values()), dataset.enrichment())
+        location = _publish(
+            artifacts_dir,
+            manifest,
+            records,
+            index,
+            list(landmarks.values()),
+            enrichment,
+            (calibration, text_calibration),
+        )
         return BuildReport(
             photos=len(records),
             landmarks=len(indexed_xids),
@@ -464,6 +513,12 @@ def build_index(
             seconds=time.monotonic() - started,
             location=str(location),
         )
+
+
+def _text_queries(landmark: Landmark, enrichment: Enrichment) -> set[str]:
+    """How tourists name a landmark in text search: its name in each language, alone and with its city."""
+    texts = (describe(landmark, enrichment, lang) for lang in CODES)
+    return {form for text in texts for form in (text.name, f"{text.name}, {text.city}" if text.city else text.name)}
 
 
 def _fingerprint(photos: list[DatasetPhoto], hashes: list[str], dataset: Dataset) -> str:
@@ -486,9 +541,10 @@ def _publish(
     artifacts_dir: Path,
     manifest: Manifest,
     records: list[PhotoRecord],
-    matrix: np.ndarray,
+    index: faiss.Index,
     landmarks: list[Landmark],
     enrichment: Enrichment,
+    calibrations: tuple[Calibration | None, TextCalibration | None],
 ) -> Path:
     builds = artifacts_dir / BUILDS_DIR
     builds.mkdir(parents=True, exist_ok=True)
@@ -499,9 +555,6 @@ def _publish(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        index = faiss.IndexFlatIP(manifest.dim)
-        if len(matrix):
-            index.add(np.ascontiguousarray(matrix, dtype=np.float32))
         faiss.write_index(index, str(staging / INDEX_FILE))
         with (staging / PHOTOS_FILE).open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
@@ -510,6 +563,9 @@ def _publish(
         write_places(staging / LANDMARKS_FILE, landmarks)
         if enrichment.landmarks or enrichment.cities:
             enrichment.write(staging / ENRICHMENT_FILE)
+        image, text = calibrations
+        fitted = {"calibration": image.to_dict() if image else None, "text": text.to_dict() if text else None}
+        (staging / CALIBRATION_FILE).write_text(json.dumps(fitted, indent=1), encoding="utf-8")
         # The manifest goes last: a folder without one is never taken for a build.
         (staging / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")
         staging.rename(final)

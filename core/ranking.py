@@ -35,6 +35,9 @@ class RankingParams:
     k: int = DEFAULT_K
     temperature: float = DEFAULT_TEMPERATURE
     match_threshold: float = DEFAULT_MATCH_THRESHOLD
+    # With a calibrated index (core.calibration): a match is an answer whose estimated probability of
+    # being right is at least this; None keeps the similarity rule above (MATCH_THRESHOLD set by hand).
+    match_precision: float | None = None
     top_n: int = TOP_N
     search_depth: int = DEFAULT_SEARCH_DEPTH
 
@@ -86,10 +89,21 @@ class Recognition:
     location: PhotoLocation | None = None
     prior_applied: bool = False  # the location re-weighted the vote (a landmark lay within LOCATION_MAX_KM)
     matched_photo: str | None = None  # the top landmark's dataset photo closest to the query (absolute path)
+    confidence: float | None = None  # calibrated P(the top landmark is right); None without a calibration
+
+    def shown_share(self, rank: int) -> float:
+        """What a reply shows for the candidate at `rank` (0 = top): the calibrated probability for the
+        top one, and the others' vote shares scaled by the same factor, so that they read alike."""
+        hit = self.landmarks[rank]
+        if self.confidence is None or self.landmarks[0].score <= 0:
+            return hit.score
+        return hit.score * self.confidence / self.landmarks[0].score
 
     def to_dict(self) -> dict:
         def landmark(hit: LandmarkHit) -> dict:
             data = {"xid": hit.xid, "name": hit.landmark.name, "city": hit.landmark.city, "score": round(hit.score, 4)}
+            if hit is self.landmarks[0] and self.confidence is not None:
+                data["confidence"] = round(self.confidence, 4)  # calibrated: right this often on held-out data
             if self.location is not None:
                 data["distance_m"] = None if hit.distance_m is None else round(hit.distance_m)
             return data

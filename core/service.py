@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.calibration import DEFAULT_MATCH_PRECISION, text_threshold
 from core.embedding_cache import ProgressFn
-from core.encoders import ImageEncoder, TextEncoder, choose_runtime, model_id
+from core.encoders import ImageEncoder, TextEncoder, choose_runtime
 from core.errors import GuideError
 from core.geo import GeoPoint, Nearby
 from core.imaging import decode_image, read_gps
@@ -48,7 +49,9 @@ class PhotoHit:
         return {"path": str(path), "xid": self.xid, "name": self.name, "score": round(self.score, 4)}
 
 
-def _build_first_index(settings: Settings, image_encoder: ImageEncoder, progress: ProgressFn | None) -> PhotoIndex:
+def _build_first_index(
+    settings: Settings, image_encoder: ImageEncoder, text_encoder: TextEncoder, progress: ProgressFn | None
+) -> PhotoIndex:
     if not settings.data_dir.is_dir():
         raise ArtifactsError(
             f"no index in {settings.artifacts_dir}/ and no dataset in {settings.data_dir}/ to build one "
@@ -59,7 +62,8 @@ def _build_first_index(settings: Settings, image_encoder: ImageEncoder, progress
         settings.data_dir,
         settings.artifacts_dir,
         image_encoder,
-        text_model=model_id(settings.text_model),
+        text_model=text_encoder.model_name,
+        text_encoder=text_encoder,
         progress=progress,
     )
     return PhotoIndex.load(settings.artifacts_dir)
@@ -80,6 +84,8 @@ class Guide:
         params: RankingParams | None = None,
         data_dir: Path | None = None,
         location_max_km: float = DEFAULT_LOCATION_MAX_KM,
+        text_match_threshold: float | None = None,
+        match_precision: float = DEFAULT_MATCH_PRECISION,
     ) -> None:
         index.check_models(
             image_encoder.model_name, text_encoder.model_name, text_encoder.dim, image_encoder.fingerprint
@@ -89,6 +95,8 @@ class Guide:
         self.params = params or RankingParams()
         self.data_dir = data_dir
         self.location_max_km = location_max_km
+        self.text_match_threshold = text_match_threshold  # set by hand (TEXT_MATCH_THRESHOLD), else calibrated
+        self.match_precision = match_precision
         self._index = index
         self._swap_lock = threading.Lock()
 
@@ -108,8 +116,10 @@ class Guide:
         if runtime.fallback:
             log.warning("%s", runtime.fallback)
         image_encoder = runtime.image_encoder()
-        if index is None:
-            index = _build_first_index(settings, image_encoder, progress)
+        text_encoder = None
+        if index is None:  # the build calibrates text search too: the text model is needed first
+            text_encoder = runtime.text_encoder()
+            index = _build_first_index(settings, image_encoder, text_encoder, progress)
         # Check the index before loading the second model: a mismatch is then reported at once.
         index.check_models(image_encoder.model_name, fingerprint=image_encoder.fingerprint)
         if index.manifest.image_vectors and index.manifest.image_vectors != image_encoder.cache_key:
@@ -118,14 +128,16 @@ class Guide:
                 index.manifest.image_vectors,
                 image_encoder.cache_key,
             )
-        text_encoder = runtime.text_encoder()
+        text_encoder = text_encoder or runtime.text_encoder()
         return cls(
             index,
             image_encoder,
             text_encoder,
-            RankingParams(match_threshold=settings.match_threshold),
+            settings.ranking_params(),
             data_dir=settings.data_dir if settings.data_dir.is_dir() else None,
             location_max_km=settings.location_max_km,
+            text_match_threshold=settings.text_match_threshold,
+            match_precision=settings.match_precision,
         )
 
     @property
@@ -153,6 +165,7 @@ class Guide:
             artifacts_dir,
             self.image_encoder,
             text_model=self.text_encoder.model_name,
+            text_encoder=self.text_encoder,
             progress=progress,
             cancel=cancel,
         )
@@ -181,6 +194,11 @@ class Guide:
         result = rank(index, vector, self.params, near, self.location_max_km)
         if not result.landmarks:
             return result
+        if index.calibration is not None:
+            confidence = index.calibration.confidence(result)
+            precision = self.params.match_precision
+            match = confidence >= precision if precision is not None else result.match
+            result = replace(result, confidence=confidence, match=match)
         row = index.best_row(vector, result.landmarks[0].xid)
         return replace(result, matched_photo=None if row is None else str(index.photo_path(row, self.data_dir)))
 
@@ -203,6 +221,10 @@ class Guide:
     def nearby(self, lat: float, lon: float, limit: int = NEARBY_LIMIT) -> list[Nearby]:
         """The catalog's landmarks nearest to a point (with or without photos), nearest first."""
         return self._index.locator.nearest(GeoPoint(lat, lon), limit)
+
+    def text_threshold(self) -> float:
+        """The similarity a text query's best photo needs to be a match (below: "nothing matches well")."""
+        return text_threshold(self._index.text_calibration, self.text_match_threshold, self.match_precision)
 
     def search(self, text: str, limit: int = ALBUM_SIZE) -> list[PhotoHit]:
         """The photos that best match a text query in any language the text model knows."""

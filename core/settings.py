@@ -15,16 +15,12 @@ from typing import overload
 
 from dotenv import dotenv_values, load_dotenv
 
+from core.calibration import DEFAULT_MATCH_PRECISION
 from core.errors import GuideError
-from core.ranking import DEFAULT_MATCH_THRESHOLD
+from core.ranking import RankingParams
 
 # The location prior's reach (core.recognition), defined here with the other defaults.
 DEFAULT_LOCATION_MAX_KM = 10.0
-# Cosine similarity a text query's best photo must reach to count as a match; below it the bot says
-# nothing matches well. CLIP-space text→photo similarities are low (good matches ~0.25–0.35 for
-# ViT-B/32 and its multilingual student, unrelated text ~0.1–0.2): re-calibrate with `prep eval`,
-# which reports both distributions for your index.
-DEFAULT_TEXT_MATCH_THRESHOLD = 0.2
 
 DEFAULT_IMAGE_MODEL = "clip-ViT-B-32"
 DEFAULT_TEXT_MODEL = "clip-ViT-B-32-multilingual-v1"
@@ -110,6 +106,10 @@ class EnvReader:
             raise SettingsError(f"{name} must be between {low} and {high}, got {raw!r}")
         return value
 
+    def optional_number(self, name: str, low: float, high: float) -> float | None:
+        """A number when the variable is set (and not empty), else None."""
+        return None if self.text(name) is None else self.number(name, 0.0, low, high)
+
     def whole(self, name: str, default: int, low: int, high: int) -> int:
         raw = self.text(name)
         if raw is not None and not raw.lstrip("-").isdigit():
@@ -137,15 +137,21 @@ class Settings:
     artifacts_dir: Path = DEFAULT_ARTIFACTS_DIR
     image_model: str = DEFAULT_IMAGE_MODEL
     text_model: str = DEFAULT_TEXT_MODEL
-    # Cosine similarity the best neighbour must reach for a photo to count as a known landmark.
-    match_threshold: float = DEFAULT_MATCH_THRESHOLD
+    # Set by hand: the cosine similarity the best neighbour must reach for a photo to count as a known
+    # landmark. None (default): the index's calibration decides, at MATCH_PRECISION.
+    match_threshold: float | None = None
+    # The estimated probability of being right a photo answer needs to be a match (core.calibration).
+    match_precision: float = DEFAULT_MATCH_PRECISION
     log_level: str = DEFAULT_LOG_LEVEL
     # torch (sentence-transformers), onnx (models exported by `prep export-onnx`), or auto: onnx when an
     # export of the configured models exists in MODEL_DIR, torch otherwise.
     encoder_backend: str = "auto"
     # Where `prep export-onnx` writes and the onnx backend reads; default: `onnx/` beside ARTIFACTS_DIR.
     model_dir: Path | None = None
-    text_match_threshold: float = DEFAULT_TEXT_MATCH_THRESHOLD
+    # Set by hand: the cosine similarity a text query's best photo must reach to count as a match (below
+    # it the bot says nothing matches well). None (default): the index's text calibration decides, at
+    # MATCH_PRECISION (core.calibration).
+    text_match_threshold: float | None = None
     # A photo's location re-weights the vote only when some landmark lies this close to it (core.recognition).
     location_max_km: float = DEFAULT_LOCATION_MAX_KM
     # Tourists' answers, feedback and (with consent) photos; default: contributions/ beside ARTIFACTS_DIR.
@@ -164,6 +170,12 @@ class Settings:
             return self.contrib_dir
         return self.artifacts_dir.resolve().parent / "contributions"
 
+    def ranking_params(self) -> RankingParams:
+        """How answers are ranked and called matches: calibrated unless MATCH_THRESHOLD is set by hand."""
+        if self.match_threshold is not None:
+            return RankingParams(match_threshold=self.match_threshold)
+        return RankingParams(match_precision=self.match_precision)
+
     @property
     def threads(self) -> int:
         return self.inference_threads or usable_cpus()
@@ -180,12 +192,13 @@ class Settings:
             artifacts_dir=env.path("ARTIFACTS_DIR", DEFAULT_ARTIFACTS_DIR),
             image_model=env.text("IMAGE_MODEL", DEFAULT_IMAGE_MODEL),
             text_model=env.text("TEXT_MODEL", DEFAULT_TEXT_MODEL),
-            match_threshold=env.number("MATCH_THRESHOLD", DEFAULT_MATCH_THRESHOLD, -1, 1),
+            match_threshold=env.optional_number("MATCH_THRESHOLD", -1, 1),
+            match_precision=env.number("MATCH_PRECISION", DEFAULT_MATCH_PRECISION, 0, 1),
             log_level=env.choice("LOG_LEVEL", DEFAULT_LOG_LEVEL, LOG_LEVELS),
             encoder_backend=env.choice("ENCODER_BACKEND", "auto", BACKENDS),
             model_dir=env.path("MODEL_DIR"),
             contrib_dir=env.path("CONTRIB_DIR"),
-            text_match_threshold=env.number("TEXT_MATCH_THRESHOLD", DEFAULT_TEXT_MATCH_THRESHOLD, -1, 1),
+            text_match_threshold=env.optional_number("TEXT_MATCH_THRESHOLD", -1, 1),
             location_max_km=env.number("LOCATION_MAX_KM", DEFAULT_LOCATION_MAX_KM, 0, 20_000),
             inference_threads=env.whole("INFERENCE_THREADS", 0, 0, 1024) or None,
         )

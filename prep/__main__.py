@@ -83,7 +83,17 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_TEMPERATURE,
         help=f"vote temperature (default {DEFAULT_TEMPERATURE})",
     )
-    p.add_argument("--threshold", type=float, help="match threshold (default: MATCH_THRESHOLD)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        help="similarity a match needs, instead of the index's calibration (default: MATCH_THRESHOLD if set)",
+    )
+    p.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="draw the reliability diagram and the precision-coverage curve (needs matplotlib: the prep extra)",
+    )
     p.add_argument("--no-text", action="store_true", help="skip the text → photo part (no text model)")
     p.add_argument(
         "--geo-noise",

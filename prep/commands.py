@@ -62,12 +62,15 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
             report = check_up_to_date(data_dir, artifacts_dir, progress=progress, image_vectors=vectors, **names)
             if report is not None:
                 return report
-        encoder = choose_runtime(settings).image_encoder()
+        runtime = choose_runtime(settings)
+        encoder = runtime.image_encoder()
+        text_encoder = runtime.text_encoder()  # the build calibrates text search on the dataset's names
         return build_index(
             data_dir,
             artifacts_dir,
             encoder,
-            text_model=model_id(settings.text_model),
+            text_model=text_encoder.model_name,
+            text_encoder=text_encoder,
             progress=progress,
             force=args.force,
         )
@@ -239,24 +242,28 @@ def apply(args: argparse.Namespace, settings: Settings) -> ApplyReport:
 
 def evaluate(args: argparse.Namespace, settings: Settings):
     from core import DEFAULT_SEARCH_DEPTH, PhotoIndex, RankingParams
+    from prep.evaluate import calibration_report, geo_evaluation, plot_calibration
     from prep.evaluate import evaluate as run_evaluation
-    from prep.evaluate import geo_evaluation
 
     if args.geo_noise is not None and not 0 <= args.geo_noise <= 100_000:
         die("--geo-noise must be a distance in metres from 0 to 100000")
+    if args.plot is not None and (args.plot.suffix.lower() != ".png" or not args.plot.parent.is_dir()):
+        die(f"--plot needs a .png file in an existing folder, got {args.plot}")
     index = PhotoIndex.load(args.artifacts or settings.artifacts_dir)
     text_encoder = None
     if not args.no_text:
         text_encoder = choose_runtime(settings).text_encoder()
         index.check_models(index.manifest.image_model, text_encoder.model_name, text_encoder.dim)
     try:
-        params = RankingParams(
-            k=args.k,
-            temperature=args.temperature,
-            search_depth=max(args.k, DEFAULT_SEARCH_DEPTH),
-            match_threshold=settings.match_threshold if args.threshold is None else args.threshold,
-        )
+        manual = settings.match_threshold if args.threshold is None else args.threshold
+        serving = settings.ranking_params() if manual is None else RankingParams(match_threshold=manual)
+        depth = max(args.k, DEFAULT_SEARCH_DEPTH)
+        params = replace(serving, k=args.k, temperature=args.temperature, search_depth=depth)
         result = run_evaluation(index, params, text_encoder, show_progress=not args.json)
+        report = calibration_report(index, params, settings.text_match_threshold, settings.match_precision)
+        result = replace(result, calibration=report)
+        if args.plot is not None:
+            plot_calibration(index, args.plot)
         if args.geo_noise is not None:
             geo = geo_evaluation(index, params, args.geo_noise, settings.location_max_km, show_progress=not args.json)
             result = replace(result, geo=geo)

@@ -11,10 +11,24 @@ import math
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from core import EARTH_RADIUS_M, LANGS, GeoPoint, PhotoIndex, PhotoLocation, RankingParams, landmark_point, rank, vote
+from core import (
+    EARTH_RADIUS_M,
+    LANGS,
+    UNKNOWN_SHARE,
+    GeoPoint,
+    PhotoIndex,
+    PhotoLocation,
+    RankingParams,
+    landmark_point,
+    rank,
+    summary_rows,
+    text_threshold,
+    vote,
+)
 from core.encoders import TextEncoder
 from prep.progress import progress_over
 
@@ -36,6 +50,8 @@ class Evaluation:
     params: dict
     geo: GeoEvaluation | None = None  # with --geo-noise: the location prior's effect
     text_similarity: TextCalibration | None = None  # best text→photo similarities: names vs generic phrases
+    # The index's calibration (core.calibration) and the operating point serving uses; None: no calibration.
+    calibration: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,7 +66,7 @@ class Evaluation:
             ("landmark top-1 accuracy", pct(self.top1)),
             ("landmark top-5 accuracy", pct(self.top5)),
             ("category precision@5", pct(self.category_precision5)),
-            (f"recognised as a match (threshold {self.params['match_threshold']:.2f})", pct(self.match_rate)),
+            ("recognised as a match", pct(self.match_rate)),
             ("best similarity, correct photos: p5 / p50", f"{self.similarity_p5:.3f} / {self.similarity_p50:.3f}"),
             ("text → photo precision@5 (landmark names)", pct(self.text_precision5)),
             ("k / temperature", f"{self.params['k']} / {self.params['temperature']}"),
@@ -65,6 +81,31 @@ class Evaluation:
                     f"{t.suggested_threshold:.3f}" + ("" if t.separable else " (overlap!)"),
                 ),
             ]
+        if (c := self.calibration) is not None:
+            rule = (
+                f"P(right) ≥ {c['match_precision']:.2f}"
+                if c["match_threshold"] is None
+                else f"similarity ≥ {c['match_threshold']:.2f} (MATCH_THRESHOLD)"
+            )
+            rows += [
+                (f"calibration, held-out ({c['known_queries']} known + {c['unknown_queries']} unknown):", ""),
+                ("  a match when", rule),
+                ("  expected precision / coverage", f"{pct(c['expected_precision'])} / {pct(c['expected_coverage'])}"),
+            ]
+            rows += [
+                (f"  at P ≥ {t:.2f}: precision / coverage", f"{pct(p)} / {pct(cov)}")
+                for t, p, cov in c["operating_points"]
+            ]
+            how = "calibrated" if c["text_calibrated"] else "TEXT_MATCH_THRESHOLD" if c["text_queries"] else "fixed"
+            rows.append(("  text: a match when", f"similarity ≥ {c['text_match_threshold']:.3f} ({how})"))
+            if c["text_queries"]:
+                known, unknown = c["text_queries"]
+                rows.append(
+                    (
+                        f"  text, held-out ({known} names + {unknown} unknown): precision / coverage",
+                        f"{pct(c['text_expected_precision'])} / {pct(c['text_expected_coverage'])}",
+                    )
+                )
         if self.geo is not None:
             g = self.geo
             rows += [
@@ -98,7 +139,10 @@ def evaluate(
             ranked = [hit.xid for hit in result.landmarks]
             top1 += bool(ranked) and ranked[0] == truth
             top5 += truth in ranked
-            matches += result.match
+            if index.calibration is not None and params.match_precision is not None and result.landmarks:
+                matches += index.calibration.confidence(result) >= params.match_precision  # as serving decides
+            else:
+                matches += result.match
             if ranked and ranked[0] == truth:
                 correct_similarities.append(result.best_similarity)
             true_categories = set(index.landmarks[truth].categories)
@@ -238,3 +282,63 @@ def text_precision(index: PhotoIndex, text_encoder: TextEncoder) -> float:
         for xid, found in zip(xids, rows, strict=True)
     ]
     return float(np.mean(shares))
+
+
+def calibration_report(
+    index: PhotoIndex, params: RankingParams, text_override: float | None, match_precision: float
+) -> dict | None:
+    """What serving's match rules are expected to give, from the index's held-out calibration figures."""
+    calibration = index.calibration
+    if calibration is None:
+        return None
+    target = params.match_precision
+    precision, coverage = calibration.operating_point(target) if target is not None else (None, None)
+    text = index.text_calibration
+    text_match_threshold = text_threshold(text, text_override, match_precision)
+    text_precision, text_coverage = text.operating_point(text_match_threshold) if text else (None, None)
+    return {
+        "match_precision": match_precision,
+        "match_threshold": None if target is not None else params.match_threshold,
+        "expected_precision": precision,
+        "expected_coverage": coverage,
+        "text_match_threshold": text_match_threshold,
+        "text_calibrated": text is not None and text_override is None,
+        "text_expected_precision": text_precision,
+        "text_expected_coverage": text_coverage,
+        "text_known_accuracy": text.known_accuracy if text else None,
+        "text_queries": [text.known_queries, text.unknown_queries] if text else None,
+        "known_accuracy": calibration.known_accuracy,
+        "known_queries": calibration.known_queries,
+        "unknown_queries": calibration.unknown_queries,
+        "unknown_share": UNKNOWN_SHARE,
+        "operating_points": [list(row) for row in summary_rows(calibration)],
+        "reliability": [list(row) for row in calibration.reliability],
+    }
+
+
+def plot_calibration(index: PhotoIndex, path: Path) -> None:
+    """The reliability diagram and the precision–coverage curve (held-out queries) into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    calibration = index.calibration
+    if calibration is None:
+        raise ValueError("this index has no calibration (too few photos): nothing to plot")
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
+    predicted, observed, weight = zip(*calibration.reliability, strict=True)
+    left.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+    left.scatter(predicted, observed, s=[40 + 600 * w for w in weight], label="held-out queries (size: share)")
+    left.set(xlabel="predicted P(right)", ylabel="observed share right", title="Reliability", xlim=(0, 1), ylim=(0, 1))
+    left.legend(loc="upper left")
+    thresholds, precision, coverage = zip(*calibration.curve, strict=True)
+    right.plot(coverage, precision)
+    for t, p, c in summary_rows(calibration):
+        right.annotate(f"P≥{t:.2f}", (c, p), textcoords="offset points", xytext=(4, -10), fontsize=8)
+        right.scatter([c], [p], s=12)
+    right.set(xlabel="coverage (share of photos called a match)", ylabel="precision", title="Precision vs coverage")
+    right.set_ylim(0, 1.02)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

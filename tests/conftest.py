@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core import Settings, build_index, model_id
+from core import Settings, build_index
 from prep.ingest import ingest
 from prep.random_models import build_clip, build_multilingual
 from tests.helpers.datagen import make_raw_dataset
@@ -37,7 +37,8 @@ def built_dataset(tmp_path_factory: pytest.TempPathFactory, model_dirs: ModelDir
     root = tmp_path_factory.mktemp("dataset")
     names = make_raw_dataset(root / "raw", CITIES, PHOTOS_PER_LANDMARK)
     ingest(root / "raw", root / "data", show_progress=False)
-    build_index(root / "data", root / "artifacts", encoders.image, text_model=model_id(str(model_dirs.text)))
+    text = encoders.text  # as `prep build` does: text search calibrated too
+    build_index(root / "data", root / "artifacts", encoders.image, text_model=text.model_name, text_encoder=text)
     return BuiltDataset(root / "raw", root / "data", root / "artifacts", names)
 
 

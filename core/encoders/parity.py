@@ -64,18 +64,35 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def int8_kernels(features: dict[str, bool] | None = None, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """Which int8 kernels this CPU gets ("unknown" where neither source says)."""
-    have = {name for name, present in (_cpu_features() if features is None else features).items() if present}
+    cpuid = _cpu_features() if features is None else features
+    have = {name for name, present in cpuid.items() if present}
+    flags = _cpuinfo_flags(cpuinfo)
+    # NumPy's CPUID table lacks AVX-VNNI (the VEX form): /proc/cpuinfo adds it, unless /proc/cpuinfo
+    # describes another CPU than the one executing (QEMU user mode shows the host's), seen as a
+    # disagreement on a flag both sources know.
+    if cpuid and any((flag in flags) != bool(cpuid.get(name)) for flag, name in CPUINFO_CPUID_FLAGS):
+        flags = set()
+    if not have:
+        have.update(flag.upper().replace("AVX512_VNNI", "AVX512VNNI") for flag in flags)
+    if "avx_vnni" in flags:
+        have.add("avx_vnni")
+    return next((name for feature, name in INT8_KERNELS if feature in have), "unknown")
+
+
+# Flags named in both /proc/cpuinfo and NumPy's CPUID table: where they disagree, cpuinfo is not ours.
+CPUINFO_CPUID_FLAGS = (("avx2", "AVX2"), ("fma", "FMA3"), ("avx512f", "AVX512F"), ("avx512bw", "AVX512BW"))
+
+
+def _cpuinfo_flags(cpuinfo: Path) -> set[str]:
     try:
         text = cpuinfo.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        text = ""
+        return set()
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features") and not have:
-            have.update(flag.upper().replace("AVX512_VNNI", "AVX512VNNI") for flag in value.split())
-        if key.strip() == "flags" and "avx_vnni" in value.split():
-            have.add("avx_vnni")
-    return next((name for feature, name in INT8_KERNELS if feature in have), "unknown")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
 
 
 def _cpu_features() -> dict[str, bool]:

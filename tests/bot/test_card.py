@@ -99,8 +99,12 @@ async def test_the_greeting_names_only_the_index_cities(enriched_bot) -> None:
 async def test_a_query_that_matches_nothing_well_says_so(
     fake, built_dataset, model_dirs, shared_guide, tmp_path
 ) -> None:
-    settings = bot_settings(fake, built_dataset, model_dirs, text_match_threshold=0.99, bot_state_file=tmp_path / "s")
-    async with running_bot(settings, shared_guide):
+    from core import Guide
+
+    # The guide decides what "well" means: its TEXT_MATCH_THRESHOLD, else the index's calibration.
+    picky = Guide(shared_guide.index, shared_guide.image_encoder, shared_guide.text_encoder, text_match_threshold=0.99)
+    settings = bot_settings(fake, built_dataset, model_dirs, bot_state_file=tmp_path / "s")
+    async with running_bot(settings, picky):
         await fake.send(505, text="где поесть рядом?", language_code="ru")
         note, album = await fake.wait_replies(505, 2)
     assert note.text.startswith("Ничего не подходит хорошо") and len(album.params["media"]) == 3

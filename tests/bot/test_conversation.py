@@ -43,7 +43,8 @@ async def test_photo_gets_a_card_then_the_other_candidates(bot: FakeTelegram, sh
     assert card.method == "sendPhoto" and card.text.startswith("This is most likely:")
     title = f"<b>{escape(described.name)}</b> ({escape(best.landmark.name)}) <i>(transliterated)</i>"
     assert card.text.splitlines()[1] == title  # no English label without enrichment: transliterated, marked
-    assert f"{round(100 * best.score)}%" in card.text
+    # The calibrated probability of being right, not the vote share.
+    assert expected.confidence is not None and f"{round(100 * expected.confidence)}%" in card.text
     assert card.files["photo"] == Path(expected.matched_photo).read_bytes()  # the dataset photo that matched
     buttons = [b for row in card.params["reply_markup"]["inline_keyboard"] for b in row]
     urls = [b.get("url", "") for b in buttons]

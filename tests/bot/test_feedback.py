@@ -156,7 +156,7 @@ async def test_stats_for_admins(learning) -> None:
     await asyncio.sleep(0.3)
     await fake.send(ADMIN, text="/stats")
     text = (await fake.wait_for(lambda: [c for c in fake.replies(ADMIN) if c.text.startswith("total")]))[0].text
-    assert "right 100%" in text and "✓1" in text and "photos" in text
+    assert "right 100% (expected " in text and "✓1" in text and "photos" in text  # beside the calibrated promise
     await fake.send(708, text="/stats")
     await fake.wait_for(lambda: any("administrators only" in c.text for c in fake.replies(708)))
 

@@ -1,8 +1,10 @@
+import json
 from pathlib import Path
 
 import pytest
 
 from core.__main__ import main
+from core.service import Guide
 from tests.helpers.cli import run, run_json, use_environment
 from tests.helpers.datagen import jpeg_bytes, scene
 
@@ -19,7 +21,10 @@ def test_recognize_json_has_exactly_the_documented_shape(tmp_path: Path, capsys,
     assert set(data) == {"match", "landmarks", "categories", "location"} and isinstance(data["match"], bool)
     assert data["location"] is None  # no --near and no GPS in the file
     assert len(data["landmarks"]) == 5 and len(data["categories"]) == 5
-    for hit in data["landmarks"]:
+    top, *others = data["landmarks"]
+    # The top landmark carries the calibrated probability of being right beside the raw vote share.
+    assert set(top) == {"xid", "name", "city", "score", "confidence"} and 0 <= top["confidence"] <= 1
+    for hit in others:
         assert set(hit) == {"xid", "name", "city", "score"}
         assert isinstance(hit["score"], float)
     for hit in data["categories"]:
@@ -27,6 +32,28 @@ def test_recognize_json_has_exactly_the_documented_shape(tmp_path: Path, capsys,
     assert data["landmarks"][0]["name"] == built_dataset.names["EKB"][0]
     scores = [h["score"] for h in data["landmarks"]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_recognize_several_photos_one_json_object_per_line(tmp_path: Path, capsys, built_dataset, monkeypatch) -> None:
+    photos = [tmp_path / f"p{i}.jpg" for i in range(3)]
+    for i, photo in enumerate(photos):
+        photo.write_bytes(jpeg_bytes(scene(i, 55 + i)))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    loads = []
+    real = Guide.from_settings
+    monkeypatch.setattr(Guide, "from_settings", lambda *a, **k: loads.append(1) or real(*a, **k))
+    code, out, _ = run(main, ["recognize", *map(str, photos), "--json"], capsys)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(loads) == 1  # one model load for every photo
+    assert [line["image"] for line in lines] == [str(p) for p in photos]
+    single = run_json(main, ["recognize", str(photos[1])], capsys)
+    assert lines[1] == {"image": str(photos[1])} | single  # the same answer as alone
+    code, out, _ = run(main, ["recognize", str(photos[0]), str(broken), "--json"], capsys)
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert code == 1 and "landmarks" in first and set(second) == {"image", "error"} and second["image"] == str(broken)
+    code, out, _ = run(main, ["recognize", str(photos[0]), str(photos[2])], capsys)
+    assert code == 0 and f"== {photos[0]}" in out and f"== {photos[2]}" in out and "likely right" in out
 
 
 def test_recognize_table_is_readable(tmp_path: Path, capsys) -> None:

@@ -68,6 +68,8 @@ def test_the_serving_check_names_the_fix_when_vectors_drift_or_the_reference_is_
         ({"AVX2": True, "AVX512VNNI": False}, "fpu avx2", AVX2_ONLY),
         ({"AVX2": True, "AVX512VNNI": False}, "fpu avx2 avx_vnni", "AVX-VNNI"),
         ({}, "fpu avx2 avx512_vnni", "AVX-512 VNNI"),  # NumPy without its table: the kernel's flags
+        # QEMU emulating a Haswell on an AVX-VNNI host: /proc/cpuinfo is the host's, CPUID the Haswell's.
+        ({"AVX2": True, "FMA3": True, "AVX512F": False}, "fpu avx2 fma avx512f avx_vnni", AVX2_ONLY),
         ({}, "", "unknown"),
     ],
 )

@@ -44,6 +44,8 @@ def test_env_file_exports_third_party_variables_without_overriding(tmp_path: Pat
         ("TELEGRAM_API_URL", "localhost:8081"),
         ("MATCH_THRESHOLD", "high"),
         ("MATCH_THRESHOLD", "3"),
+        ("MATCH_PRECISION", "1.5"),
+        ("TEXT_MATCH_THRESHOLD", "x"),
         ("WORKERS", "0"),
         ("WORKERS", "1.5"),
         ("LOG_LEVEL", "loud"),
@@ -53,6 +55,16 @@ def test_env_file_exports_third_party_variables_without_overriding(tmp_path: Pat
 def test_invalid_value_names_the_variable(tmp_path: Path, variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         BotSettings.from_env({variable: value}, env_file=None)
+
+
+def test_thresholds_are_calibrated_unless_set_by_hand(tmp_path: Path) -> None:
+    example = Settings.from_env({}, env_file=Path(__file__).parents[2] / ".env.example")
+    assert example.match_threshold is None and example.text_match_threshold is None  # empty: calibrated
+    assert example.ranking_params().match_precision == 0.9
+    manual = Settings.from_env({"MATCH_THRESHOLD": "0.8", "TEXT_MATCH_THRESHOLD": "0.25"}, env_file=None)
+    assert manual.ranking_params().match_precision is None and manual.ranking_params().match_threshold == 0.8
+    assert manual.text_match_threshold == 0.25
+    assert Settings.from_env({"MATCH_PRECISION": "0.75"}, env_file=None).ranking_params().match_precision == 0.75
 
 
 def test_core_settings_hold_only_what_core_uses() -> None:
@@ -89,6 +101,7 @@ def test_env_example_lists_every_setting() -> None:
         "TELEGRAM_API_URL",
         "TELEGRAM_FILE_URL",
         "MATCH_THRESHOLD",
+        "MATCH_PRECISION",
         "WORKERS",
         "LOG_LEVEL",
         "ENCODER_BACKEND",

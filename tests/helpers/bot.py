@@ -33,6 +33,9 @@ def bot_settings(fake: FakeTelegram, dataset: BuiltDataset, models: ModelDirs, *
         "text_model": str(models.text),
         # The tiny random model's text→photo similarities are meaningless; the no-match answer has its own test.
         "text_match_threshold": -1.0,
+        # The card flows need a fixed rule: the tiny models' calibration calls almost nothing sure
+        # (tests/core/test_calibration.py covers the calibrated rule).
+        "match_threshold": 0.7,
     }
     core.update({k: v for k, v in overrides.items() if k in CORE_FIELDS})
     values = dict(
@@ -73,6 +76,7 @@ def bot_env(fake: FakeTelegram, dataset: BuiltDataset, models: ModelDirs, **extr
         TEXT_MODEL=str(models.text),
         LOG_LEVEL="INFO",
         PYTHONPATH=str(REPO),
+        MATCH_THRESHOLD="0.7",  # as in bot_settings
     )
     env.update(extra)
     return env

@@ -81,3 +81,35 @@ def test_after_an_onnx_export_build_re_embeds_with_the_serving_runtime(
     assert not report["up_to_date"] and report["embedded"] == report["photos"]
     assert "#int8@" in PhotoIndex.load(dataset.artifacts_dir).manifest.image_vectors
     assert run_json(main, ["build"], capsys)["up_to_date"]
+
+
+def test_eval_reports_the_calibration_serving_uses_and_plots_it(
+    monkeypatch, tmp_path, dataset, model_dirs, capsys
+) -> None:
+    use_environment(monkeypatch, tmp_path, dataset, model_dirs)
+    monkeypatch.delenv("MATCH_THRESHOLD", raising=False)
+    monkeypatch.delenv("TEXT_MATCH_THRESHOLD", raising=False)
+    plot = tmp_path / "calibration.png"
+    data = run_json(main, ["eval", "--plot", str(plot)], capsys)
+    calibration = data["calibration"]
+    assert calibration["match_precision"] == 0.9 and calibration["match_threshold"] is None  # calibrated
+    assert calibration["expected_precision"] >= 0.9 and 0 < calibration["expected_coverage"] < 1
+    assert calibration["text_calibrated"] and -1 <= calibration["text_match_threshold"] <= 1.01
+    thresholds = [t for t, _, _ in calibration["operating_points"]]
+    assert thresholds == sorted(thresholds) and 0.9 in thresholds
+    coverages = [c for _, _, c in calibration["operating_points"]]
+    assert coverages == sorted(coverages, reverse=True)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+    # The eval's match rate is the calibrated rule's, on leave-one-out queries of known landmarks.
+    assert 0 < data["match_rate"] <= 1
+    # Set by hand, both thresholds override the calibration and the report says so.
+    monkeypatch.setenv("MATCH_THRESHOLD", "0.5")
+    monkeypatch.setenv("TEXT_MATCH_THRESHOLD", "0.31")
+    manual = run_json(main, ["eval", "--no-text"], capsys)["calibration"]
+    assert manual["match_threshold"] == 0.5 and manual["expected_precision"] is None
+    assert manual["text_match_threshold"] == 0.31 and not manual["text_calibrated"]
+    code, out, _ = run(main, ["eval", "--no-text"], capsys)
+    assert code == 0 and "similarity ≥ 0.50 (MATCH_THRESHOLD)" in out and "(TEXT_MATCH_THRESHOLD)" in out
+    assert "at P ≥ 0.90: precision / coverage" in out
+    code, _, err = run(main, ["eval", "--no-text", "--plot", str(tmp_path / "missing" / "x.png")], capsys)
+    assert code == 2 and "--plot" in err

@@ -17,7 +17,7 @@ def test_list_approve_reject_and_stats(built_dataset, model_dirs, monkeypatch, t
     xids = list(Dataset(dataset.data_dir).landmarks())
     store = SqliteContributionStore(tmp_path / "contrib")
     good, gray, rejected, unlabelled = (
-        store.record_answer(user, xids[:5], True, 40.0 + user, jpeg_bytes(photo), ".jpg")
+        store.record_answer(user, xids[:5], True, 40.0 + user, jpeg_bytes(photo), ".jpg", 0.5 + user / 10)
         for user, photo in ((1, scene(0, 700)), (2, grayscale(scene(1, 701))), (3, scene(2, 702)), (4, scene(3, 703)))
     )
     store.give_feedback(good, 1, "corrected", xids[1])
@@ -45,4 +45,6 @@ def test_list_approve_reject_and_stats(built_dataset, model_dirs, monkeypatch, t
     assert stats["answered"] == 4 and stats["confirmed"] == 2 and stats["wrong"] == 1
     assert stats["right_rate"] == round(2 / 3, 4) and stats["corrected_rank"] == {"2": 1}
     assert stats["not_sure_rate"] == 0 and 40 < stats["answer_ms_p50"] < 45
-    assert run(main, ["stats"], capsys)[1].startswith("total: 4 photos, right 67%")
+    # The calibration promised 0.6, 0.7 and 0.8 for the three answers tourists judged: 70 % expected.
+    assert stats["expected_right_rate"] == 0.7
+    assert run(main, ["stats"], capsys)[1].startswith("total: 4 photos, right 67% (expected 70%)")
