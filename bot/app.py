@@ -107,6 +107,7 @@ def _add_handlers(application: GuideApplication) -> None:
             CommandHandler("reindex", handlers.reindex, filters=new),
             CommandHandler("forget", handlers.forget, filters=new),
             CommandHandler("privacy", feedback.privacy, filters=new),
+            CommandHandler("about", handlers.about, filters=new),
             CommandHandler("nearby", handlers.nearby, filters=new),
             CommandHandler("review", feedback.review, filters=new),
             CommandHandler("stats", feedback.stats, filters=new),

@@ -36,6 +36,7 @@ from bot.texts import (
     LANGUAGES,
     NAME_LIMIT,
     Lang,
+    album_caption,
     clip_text,
     format_card,
     format_nearby,
@@ -43,7 +44,6 @@ from bot.texts import (
     format_search_fallback,
     join_names,
     map_url,
-    photo_caption,
     plural,
     route_url,
     text,
@@ -101,6 +101,11 @@ async def help_command(update: Update, context: GuideContext) -> None:
     values = _greeting_values(context, lang_) | {"hours": hours}
     values = {k: escape(v) for k, v in values.items()}
     await incoming(update).reply_text(text("help", lang_, **values), parse_mode=ParseMode.HTML)
+
+
+async def about(update: Update, context: GuideContext) -> None:
+    """Where the landmarks, descriptions, photos and models come from, and under which licences."""
+    await incoming(update).reply_text(text("about", context.lang), parse_mode=ParseMode.HTML)
 
 
 async def lang(update: Update, context: GuideContext) -> None:
@@ -376,7 +381,8 @@ async def _send_album(update: Update, context: GuideContext, hits: list[PhotoHit
     """Photos with captions in the user's language; text when there are too few for an album."""
     index = context.services.guide.index
     captions = [index.describe(hit.xid, lang_) for hit in hits]
-    album = await context.services.compute(_read_album, hits, [photo_caption(c.name, c.city) for c in captions])
+    credited = [album_caption(c.name, c.city, hit.credit, lang_) for c, hit in zip(captions, hits, strict=True)]
+    album = await context.services.compute(_read_album, hits, credited)
     if len(album) < 2:  # Telegram albums need 2–10 items
         pairs = [(c.name, c.city) for c in captions[:1]]
         await incoming(update).reply_text(format_search_fallback(pairs, lang_))
@@ -388,7 +394,9 @@ def _read_album(hits: list[PhotoHit], captions: list[str]) -> list[InputMediaPho
     album = []
     for hit, caption in zip(hits, captions, strict=True):
         if (data := shareable_photo(hit.path)) is not None:
-            album.append(InputMediaPhoto(data, caption=caption, filename=Path(hit.path).name))
+            album.append(
+                InputMediaPhoto(data, caption=caption, parse_mode=ParseMode.HTML, filename=Path(hit.path).name)
+            )
     return album
 
 

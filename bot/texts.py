@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from html import escape
 
 from bot.i18n import catalog
-from core import CODES, Landmark, LandmarkText, Nearby, Recognition, closest_language, language
+from core import CODES, Landmark, LandmarkText, Nearby, PhotoCredit, Recognition, closest_language, language
 
 Lang = str  # a guide language code of the registry (core.languages): "ru", "zh-Hans", …
 LANGUAGES: tuple[Lang, ...] = CODES
 # The bot's commands, in menu order; their descriptions are catalog messages "command:<name>".
-COMMANDS = ("start", "help", "nearby", "lang", "privacy", "forget")
+COMMANDS = ("start", "help", "nearby", "lang", "privacy", "about", "forget")
 
 
 def language_for(language_code: str | None) -> Lang:
@@ -91,6 +91,24 @@ def photo_caption(name: str, city: str) -> str:
     return f"{name}, {city}" if city else name
 
 
+def album_caption(name: str, city: str, credit: PhotoCredit | None, lang: Lang) -> str:
+    """An album photo's caption in Telegram HTML: the place, and its author and licence when it needs them."""
+    caption = escape(photo_caption(name, city))
+    return f"{caption}\n{credit_line(credit, lang)}" if credit is not None else caption
+
+
+def credit_line(credit: PhotoCredit, lang: Lang) -> str:
+    """ "Photo: Author, CC BY-SA 4.0" with the author linked to the file's page and the licence to its text
+    (what CC BY and BY-SA ask of whoever shows the photo)."""
+
+    def linked(label: str, url: str) -> str:
+        label = escape(clip_text(label, CREDIT_LIMIT))
+        return f'<a href="{escape(url, quote=True)}">{label}</a>' if url.startswith("https://") else label
+
+    author, license_ = linked(credit.author, credit.source_url), linked(credit.license, credit.license_url)
+    return text("photo_credit", lang, author=author, license=license_)
+
+
 # Telegram's limits: a photo caption is 1,024 characters, a message 4,096.
 CAPTION_LIMIT = 1024
 MESSAGE_LIMIT = 4096
@@ -98,6 +116,8 @@ MESSAGE_LIMIT = 4096
 BUTTON_LABEL_LIMIT = 60
 # Characters of a name or city shown at most (the published names are far shorter).
 NAME_LIMIT = 150
+# Characters of a photo's author or licence name shown at most (Commons authors can be long credits).
+CREDIT_LIMIT = 80
 # Characters of the list of cities in /start and /help (a harvested country has hundreds).
 CITIES_LIMIT = 600
 
@@ -126,6 +146,8 @@ def format_card(result: Recognition, card: LandmarkText, lang: Lang) -> str:
     details.append(percent(result.shown_share(0), lang))
     lines = [text("recognized", lang), title, " · ".join(details)]
     tail = [""] + ([note] if (note := _location_note(result, lang)) else [])
+    if result.photo_credit is not None:
+        tail.append(credit_line(result.photo_credit, lang))
     fixed = len("\n".join(lines + tail)) + 4
     if card.description:
         lines += ["", f"<i>{escape(clip_text(card.description, CAPTION_LIMIT - fixed - 8))}</i>"]

@@ -8,7 +8,10 @@
                                                  reasons, never deleted by `prep apply`
     DATA_DIR/contributions.csv                   tourists' photos an admin approved into the dataset
     DATA_DIR/enrichment.json                     names, descriptions, links per language (core.enrichment)
+    DATA_DIR/attribution.csv                     author, licence and source of each photo that needs crediting
+                                                 (harvested from Wikimedia Commons); the build ships its rows
     DATA_DIR/.enrich_cache.sqlite                `prep enrich`'s HTTP cache, so a rerun resumes
+    DATA_DIR/.harvest_cache.sqlite               `prep harvest`'s HTTP cache (Wikidata and Commons answers)
 
 Every prep step and the index build reach these files through a `Dataset`, never by name.
 """
@@ -19,7 +22,7 @@ import csv
 import hashlib
 import io
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,6 +40,9 @@ CONTRIBUTIONS_FILE = "contributions.csv"
 CONTRIBUTION_COLUMNS = ("path", "sha256", "contribution", "added_at")
 KEPT_COLUMNS = ("sha256", "path", "reasons", "kept_at")
 ENRICH_CACHE_FILE = ".enrich_cache.sqlite"
+HARVEST_CACHE_FILE = ".harvest_cache.sqlite"
+ATTRIBUTION_FILE = "attribution.csv"
+ATTRIBUTION_COLUMNS = ("path", "author", "license", "license_url", "source_url")
 REMOVED_COLUMNS = ("path", "sha256", "reason", "removed_at")
 INGEST_REPORT_COLUMNS = ("source", "row", "name", "reason")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"})
@@ -62,6 +68,43 @@ class DatasetPhoto:
     path: str  # relative to DATA_DIR, with forward slashes
     city_code: str
     xid: str
+
+
+@dataclass(frozen=True)
+class PhotoCredit:
+    """Who made a photo and under which licence: what a card or album shows beside it."""
+
+    author: str  # plain text
+    license: str  # short name: "CC BY-SA 4.0", "CC0", "Public domain"
+    license_url: str  # empty for the public domain
+    source_url: str  # the file's page (Wikimedia Commons)
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def read_attribution(path: Path) -> dict[str, PhotoCredit]:
+    """Credits by photo path (relative to DATA_DIR); a missing file is none. Read tolerantly (an admin may
+    open it in a spreadsheet); a row without a path or a licence credits nothing and is skipped."""
+    if not path.is_file():
+        return {}
+    credits = {}
+    for row in csv.DictReader(io.StringIO(read_text_tolerantly(path), newline="")):
+        relative, license_ = (row.get("path") or "").strip(), (row.get("license") or "").strip()
+        if relative and license_:
+            values = [(row.get(column) or "").strip() for column in ATTRIBUTION_COLUMNS[1:]]
+            credits[relative] = PhotoCredit(*values)
+    return credits
+
+
+def write_attribution(path: Path, credits: dict[str, PhotoCredit]) -> None:
+    """All credits at once, atomically, sorted by path (the dataset's file and each build's copy)."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(ATTRIBUTION_COLUMNS)
+    for relative, credit in sorted(credits.items()):
+        writer.writerow([relative, credit.author, credit.license, credit.license_url, credit.source_url])
+    write_atomically(path, out.getvalue().encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -109,6 +152,25 @@ class Dataset:
     @property
     def enrich_cache_path(self) -> Path:
         return self.root / ENRICH_CACHE_FILE
+
+    @property
+    def harvest_cache_path(self) -> Path:
+        return self.root / HARVEST_CACHE_FILE
+
+    @property
+    def attribution_path(self) -> Path:
+        return self.root / ATTRIBUTION_FILE
+
+    def attribution(self) -> dict[str, PhotoCredit]:
+        return read_attribution(self.attribution_path)
+
+    def record_attribution(self, credits: dict[str, PhotoCredit]) -> None:
+        """Add or update credits (before their photos are written: a photo never exists uncredited)."""
+        if not credits:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.attribution_path):
+            write_attribution(self.attribution_path, self.attribution() | credits)
 
     def enrichment(self) -> Enrichment:
         return Enrichment.read(self.enrichment_path)
@@ -191,7 +253,6 @@ class Dataset:
         return self.root / KEPT_FILE
 
     def kept(self) -> dict[str, KeptPhoto]:
-        """Review decisions to keep a photo, by content hash."""
         """Review decisions to keep a photo, by content hash. Read tolerantly (a spreadsheet's BOM, Windows
         encodings, short rows, extra columns); a row without a hash cannot protect anything and is skipped."""
         if not self.kept_path.is_file():

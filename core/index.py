@@ -7,6 +7,8 @@ Writing and reading the format both live here. Layout of ARTIFACTS_DIR:
     builds/<id>/photos.csv     row i of the index: path (relative to the data dir), xid, sha256
     builds/<id>/landmarks.csv  the dataset's whole catalog (places.csv columns), with or without photos
     builds/<id>/enrichment.json  names, descriptions, links per language (core.enrichment), if enriched
+    builds/<id>/attribution.csv  credits of the indexed photos that need them (core.dataset's format), if any
+    builds/<id>/calibration.json how often an answer is right, fitted on this build (core.calibration)
     builds/<id>/manifest.json  schema version, models, dimension, counts, dataset fingerprint, build time
     cache/embeddings.sqlite    embeddings by content hash (see embedding_cache.py)
 
@@ -39,7 +41,15 @@ import numpy as np
 
 from core.calibration import Calibration, TextCalibration, calibrate, calibrate_text
 from core.catalog import Landmark, read_places, write_places
-from core.dataset import PLACES_FILE, Dataset, DatasetPhoto
+from core.dataset import (
+    ATTRIBUTION_FILE,
+    PLACES_FILE,
+    Dataset,
+    DatasetPhoto,
+    PhotoCredit,
+    read_attribution,
+    write_attribution,
+)
 from core.embedding_cache import CACHE_FILE, EmbeddingCache, PhotoToEmbed, ProgressFn, embed_missing, no_progress
 from core.encoders.base import ImageEncoder, TextEncoder
 from core.enrichment import ENRICHMENT_FILE, Enrichment, LandmarkText, city_name, describe
@@ -131,7 +141,9 @@ class PhotoIndex:
         enrichment: Enrichment | None = None,
         calibration: Calibration | None = None,
         text_calibration: TextCalibration | None = None,
+        credits: dict[str, PhotoCredit] | None = None,
     ) -> None:
+        self.credits = credits or {}  # photo path → author and licence, for the photos that need crediting
         self.calibration = calibration  # None: too few photos to fit one, or a build from before it
         self.text_calibration = text_calibration  # None: too few names, or built without the text model
         self.manifest = manifest
@@ -169,7 +181,9 @@ class PhotoIndex:
                 f"artifacts in {location} are inconsistent: rebuild with `python -m prep build`"
             ) from None
         enrichment = Enrichment.read(location / ENRICHMENT_FILE)
-        return cls(manifest, photos, landmarks, index, location, enrichment, *_read_calibration(location))
+        calibrations = _read_calibration(location)
+        credits = read_attribution(location / ATTRIBUTION_FILE)
+        return cls(manifest, photos, landmarks, index, location, enrichment, *calibrations, credits=credits)
 
     def check_models(
         self, image_model: str, text_model: str | None = None, dim: int | None = None, fingerprint: str = ""
@@ -275,6 +289,10 @@ class PhotoIndex:
 
     def vectors(self) -> np.ndarray:
         return self._index.reconstruct_n(0, self._index.ntotal)
+
+    def credit(self, row: int) -> PhotoCredit | None:
+        """Who made the photo at `row` and its licence, when it needs crediting (harvested photos)."""
+        return self.credits.get(self.photos[row].path)
 
     def photo_path(self, row: int, data_dir: Path | None = None) -> Path:
         return (data_dir or self.data_dir) / self.photos[row].path
@@ -488,7 +506,7 @@ def build_index(
         row_xids = [r.xid for r in records]
         calibration = calibrate(index.search, row_xids, [r.sha256 for r in records], matrix, landmarks, RankingParams())
         report_progress("calibrate", 1, 2)
-        enrichment = dataset.enrichment()
+        enrichment, attribution = dataset.enrichment(), dataset.attribution()
         text_calibration = None
         if text_encoder is not None:
             named = {x: _text_queries(landmarks[x], enrichment) for x in indexed_xids}
@@ -503,6 +521,7 @@ def build_index(
             list(landmarks.values()),
             enrichment,
             (calibration, text_calibration),
+            {r.path: credit for r in records if (credit := attribution.get(r.path)) is not None},
         )
         return BuildReport(
             photos=len(records),
@@ -523,8 +542,9 @@ def _text_queries(landmark: Landmark, enrichment: Enrichment) -> set[str]:
 
 def _fingerprint(photos: list[DatasetPhoto], hashes: list[str], dataset: Dataset) -> str:
     digest = hashlib.sha256(dataset.places_path.read_bytes())
-    if dataset.enrichment_path.is_file():  # `prep enrich` changes what the index ships
-        digest.update(dataset.enrichment_path.read_bytes())
+    for shipped in (dataset.enrichment_path, dataset.attribution_path):  # they change what the index ships
+        if shipped.is_file():
+            digest.update(shipped.read_bytes())
     for photo, sha in zip(photos, hashes, strict=True):
         digest.update(f"{photo.path}\t{photo.xid}\t{sha}\n".encode())
     return digest.hexdigest()
@@ -545,6 +565,7 @@ def _publish(
     landmarks: list[Landmark],
     enrichment: Enrichment,
     calibrations: tuple[Calibration | None, TextCalibration | None],
+    credits: dict[str, PhotoCredit],
 ) -> Path:
     builds = artifacts_dir / BUILDS_DIR
     builds.mkdir(parents=True, exist_ok=True)
@@ -563,6 +584,8 @@ def _publish(
         write_places(staging / LANDMARKS_FILE, landmarks)
         if enrichment.landmarks or enrichment.cities:
             enrichment.write(staging / ENRICHMENT_FILE)
+        if credits:
+            write_attribution(staging / ATTRIBUTION_FILE, credits)
         image, text = calibrations
         fitted = {"calibration": image.to_dict() if image else None, "text": text.to_dict() if text else None}
         (staging / CALIBRATION_FILE).write_text(json.dumps(fitted, indent=1), encoding="utf-8")

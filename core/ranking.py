@@ -13,10 +13,14 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.catalog import Landmark
+
+if TYPE_CHECKING:
+    from core.dataset import PhotoCredit
 
 # Neighbours that vote. 20 covers the typical landmark (30+ photos) without letting far photos in.
 DEFAULT_K = 20
@@ -90,6 +94,7 @@ class Recognition:
     prior_applied: bool = False  # the location re-weighted the vote (a landmark lay within LOCATION_MAX_KM)
     matched_photo: str | None = None  # the top landmark's dataset photo closest to the query (absolute path)
     confidence: float | None = None  # calibrated P(the top landmark is right); None without a calibration
+    photo_credit: PhotoCredit | None = None  # the matched photo's author and licence, when it needs crediting
 
     def shown_share(self, rank: int) -> float:
         """What a reply shows for the candidate at `rank` (0 = top): the calibrated probability for the
@@ -113,6 +118,7 @@ class Recognition:
             "landmarks": [landmark(h) for h in self.landmarks],
             "categories": [{"category": c.category, "score": round(c.score, 4)} for c in self.categories],
             "location": None if self.location is None else self.location.to_dict(),
+            "photo_credit": None if self.photo_credit is None else self.photo_credit.to_dict(),
         }
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from core.calibration import DEFAULT_MATCH_PRECISION, text_threshold
+from core.dataset import PhotoCredit
 from core.embedding_cache import ProgressFn
 from core.encoders import ImageEncoder, TextEncoder, choose_runtime
 from core.errors import GuideError
@@ -38,6 +39,7 @@ class PhotoHit:
     name: str
     city: str
     score: float
+    credit: PhotoCredit | None = None  # author and licence, when the photo needs crediting
 
     def to_dict(self, relative_to: Path | None = None) -> dict:
         path = self.path
@@ -46,7 +48,14 @@ class PhotoHit:
                 path = path.resolve().relative_to(relative_to.resolve())
             except ValueError:
                 pass
-        return {"path": str(path), "xid": self.xid, "name": self.name, "score": round(self.score, 4)}
+        credit = None if self.credit is None else self.credit.to_dict()
+        return {
+            "path": str(path),
+            "xid": self.xid,
+            "name": self.name,
+            "score": round(self.score, 4),
+            "photo_credit": credit,
+        }
 
 
 def _build_first_index(
@@ -200,7 +209,9 @@ class Guide:
             match = confidence >= precision if precision is not None else result.match
             result = replace(result, confidence=confidence, match=match)
         row = index.best_row(vector, result.landmarks[0].xid)
-        return replace(result, matched_photo=None if row is None else str(index.photo_path(row, self.data_dir)))
+        if row is None:
+            return result
+        return replace(result, matched_photo=str(index.photo_path(row, self.data_dir)), photo_credit=index.credit(row))
 
     def landmark_photos(self, xid: str, limit: int = ALBUM_SIZE) -> list[PhotoHit]:
         """Up to `limit` photos of one landmark, the most typical first (closest to its photos' mean)."""
@@ -213,7 +224,12 @@ class Guide:
         landmark = index.landmarks[xid]
         return [
             PhotoHit(
-                index.photo_path(rows[i], self.data_dir), xid, landmark.name, landmark.city, float(vectors[i] @ centre)
+                index.photo_path(rows[i], self.data_dir),
+                xid,
+                landmark.name,
+                landmark.city,
+                float(vectors[i] @ centre),
+                index.credit(rows[i]),
             )
             for i in most_typical_first(vectors)[:limit]
         ]
@@ -242,7 +258,12 @@ class Guide:
             landmark = index.landmarks[record.xid]
             hits.append(
                 PhotoHit(
-                    index.photo_path(row, self.data_dir), record.xid, landmark.name, landmark.city, float(similarity)
+                    index.photo_path(row, self.data_dir),
+                    record.xid,
+                    landmark.name,
+                    landmark.city,
+                    float(similarity),
+                    index.credit(row),
                 )
             )
         return hits

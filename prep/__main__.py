@@ -1,4 +1,4 @@
-"""`python -m prep ingest|enrich|clean|review|apply|build|eval|export-onnx|contributions|stats|random-models`.
+"""`python -m prep ingest|harvest|enrich|clean|review|apply|build|eval|export-onnx|contributions|stats|random-models`.
 
 A parser and a table of commands; what each command does is in `prep/commands.py`, and every
 command's report is printed here, once (`--json` or the human summary).
@@ -37,6 +37,31 @@ def _enrich_args(p: argparse.ArgumentParser) -> None:
         "--langs",
         default=",".join(CODES),
         help=f"languages to fill, from the registry (default: all: {','.join(CODES)})",
+    )
+
+
+def _harvest_args(p: argparse.ArgumentParser) -> None:
+    from prep.harvest import DEFAULT_PER_LANDMARK
+
+    p.add_argument("--around", metavar="LAT,LON", help="centre of the area (with --radius-km)")
+    p.add_argument("--radius-km", type=float, metavar="R", help="radius of the area around --around, in km")
+    p.add_argument("--bbox", metavar="S,W,N,E", help="the area as a box: south, west, north, east in degrees")
+    p.add_argument("--city", required=True, help="the city's name as cards show it (e.g. Казань)")
+    p.add_argument("--city-code", help="its folder under images/ (default: the name transliterated, e.g. Kazan)")
+    p.add_argument("--data", type=Path, help="folder dataset to add to (default: DATA_DIR)")
+    p.add_argument(
+        "--per-landmark",
+        type=int,
+        default=DEFAULT_PER_LANDMARK,
+        metavar="N",
+        help=f"photos per landmark at most (default {DEFAULT_PER_LANDMARK})",
+    )
+    p.add_argument(
+        "--classes",
+        type=Path,
+        action="append",
+        metavar="FILE.csv",
+        help="more Wikidata classes (qid,label,kinds; empty kinds: not a sight) on top of prep/harvest_classes.csv",
     )
 
 
@@ -132,6 +157,11 @@ COMMANDS: dict[str, Command] = {
         "names, descriptions and Wikipedia links per language (Wikidata, Wikipedia), once",
         commands.enrich,
         _enrich_args,
+    ),
+    "harvest": Command(
+        "a city's sights and their freely licensed photos from Wikidata and Wikimedia Commons, credited",
+        commands.harvest,
+        _harvest_args,
     ),
     "clean": Command("find bad photos and copy them into a review quarantine", commands.clean, _clean_args),
     "review": Command(

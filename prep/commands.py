@@ -31,8 +31,8 @@ def ingest(args: argparse.Namespace, settings: Settings):
 
 def enrich(args: argparse.Namespace, settings: Settings):
     from core import LANGS
-    from prep.enrich import EnrichSettings
     from prep.enrich import enrich as run_enrich
+    from prep.wikimedia import WikimediaSettings
 
     data_dir = args.data or settings.data_dir
     langs = tuple(dict.fromkeys(part.strip() for part in args.langs.split(",") if part.strip()))
@@ -42,7 +42,36 @@ def enrich(args: argparse.Namespace, settings: Settings):
         die(f"no places.csv in {data_dir}/: run `python -m prep ingest RAW_DIR` first or set DATA_DIR")
     progress = StageProgress(enabled=not args.json)
     try:
-        return run_enrich(data_dir, langs, EnrichSettings.from_env(), progress)
+        return run_enrich(data_dir, langs, WikimediaSettings.from_env(), progress)
+    finally:
+        progress.close()
+
+
+def harvest(args: argparse.Namespace, settings: Settings):
+    from core import GuideError
+    from prep.harvest import CLASSES_FILE, Area, SightClasses, city_code
+    from prep.harvest import harvest as run_harvest
+    from prep.wikimedia import WikimediaSettings
+
+    try:  # every option is checked before the first request
+        if (args.around is None) == (args.bbox is None):
+            die("give the area as --around LAT,LON --radius-km R, or as --bbox SOUTH,WEST,NORTH,EAST")
+        if args.around is not None and args.radius_km is None:
+            die("--around needs --radius-km")
+        area = Area.around(args.around, args.radius_km) if args.around else Area.box(args.bbox)
+        code = args.city_code or city_code(args.city)
+        if not 1 <= args.per_landmark <= 500:
+            die("--per-landmark must be from 1 to 500")
+        extra = [path for path in args.classes or [] if path.is_file() or die(f"--classes: no file {path}")]
+        classes = SightClasses.read([CLASSES_FILE, *extra])
+    except GuideError as exc:
+        die(str(exc))
+    progress = StageProgress(enabled=not args.json)
+    try:
+        data_dir = args.data or settings.data_dir
+        return run_harvest(
+            data_dir, area, args.city, code, args.per_landmark, classes, WikimediaSettings.from_env(), progress
+        )
     finally:
         progress.close()
 

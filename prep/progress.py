@@ -19,8 +19,20 @@ LABELS = {
     "enrich": "describing",
     "evaluate": "evaluating",
     "geo": "evaluating with locations",
+    "calibrate": "calibrating",
+    "geosearch": "finding sights",
+    "commons": "listing Commons photos",
+    "download": "downloading photos",
 }
-UNITS = {"export": "steps", "wikidata": "ids", "enrich": "landmarks", "evaluate": "batches"}
+UNITS = {
+    "export": "steps",
+    "wikidata": "ids",
+    "enrich": "landmarks",
+    "evaluate": "batches",
+    "calibrate": "steps",
+    "geosearch": "tiles",
+    "commons": "landmarks",
+}
 T = TypeVar("T")
 # Seconds between plain progress lines when stderr is not a terminal.
 LINE_INTERVAL = 10.0

@@ -8,13 +8,23 @@ import pytest
 
 from core import Guide, PhotoIndex, build_index, model_id
 from core.catalog import Landmark
-from core.dataset import Dataset
+from core.dataset import Dataset, PhotoCredit
 from core.enrichment import Enrichment, LandmarkInfo
 from tests.helpers.bot import bot_settings, running_bot, wait_answers
 
 pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
 
 DESCRIPTION_RU = "Стадион и спортивный комплекс в стиле конструктивизма, построен в 1934 году."
+CREDIT = PhotoCredit(
+    "Ann <Example> & Co",
+    "CC BY-SA 4.0",
+    "https://creativecommons.org/licenses/by-sa/4.0",
+    "https://commons.wikimedia.org/wiki/File:Dynamo.jpg",
+)
+CREDIT_HTML = (
+    '<a href="https://commons.wikimedia.org/wiki/File:Dynamo.jpg">Ann &lt;Example&gt; &amp; Co</a>, '
+    '<a href="https://creativecommons.org/licenses/by-sa/4.0">CC BY-SA 4.0</a>'
+)
 
 
 @pytest.fixture
@@ -37,6 +47,9 @@ async def enriched_bot(fake, built_dataset, model_dirs, encoders, tmp_path):
         wikipedia={"en": "https://en.wikipedia.org/wiki/Dynamo_Stadium", "ru": "https://ru.wikipedia.org/wiki/Динамо"},
     )
     catalog.write_enrichment(Enrichment({first.xid: info}, {"Екатеринбург": {"en": "Yekaterinburg"}}))
+    # Landmark 0's photos came from Commons: each needs its author and licence wherever it is shown.
+    credits = {p.path: CREDIT for p in catalog.photos() if p.xid == first.xid}
+    catalog.record_attribution(credits)
     build_index(dataset.data_dir, dataset.artifacts_dir, encoders.image, text_model=model_id(str(model_dirs.text)))
     index = PhotoIndex.load(dataset.artifacts_dir)
     guide = Guide(index, encoders.image, encoders.text, data_dir=dataset.data_dir)
@@ -60,6 +73,7 @@ async def test_an_english_user_gets_the_english_card_with_photo_and_wikipedia(en
     assert card.method == "sendPhoto" and lines[1] == f"<b>Dynamo Stadium</b> ({escape(first.name)})"
     assert lines[2].startswith("Yekaterinburg · ") and "<i>A constructivist sports complex" in card.text
     assert card.files["photo"][:2] == b"\xff\xd8"
+    assert lines[-1] == f"Photo: {CREDIT_HTML}"  # the matched photo is a Commons one: credited, linked
     buttons = {b["text"]: b for row in card.params["reply_markup"]["inline_keyboard"] for b in row}
     assert buttons["📖 Wikipedia"]["url"] == "https://en.wikipedia.org/wiki/Dynamo_Stadium"
     assert set(buttons) == {"🗺 Map", "🧭 Route", "📖 Wikipedia", "🖼 More photos", "✓ Right", "✗ Wrong"}
@@ -72,6 +86,20 @@ async def test_a_russian_user_sees_the_published_description(enriched_bot) -> No
     assert card.text.splitlines()[1] == f"<b>{escape(first.name)}</b>" and f"<i>{DESCRIPTION_RU}</i>" in card.text
     buttons = {b["text"]: b for row in card.params["reply_markup"]["inline_keyboard"] for b in row}
     assert buttons["📖 Википедия"]["url"] == "https://ru.wikipedia.org/wiki/Динамо"
+
+
+async def test_albums_credit_their_photos_and_about_names_the_sources(enriched_bot) -> None:
+    fake, first, guide = enriched_bot
+    await fake.send_photo(506, _photo_of(guide, first.xid), language_code="de")
+    card = (await wait_answers(fake, 506))[0]
+    assert card.text.splitlines()[-1] == f"Foto: {CREDIT_HTML}"
+    await fake.press_button(506, f"more:{first.xid}", card, language_code="de")
+    album = (await fake.wait_for(lambda: fake.sent("sendMediaGroup", 506)))[0]
+    for item in album.params["media"]:
+        assert item["parse_mode"] == "HTML" and item["caption"].endswith(f"\nFoto: {CREDIT_HTML}")
+    await fake.send(506, text="/about", language_code="de")
+    about = (await fake.wait_for(lambda: [r for r in fake.replies(506) if "Wikimedia Commons" in r.text]))[0]
+    assert about.text.startswith("<b>Woher die Daten stammen</b>") and "CC0" in about.text and "ODbL" in about.text
 
 
 async def test_an_album_speaks_the_users_language(enriched_bot) -> None:

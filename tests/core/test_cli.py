@@ -18,7 +18,9 @@ def test_recognize_json_has_exactly_the_documented_shape(tmp_path: Path, capsys,
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(jpeg_bytes(scene(0, 55)))
     data = run_json(main, ["recognize", str(photo)], capsys)
-    assert set(data) == {"match", "landmarks", "categories", "location"} and isinstance(data["match"], bool)
+    assert set(data) == {"match", "landmarks", "categories", "location", "photo_credit"}
+    assert isinstance(data["match"], bool)
+    assert data["photo_credit"] is None  # the test dataset is not harvested: nothing to credit
     assert data["location"] is None  # no --near and no GPS in the file
     assert len(data["landmarks"]) == 5 and len(data["categories"]) == 5
     top, *others = data["landmarks"]
@@ -67,7 +69,7 @@ def test_search_json_paths_resolve_from_the_working_directory(capsys) -> None:
     data = run_json(main, ["search", "Храм на Крови"], capsys)
     assert set(data) == {"photos"} and len(data["photos"]) == 5
     for photo in data["photos"]:
-        assert set(photo) == {"path", "xid", "name", "score"}
+        assert set(photo) == {"path", "xid", "name", "score", "photo_credit"}
         assert Path(photo["path"]).is_file()
     english = run_json(main, ["search", "cathedral near the river"], capsys)
     assert len(english["photos"]) == 5

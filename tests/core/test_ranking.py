@@ -79,7 +79,7 @@ def test_top_n_limits_both_lists_and_json_shape() -> None:
     result = vote([0.9, 0.8, 0.7, 0.6], ["C1", "C2", "B1", "M1"], LANDMARKS, RankingParams(top_n=2))
     assert len(result.landmarks) == 2 and len(result.categories) == 2
     data = result.to_dict()
-    assert set(data) == {"match", "landmarks", "categories", "location"} and data["location"] is None
+    assert set(data) == {"match", "landmarks", "categories", "location", "photo_credit"} and data["location"] is None
     assert set(data["landmarks"][0]) == {"xid", "name", "city", "score"}
     assert set(data["categories"][0]) == {"category", "score"}
 

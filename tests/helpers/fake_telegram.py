@@ -145,8 +145,9 @@ class FakeTelegram:
         file = self.add_file(data, file_size)
         return await self.send(user_id, document=file | {"mime_type": mime, "file_name": name}, **kw)
 
-    async def press_button(self, user_id: int, data: str, message: Call) -> int:
+    async def press_button(self, user_id: int, data: str, message: Call, language_code: str | None = None) -> int:
         result = message.params["_result"]
+        sender = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
         return await self._push(
             {
                 "callback_query": {
@@ -154,7 +155,7 @@ class FakeTelegram:
                     "chat_instance": "ci",
                     "data": data,
                     "message": result,
-                    "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"},
+                    "from": sender | ({"language_code": language_code} if language_code else {}),
                 }
             }
         )

@@ -1,13 +1,16 @@
-"""A local fake of the Wikidata action API and Wikipedia's REST page summary, in the real response shapes,
-served from its own thread (prep enrich is synchronous)."""
+"""A local fake of the Wikidata action API (wbgetentities with claims, geosearch), the Commons action
+API (imageinfo with extmetadata, categorymembers with `continue`), Commons' thumbnails and Wikipedia's
+REST page summary, in the real response shapes, served from its own thread (prep is synchronous)."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
@@ -17,6 +20,47 @@ class WikiEntity:
     labels: dict[str, str] = field(default_factory=dict)
     descriptions: dict[str, str] = field(default_factory=dict)
     titles: dict[str, str] = field(default_factory=dict)  # lang → Wikipedia article title
+    classes: list[str] = field(default_factory=list)  # P31
+    subclass_of: list[str] = field(default_factory=list)  # P279
+    coordinates: tuple[float, float] | None = None  # P625
+    image: str = ""  # P18: a Commons file name
+    category: str = ""  # P373: a Commons category
+
+    def claims(self) -> dict:
+        def statement(prop: str, datatype: str, value: object, rank: str = "normal") -> dict:
+            kind = {"wikibase-item": "wikibase-entityid", "globe-coordinate": "globecoordinate"}.get(datatype, "string")
+            snak = {"snaktype": "value", "property": prop, "datavalue": {"value": value, "type": kind}}
+            return {"mainsnak": snak | {"datatype": datatype}, "type": "statement", "id": f"{prop}$x", "rank": rank}
+
+        def item(qid: str) -> dict:
+            return {"entity-type": "item", "numeric-id": int(qid[1:]), "id": qid}
+
+        claims: dict[str, list] = {}
+        for prop, values in (("P31", self.classes), ("P279", self.subclass_of)):
+            if values:
+                claims[prop] = [statement(prop, "wikibase-item", item(q)) for q in values]
+        if self.coordinates:
+            lat, lon = self.coordinates
+            value = {"latitude": lat, "longitude": lon, "altitude": None, "precision": 1e-06}
+            claims["P625"] = [
+                statement("P625", "globe-coordinate", value | {"globe": "http://www.wikidata.org/entity/Q2"})
+            ]
+        if self.image:
+            claims["P18"] = [statement("P18", "commonsMedia", self.image)]
+        if self.category:
+            claims["P373"] = [statement("P373", "string", self.category)]
+        return claims
+
+
+@dataclass
+class CommonsFile:
+    data: bytes
+    mime: str = "image/jpeg"
+    width: int = 1600
+    height: int = 1200
+    artist: str = '<a href="//commons.wikimedia.org/wiki/User:Ann" title="User:Ann">Ann Example</a>'
+    license: str = "CC BY-SA 4.0"
+    license_url: str = "https://creativecommons.org/licenses/by-sa/4.0"
 
 
 class FakeWiki:
@@ -31,6 +75,10 @@ class FakeWiki:
         self.trickle_interval = 0.2
         self.lists_for_empty_maps: set[str] = set()  # qids whose empty maps come as [] (Wikidata before 2019)
         self.requests: list[tuple[str, str, str]] = []  # (path, query, user agent)
+        self.places: dict[str, tuple[float, float]] = {}  # qid → where geosearch finds it
+        self.files: dict[str, CommonsFile] = {}  # "File:Name.jpg" → the file
+        self.categories: dict[str, list[str]] = {}  # category name → its files' titles
+        self.downloads: Counter = Counter()  # "File:Name.jpg" → thumbnail downloads
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.url = ""
@@ -48,6 +96,8 @@ class FakeWiki:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_get("/w/api.php", self._wikidata)
+        app.router.add_get("/commons/w/api.php", self._commons)
+        app.router.add_get("/thumb/{name}", self._thumb)
         app.router.add_get("/{lang}/api/rest_v1/page/summary/{title}", self._summary)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -76,6 +126,8 @@ class FakeWiki:
         return None
 
     async def _wikidata(self, request: web.Request) -> web.Response:
+        if request.query.get("list") == "geosearch":
+            return await self._geosearch(request)
         if (failed := await self._maybe_fail(request, "wikidata")) is not None:
             return failed
         ids = request.query["ids"].split("|")
@@ -90,7 +142,9 @@ class FakeWiki:
             if qid in self.lists_for_empty_maps:
                 entities[qid] = {"type": "item", "id": qid, "labels": [], "descriptions": [], "sitelinks": []}
                 continue
-            entities[qid] = {
+            if "claims" in request.query.get("props", ""):
+                entities[qid] = {"claims": entity.claims()}
+            entities[qid] = entities.get(qid, {}) | {
                 "type": "item",
                 "id": qid,
                 "labels": {k: {"language": k, "value": v} for k, v in entity.labels.items() if k in langs},
@@ -118,3 +172,108 @@ class FakeWiki:
                 "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
         )
+
+    async def _geosearch(self, request: web.Request) -> web.Response:
+        if (failed := await self._maybe_fail(request, "geosearch")) is not None:
+            return failed
+        lat, lon = (float(x) for x in request.query["gscoord"].split("|"))
+        radius, limit = int(request.query["gsradius"]), int(request.query["gslimit"])
+        assert radius <= 10_000 and limit <= 500 and request.query.get("maxlag") == "5"
+        hits = []
+        for qid, (plat, plon) in self.places.items():
+            dy = (plat - lat) * 111_320
+            dx = (plon - lon) * 111_320 * math.cos(math.radians(lat))
+            if (dist := math.hypot(dx, dy)) <= radius:
+                hits.append(
+                    {
+                        "pageid": int(qid[1:]),
+                        "ns": 0,
+                        "title": qid,
+                        "lat": plat,
+                        "lon": plon,
+                        "dist": round(dist, 1),
+                        "primary": "",
+                    }
+                )
+        hits.sort(key=lambda h: h["dist"])
+        return web.json_response({"batchcomplete": "", "query": {"geosearch": hits[:limit]}})
+
+    def _page(self, title: str, width: int) -> dict:
+        file = self.files[title]
+        name = title.removeprefix("File:")
+        ratio = width / file.width
+        meta = {
+            "DateTime": {"value": "2020-01-01 10:00:00", "source": "mediawiki-metadata", "hidden": ""},
+            "Artist": {"value": file.artist, "source": "commons-desc-page"},
+            "LicenseShortName": {"value": file.license, "source": "commons-desc-page", "hidden": ""},
+            "Credit": {
+                "value": '<span class="int-own-work">Own work</span>',
+                "source": "commons-desc-page",
+                "hidden": "",
+            },
+        }
+        if file.license_url:
+            meta["LicenseUrl"] = {"value": file.license_url, "source": "commons-desc-page", "hidden": ""}
+        info = {
+            "thumburl": f"{self.url}/thumb/{quote(name)}",
+            "thumbwidth": width,
+            "thumbheight": round(file.height * ratio),
+            "url": f"{self.url}/original/{quote(name)}",
+            "descriptionurl": f"https://commons.wikimedia.org/wiki/{quote(title.replace(' ', '_'), safe=':/')}",
+            "descriptionshorturl": "https://commons.wikimedia.org/w/index.php?curid=1",
+            "size": len(file.data),
+            "width": file.width,
+            "height": file.height,
+            "mime": file.mime,
+            "extmetadata": meta,
+        }
+        return {
+            "pageid": abs(hash(title)) % 10**8,
+            "ns": 6,
+            "title": title,
+            "imagerepository": "local",
+            "imageinfo": [info],
+        }
+
+    async def _commons(self, request: web.Request) -> web.Response:
+        if (failed := await self._maybe_fail(request, "commons")) is not None:
+            return failed
+        query = request.query
+        assert query.get("maxlag") == "5" and query.get("prop") == "imageinfo" and "extmetadata" in query["iiprop"]
+        width = int(query["iiurlwidth"])
+        if "titles" in query:
+            pages, normalized = {}, []
+            for index, asked in enumerate(query["titles"].split("|")):
+                title = asked.replace("_", " ")
+                title = title[:5] + title[5:6].upper() + title[6:]
+                if title != asked:
+                    normalized.append({"from": asked, "to": title})
+                if title in self.files:
+                    page = self._page(title, width)
+                    pages[str(page["pageid"])] = page
+                else:
+                    pages[str(-1 - index)] = {"ns": 6, "title": title, "missing": "", "known": ""}
+            answer: dict = {"batchcomplete": "", "query": {"pages": pages}}
+            if normalized:
+                answer["query"]["normalized"] = normalized
+            return web.json_response(answer)
+        assert query["generator"] == "categorymembers" and query["gcmtype"] == "file"
+        members = self.categories.get(query["gcmtitle"].removeprefix("Category:"), [])
+        limit, start = int(query["gcmlimit"]), int(query.get("gcmcontinue", "file|0").split("|")[1])
+        chunk = members[start : start + limit]
+        answer = {"batchcomplete": ""}
+        if chunk:
+            answer["query"] = {"pages": {str(p["pageid"]): p for p in (self._page(t, width) for t in chunk)}}
+        if start + limit < len(members):
+            answer["continue"] = {"gcmcontinue": f"file|{start + limit}", "continue": "gcmcontinue||"}
+        return web.json_response(answer)
+
+    async def _thumb(self, request: web.Request) -> web.Response:
+        title = "File:" + unquote(request.match_info["name"])
+        if (failed := await self._maybe_fail(request, f"thumb:{title}")) is not None:
+            return failed
+        self.downloads[title] += 1
+        file = self.files.get(title)
+        if file is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=file.data, content_type="image/jpeg")

@@ -9,7 +9,7 @@ import pytest
 from core import PhotoIndex
 from core.dataset import Dataset
 from core.enrichment import LandmarkInfo, describe
-from prep import enrich as enrich_module
+from prep import wikimedia as wikimedia_module
 from prep.__main__ import main
 from tests.helpers.cli import run, run_json, use_environment
 from tests.helpers.fake_wiki import FakeWiki, WikiEntity
@@ -22,8 +22,8 @@ EXTRACT_EN = "A cathedral. It stands by the river. Built in 1900. Rebuilt in 200
 @pytest.fixture
 def wiki(monkeypatch):
     server = FakeWiki().start()
-    monkeypatch.setattr(enrich_module, "RETRY_BASE_SECONDS", 0.01)
-    monkeypatch.setattr(enrich_module, "REQUEST_TIMEOUT", 0.5)
+    monkeypatch.setattr(wikimedia_module, "RETRY_BASE_SECONDS", 0.01)
+    monkeypatch.setattr(wikimedia_module, "REQUEST_TIMEOUT", 0.5)
     monkeypatch.setenv("WIKIDATA_API_URL", f"{server.url}/w/api.php")
     monkeypatch.setenv("WIKIPEDIA_API_URL", f"{server.url}/{{lang}}/api/rest_v1")
     monkeypatch.setenv("ENRICH_CONTACT", "admin@example.org")
@@ -106,7 +106,7 @@ def test_a_rerun_asks_only_for_what_failed(wiki, landmarks, capsys) -> None:
 
 def test_a_dead_network_never_fails_the_run(landmarks, monkeypatch, capsys) -> None:
     dataset, _ = landmarks
-    monkeypatch.setattr(enrich_module, "RETRY_BASE_SECONDS", 0.0)
+    monkeypatch.setattr(wikimedia_module, "RETRY_BASE_SECONDS", 0.0)
     monkeypatch.setenv("WIKIDATA_API_URL", "http://127.0.0.1:9/w/api.php")  # nothing listens there
     monkeypatch.setenv("WIKIPEDIA_API_URL", "http://127.0.0.1:9/{lang}/api/rest_v1")
     report = run_json(main, ["enrich"], capsys)
@@ -134,7 +134,7 @@ def test_bad_languages_are_one_line(landmarks, capsys) -> None:
 def test_bad_answers_are_retried_never_cached_and_never_crash(wiki, landmarks, monkeypatch, capsys) -> None:
     """Issue #21: a trickling server, `labels: []`, a non-JSON 200 and a maxlag error in a 200."""
     # Long enough for every honest answer on a loaded CI machine, short against a trickle that never ends.
-    monkeypatch.setattr(enrich_module, "REQUEST_DEADLINE", 4.0)
+    monkeypatch.setattr(wikimedia_module, "REQUEST_DEADLINE", 4.0)
     dataset, ordered = landmarks
     full, old_shape, slow = ordered[:3]
     wiki.entities[full.wikidata] = WikiEntity(labels={"en": "The Full Cathedral"}, titles={"en": "Full"})
