@@ -79,6 +79,7 @@ class FakeWiki:
         self.files: dict[str, CommonsFile] = {}  # "File:Name.jpg" → the file
         self.categories: dict[str, list[str]] = {}  # category name → its files' titles
         self.downloads: Counter = Counter()  # "File:Name.jpg" → thumbnail downloads
+        self.latency = {"api": 0.0, "thumb": 0.0}  # seconds every answer of that kind waits (benchmarks)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.url = ""
@@ -107,6 +108,8 @@ class FakeWiki:
 
     async def _maybe_fail(self, request: web.Request, key: str) -> web.Response | None:
         self.requests.append((request.path, request.query_string, request.headers.get("User-Agent", "")))
+        if wait := self.latency["thumb" if key.startswith("thumb:") else "api"]:
+            await asyncio.sleep(wait)
         if key in self.slow:
             await asyncio.sleep(self.delay)
         if key in self.trickle:
