@@ -3,7 +3,10 @@
 Writing and reading the format both live here. Layout of ARTIFACTS_DIR:
 
     current -> builds/<id>     symlink, swapped atomically when a build succeeds
-    builds/<id>/index.faiss    IndexFlatIP over L2-normalised image embeddings (inner product = cosine)
+    builds/<id>/index.faiss    the vectors' index (core.vector_index): exact IndexFlatIP over L2-normalised
+                               image embeddings (inner product = cosine), or, for large datasets, IVF with
+                               fast-scan PQ + builds/<id>/vectors.f16.npy (exact re-ranking, memory-mapped)
+                               + trained.faiss/trained.json (the training, reused by the next build)
     builds/<id>/photos.csv     row i of the index: path (relative to the data dir), xid, sha256
     builds/<id>/landmarks.csv  the dataset's whole catalog (places.csv columns), with or without photos
     builds/<id>/enrichment.json  names, descriptions, links per language (core.enrichment), if enriched
@@ -28,15 +31,14 @@ import shutil
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import overload
 
-import faiss
 import numpy as np
 
 from core.calibration import Calibration, TextCalibration, calibrate, calibrate_text
@@ -57,6 +59,7 @@ from core.errors import GuideError
 from core.geo import LandmarkLocator
 from core.languages import CODES
 from core.ranking import RankingParams
+from core.vector_index import IndexInfo, VectorIndex, build_vector_index
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,62 @@ class PhotoRecord:
     sha256: str
 
 
+class PhotoTable(Sequence[PhotoRecord]):
+    """The index's rows as a read-only sequence of PhotoRecord, stored compactly: at a million photos a
+    list of records would hold ~400 MB of Python objects, these arrays ~100 MB."""
+
+    def __init__(self, records: Iterable[PhotoRecord]) -> None:
+        paths: list[bytes] = []
+        xids: dict[str, int] = {}
+        codes: list[int] = []
+        hashes: list[bytes] = []
+        for record in records:
+            paths.append(record.path.encode("utf-8"))
+            codes.append(xids.setdefault(record.xid, len(xids)))
+            hashes.append(bytes.fromhex(record.sha256))  # SHA-256 in hex (core.embedding_cache): 32 bytes
+        self._blob = b"".join(paths)
+        self._ends = np.cumsum([len(p) for p in paths], dtype=np.int64)
+        self._xid_names = list(xids)
+        self.xid_codes = np.asarray(codes, dtype=np.int32)
+        self._sha = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 32)
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @overload
+    def __getitem__(self, row: int) -> PhotoRecord: ...
+    @overload
+    def __getitem__(self, row: slice) -> list[PhotoRecord]: ...
+    def __getitem__(self, row: int | slice) -> PhotoRecord | list[PhotoRecord]:
+        if isinstance(row, slice):
+            return [self[r] for r in range(*row.indices(len(self)))]
+        if row < 0:
+            row += len(self)
+        if not 0 <= row < len(self):
+            raise IndexError(row)
+        start = int(self._ends[row - 1]) if row else 0
+        path = self._blob[start : int(self._ends[row])].decode("utf-8")
+        return PhotoRecord(path, self._xid_names[self.xid_codes[row]], self._sha[row].tobytes().hex())
+
+    def xid(self, row: int) -> str:
+        return self._xid_names[self.xid_codes[row]]
+
+    def sha256(self, row: int) -> str:
+        return self._sha[row].tobytes().hex()
+
+    def rows_by_xid(self) -> dict[str, np.ndarray]:
+        order = np.argsort(self.xid_codes, kind="stable")
+        bounds = np.searchsorted(self.xid_codes[order], np.arange(len(self._xid_names) + 1))
+        return {name: order[bounds[i] : bounds[i + 1]] for i, name in enumerate(self._xid_names)}
+
+    def copies(self) -> dict[bytes, int]:
+        """How many rows share each content (only contents held more than once)."""
+        if not len(self):
+            return {}
+        unique, counts = np.unique(self._sha, axis=0, return_counts=True)
+        return {row.tobytes(): int(n) for row, n in zip(unique, counts, strict=True) if n > 1}
+
+
 @dataclass(frozen=True)
 class Manifest:
     schema_version: int
@@ -100,6 +159,7 @@ class Manifest:
     data_dir: str
     image_fingerprint: str = ""  # the image model's content (older builds: "", i.e. unknown)
     image_vectors: str = ""  # the embedding-cache key of its vectors: model, content and runtime (int8…)
+    search_index: dict = field(default_factory=dict)  # core.vector_index.IndexInfo (older builds: {}, flat)
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
@@ -116,7 +176,7 @@ class Manifest:
                 f"artifacts in {path.parent} have schema version {raw.get('schema_version')}, this program reads "
                 f"version {SCHEMA_VERSION}: rebuild them with `python -m prep build`"
             )
-        optional = {"image_fingerprint", "image_vectors"}
+        optional = {"image_fingerprint", "image_vectors", "search_index"}
         try:
             manifest = cls(
                 **{name: raw[name] for name in cls.__dataclass_fields__ if name in raw or name not in optional}
@@ -134,9 +194,9 @@ class PhotoIndex:
     def __init__(
         self,
         manifest: Manifest,
-        photos: list[PhotoRecord],
+        photos: Sequence[PhotoRecord],
         landmarks: dict[str, Landmark],
-        index: faiss.Index,
+        index: VectorIndex,
         location: Path,
         enrichment: Enrichment | None = None,
         calibration: Calibration | None = None,
@@ -147,7 +207,7 @@ class PhotoIndex:
         self.calibration = calibration  # None: too few photos to fit one, or a build from before it
         self.text_calibration = text_calibration  # None: too few names, or built without the text model
         self.manifest = manifest
-        self.photos = photos
+        self.photos = photos if isinstance(photos, PhotoTable) else PhotoTable(photos)
         self.landmarks = landmarks
         self.location = location
         self.enrichment = enrichment or Enrichment()
@@ -169,14 +229,14 @@ class PhotoIndex:
         location = resolve_build(artifacts_dir)
         manifest = Manifest.read(location / MANIFEST_FILE)
         try:
-            index = faiss.read_index(str(location / INDEX_FILE))
+            index = VectorIndex.load(location, IndexInfo(**manifest.search_index))
             photos = _read_photos(location / PHOTOS_FILE)
             landmarks = read_places(location / LANDMARKS_FILE)
         except Exception as exc:
             raise ArtifactsError(
                 f"artifacts in {location} are damaged ({exc}): rebuild with `python -m prep build`"
             ) from None
-        if index.ntotal != len(photos) or index.d != manifest.dim:
+        if index.ntotal != len(photos) or index.dim != manifest.dim:
             raise ArtifactsError(
                 f"artifacts in {location} are inconsistent: rebuild with `python -m prep build`"
             ) from None
@@ -208,7 +268,7 @@ class PhotoIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarities and row numbers of the k nearest photos; rows are -1 past the index size."""
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
-        k = max(1, min(k, len(self.photos))) if self.photos else 1
+        k = max(1, min(k, len(self.photos))) if len(self.photos) else 1
         return self._index.search(queries, k)
 
     def neighbours(
@@ -219,9 +279,9 @@ class PhotoIndex:
         keep = [
             (float(s), int(r))
             for s, r in zip(similarities, rows, strict=True)
-            if r >= 0 and (exclude_sha256 is None or self.photos[r].sha256 != exclude_sha256)
+            if r >= 0 and (exclude_sha256 is None or self.photos.sha256(r) != exclude_sha256)
         ]
-        return [s for s, _ in keep], [self.photos[r].xid for _, r in keep]
+        return [s for s, _ in keep], [self.photos.xid(r) for _, r in keep]
 
     def describe(self, xid: str, lang: str) -> LandmarkText:
         """A landmark's name, city, description and link in `lang` (enriched, or the dataset's, or transliterated)."""
@@ -234,16 +294,18 @@ class PhotoIndex:
 
     def photos_of(self, xid: str) -> list[int]:
         """Rows of a landmark's indexed photos."""
-        return list(self._rows_by_xid.get(xid, ()))
+        return [int(r) for r in self._rows_by_xid.get(xid, ())]
 
     def _landmark_similarities(
         self, vector: np.ndarray, xid: str, exclude_sha256: str | None = None
     ) -> tuple[list[int], np.ndarray]:
         """The rows of a landmark's photos (without copies of `exclude_sha256`) and their cosine to `vector`."""
-        rows = [r for r in self._rows_by_xid.get(xid, ()) if self.photos[r].sha256 != exclude_sha256]
+        rows = [int(r) for r in self._rows_by_xid.get(xid, ())]
+        if exclude_sha256 is not None:
+            rows = [r for r in rows if self.photos.sha256(r) != exclude_sha256]
         if not rows:
             return [], np.zeros(0, dtype=np.float32)
-        matrix = np.stack([self._index.reconstruct(r) for r in rows])
+        matrix = self._index.rows(rows)
         return rows, matrix @ np.asarray(vector, dtype=np.float32).reshape(-1)
 
     def best_row(self, vector: np.ndarray, xid: str) -> int | None:
@@ -257,19 +319,17 @@ class PhotoIndex:
         return LandmarkLocator(self.landmarks)
 
     @cached_property
-    def _rows_by_xid(self) -> dict[str, list[int]]:
-        rows: dict[str, list[int]] = {}
-        for row, photo in enumerate(self.photos):
-            rows.setdefault(photo.xid, []).append(row)
-        return rows
+    def _rows_by_xid(self) -> dict[str, np.ndarray]:
+        return self.photos.rows_by_xid()
 
     @cached_property
-    def _copies(self) -> Counter:
-        return Counter(photo.sha256 for photo in self.photos)
+    def _copies(self) -> dict[bytes, int]:
+        return self.photos.copies()
 
     def copies(self, sha256: str) -> int:
-        """How many indexed photos have this content."""
-        return self._copies[sha256]
+        """How many indexed photos have this content (1 for a content held once or not at all: the number
+        serves as a search-depth margin, and a set of a million hashes would cost ~100 MB)."""
+        return self._copies.get(bytes.fromhex(sha256), 1) if len(sha256) == 64 else 1
 
     def has_photos(self, xid: str) -> bool:
         return xid in self._rows_by_xid
@@ -285,10 +345,15 @@ class PhotoIndex:
         return float(similarities.max()) if rows else -1.0
 
     def vector(self, row: int) -> np.ndarray:
-        return np.asarray(self._index.reconstruct(row), dtype=np.float32)
+        return self._index.vector(row)
 
     def vectors(self) -> np.ndarray:
-        return self._index.reconstruct_n(0, self._index.ntotal)
+        return self._index.all_vectors()
+
+    @property
+    def search_info(self) -> IndexInfo:
+        """How this build's vectors are searched (flat, or IVF with its nlist, nprobe and recall)."""
+        return self._index.info
 
     def credit(self, row: int) -> PhotoCredit | None:
         """Who made the photo at `row` and its licence, when it needs crediting (harvested photos)."""
@@ -324,9 +389,9 @@ def resolve_build(artifacts_dir: Path) -> Path:
     return current.resolve()
 
 
-def _read_photos(path: Path) -> list[PhotoRecord]:
+def _read_photos(path: Path) -> PhotoTable:
     with path.open(newline="", encoding="utf-8") as f:
-        return [PhotoRecord(row["path"], row["xid"], row["sha256"]) for row in csv.DictReader(f)]
+        return PhotoTable(PhotoRecord(row["path"], row["xid"], row["sha256"]) for row in csv.DictReader(f))
 
 
 @dataclass(frozen=True)
@@ -339,6 +404,7 @@ class BuildReport:
     seconds: float = 0.0
     up_to_date: bool = False
     location: str = ""
+    index: dict = field(default_factory=dict)  # core.vector_index.IndexInfo of the published build
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -356,6 +422,12 @@ class BuildReport:
             f"{self.embedded} embedded, {self.from_cache} from cache, {len(self.skipped)} skipped",
             f"→ {self.location}",
         ]
+        if self.index.get("kind") == "ivf":
+            i = self.index
+            reuse = "trained now" if i["retrained"] else f"training of {i['trained_on']} vectors reused"
+            lines.append(
+                f"  search: IVF{i['nlist']} (nprobe {i['nprobe']}, recall@20 {i['recall_at_20']:.3f}; {reuse})"
+            )
         lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped[:listed]]
         if len(self.skipped) > listed:
             lines.append(f"  … and {len(self.skipped) - listed} more")
@@ -416,11 +488,18 @@ def _scan(dataset: Dataset, cache: EmbeddingCache, report_progress: ProgressFn) 
 
 
 def _up_to_date(
-    artifacts_dir: Path, scan: _Scan, image_model: str, text_model: str, image_vectors: str, started: float
+    artifacts_dir: Path,
+    scan: _Scan,
+    image_model: str,
+    text_model: str,
+    image_vectors: str,
+    started: float,
+    index_kind: str = "auto",
 ) -> BuildReport | None:
     previous = _current_manifest(artifacts_dir)
     if (
         previous is None
+        or index_kind not in ("auto", previous.search_index.get("kind", "flat"))  # asked for another kind
         or previous.dataset_fingerprint != scan.fingerprint
         or previous.image_model != image_model
         or previous.text_model != text_model
@@ -448,13 +527,14 @@ def check_up_to_date(
     text_model: str,
     image_vectors: str,
     progress: ProgressFn | None = None,
+    index_kind: str = "auto",
 ) -> BuildReport | None:
     """An "up to date" report if the published index matches the dataset and models, else None.
     Reads no image whose size and mtime are unchanged, and needs no model: callers can skip loading one."""
     started = time.monotonic()
     with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
         scan = _scan(Dataset(data_dir), cache, progress or no_progress)
-        return _up_to_date(artifacts_dir, scan, image_model, text_model, image_vectors, started)
+        return _up_to_date(artifacts_dir, scan, image_model, text_model, image_vectors, started, index_kind)
 
 
 def build_index(
@@ -467,6 +547,7 @@ def build_index(
     progress: ProgressFn | None = None,
     force: bool = False,
     cancel: threading.Event | None = None,
+    index_kind: str = "auto",
 ) -> BuildReport:
     """Embed the folder dataset (reusing cached embeddings) and publish a new index atomically.
     With `text_encoder`, text search is calibrated too (core.calibration).
@@ -477,7 +558,7 @@ def build_index(
     with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
         scan = _scan(dataset, cache, report_progress)
         names = (encoder.model_name, text_model, encoder.cache_key)
-        if not force and (report := _up_to_date(artifacts_dir, scan, *names, started)):
+        if not force and (report := _up_to_date(artifacts_dir, scan, *names, started, index_kind)):
             return report
         landmarks, photos, hashes, fingerprint = scan.landmarks, scan.photos, scan.hashes, scan.fingerprint
         to_embed = [PhotoToEmbed(h, dataset.path(p.path), p.path) for p, h in zip(photos, hashes, strict=True)]
@@ -499,9 +580,11 @@ def build_index(
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             data_dir=str(data_dir.resolve()),
         )
-        index = faiss.IndexFlatIP(manifest.dim)
-        if len(matrix):
-            index.add(np.ascontiguousarray(matrix, dtype=np.float32))
+        report_progress("index", 0, 1)
+        previous = resolve_build(artifacts_dir) if (artifacts_dir / CURRENT_LINK).exists() else None
+        index = build_vector_index(matrix, index_kind, previous)
+        manifest = replace(manifest, search_index=index.info.to_dict())
+        report_progress("index", 1, 1)
         report_progress("calibrate", 0, 2)
         row_xids = [r.xid for r in records]
         calibration = calibrate(index.search, row_xids, [r.sha256 for r in records], matrix, landmarks, RankingParams())
@@ -531,6 +614,7 @@ def build_index(
             skipped=tuple(skipped),
             seconds=time.monotonic() - started,
             location=str(location),
+            index=index.info.to_dict(),
         )
 
 
@@ -561,7 +645,7 @@ def _publish(
     artifacts_dir: Path,
     manifest: Manifest,
     records: list[PhotoRecord],
-    index: faiss.Index,
+    index: VectorIndex,
     landmarks: list[Landmark],
     enrichment: Enrichment,
     calibrations: tuple[Calibration | None, TextCalibration | None],
@@ -576,7 +660,7 @@ def _publish(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        faiss.write_index(index, str(staging / INDEX_FILE))
+        index.write(staging)
         with (staging / PHOTOS_FILE).open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["path", "xid", "sha256"])

@@ -69,6 +69,13 @@ def _build_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="folder dataset (default: DATA_DIR)")
     p.add_argument("--artifacts", type=Path, help="where the index goes (default: ARTIFACTS_DIR)")
     p.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
+    p.add_argument(
+        "--index",
+        choices=("auto", "flat", "ivf"),
+        default="auto",
+        help="exact flat search, or IVF with product quantisation and exact re-ranking for millions of photos "
+        "(default auto: flat up to 100,000 photos)",
+    )
 
 
 def _clean_args(p: argparse.ArgumentParser) -> None:

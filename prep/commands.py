@@ -88,7 +88,9 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
             runtime = choose_runtime(settings)
             names = {"image_model": model_id(settings.image_model), "text_model": model_id(settings.text_model)}
             vectors = runtime.image_cache_key()  # after export-onnx: rebuild with the runtime that serves
-            report = check_up_to_date(data_dir, artifacts_dir, progress=progress, image_vectors=vectors, **names)
+            report = check_up_to_date(
+                data_dir, artifacts_dir, progress=progress, image_vectors=vectors, index_kind=args.index, **names
+            )
             if report is not None:
                 return report
         runtime = choose_runtime(settings)
@@ -102,6 +104,7 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
             text_encoder=text_encoder,
             progress=progress,
             force=args.force,
+            index_kind=args.index,
         )
     finally:
         progress.close()

@@ -20,6 +20,7 @@ LABELS = {
     "evaluate": "evaluating",
     "geo": "evaluating with locations",
     "calibrate": "calibrating",
+    "index": "indexing",
     "geosearch": "finding sights",
     "commons": "listing Commons photos",
     "download": "downloading photos",
@@ -30,6 +31,7 @@ UNITS = {
     "enrich": "landmarks",
     "evaluate": "batches",
     "calibrate": "steps",
+    "index": "steps",
     "geosearch": "tiles",
     "commons": "landmarks",
 }

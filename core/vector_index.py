@@ -1,0 +1,256 @@
+"""The vectors of an index build and how they are searched: exact while they fit, IVF beyond.
+
+Two kinds, chosen at build (`prep build --index auto|flat|ivf`) and recorded in the manifest:
+
+- **flat**: `IndexFlatIP` in memory — exact; 2 KB a photo (512-d float32), so `auto` keeps it up to
+  FLAT_MAX_VECTORS photos (205 MB beside ~450 MB of int8 models in the 700 MB the bot is given).
+- **ivf**: an inverted file over `nlist` centroids with 4-bit fast-scan product quantisation
+  (`IVF{nlist},PQ{dim/8}x4fs`, 32 bytes a photo: 32 MB at a million) finds RERANK × k candidates,
+  and their exact cosines, from the float16 vectors memory-mapped from `vectors.f16.npy` (1 KB a
+  photo on disk; only the pages of the candidates are read), give the order. `nprobe` is chosen at
+  build as the smallest that reaches TARGET_RECALL recall@20 against exact search on RECALL_QUERIES
+  sampled photos (each without itself), and that recall is stored. A rebuild adds to the previous
+  build's trained index (`trained.faiss`) unless the data grew past RETRAIN_GROWTH × what it was
+  trained on or new vectors lie RETRAIN_DISTORTION × farther from their centroids: then it retrains.
+
+This module writes and reads these files; `core.index` places them in a build folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+INDEX_KINDS = ("auto", "flat", "ivf")
+# `auto`: exact flat search up to this many vectors (see the module docstring), IVF beyond.
+FLAT_MAX_VECTORS = 100_000
+# IVF: centroids ≈ √N rounded to a power of two, within these bounds; training vectors per centroid.
+MIN_NLIST, MAX_NLIST = 16, 16_384
+TRAIN_PER_LIST = 64
+# Candidates re-ranked exactly per result wanted; the recall bar and how it is measured.
+RERANK = 10
+TARGET_RECALL = 0.95
+RECALL_K = 20
+RECALL_QUERIES = 200
+NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# When a rebuild retrains instead of adding to the previous build's trained index.
+RETRAIN_GROWTH = 2.0
+RETRAIN_DISTORTION = 1.15
+DRIFT_SAMPLE = 2000
+SEED = 0
+
+INDEX_FILE = "index.faiss"
+VECTORS_FILE = "vectors.f16.npy"
+TRAINED_FILE = "trained.faiss"
+TRAINED_INFO_FILE = "trained.json"
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """How a build's vectors are searched (stored in its manifest)."""
+
+    kind: str = "flat"
+    nlist: int = 0
+    nprobe: int = 0
+    recall_at_20: float | None = None  # measured at build against exact search (1.0 for flat)
+    trained_on: int = 0  # vectors the IVF was trained on (0 for flat)
+    retrained: bool = False  # this build trained it (False: the previous build's training was reused)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Training:
+    """What an IVF's training saw: how many vectors and their mean distance to their centroid."""
+
+    vectors: int
+    distortion: float
+
+
+class VectorIndex:
+    """A build's searchable vectors (thread-safe for queries, like the FAISS index under it)."""
+
+    def __init__(
+        self,
+        index: faiss.Index,
+        info: IndexInfo,
+        exact: np.ndarray | None = None,
+        trained: tuple[faiss.Index, Training] | None = None,
+    ) -> None:
+        self._index = index
+        self.info = info
+        self._exact = exact  # ivf: the float16 vectors, row by row (memory-mapped when loaded)
+        self._trained = trained  # ivf, just built: the trained empty index, for the next build
+        if info.kind == "ivf":
+            faiss.extract_index_ivf(index).nprobe = info.nprobe
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarities and rows of the k nearest vectors per query (rows -1 past the end)."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        if self._exact is None:
+            return self._index.search(queries, k)
+        _, candidates = self._index.search(queries, min(self.ntotal, k * RERANK) or 1)
+        similarities = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        rows = np.full((len(queries), k), -1, dtype=np.int64)
+        for i, found in enumerate(candidates):
+            found = found[found >= 0]
+            exact = self.rows(found) @ queries[i]
+            best = np.argsort(-exact, kind="stable")[:k]
+            similarities[i, : len(best)], rows[i, : len(best)] = exact[best], found[best]
+        return similarities, rows
+
+    def rows(self, rows: np.ndarray | list[int]) -> np.ndarray:
+        """The exact vectors of some rows (float32)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if self._exact is not None:
+            order = np.argsort(rows)  # sorted reads from the mapped file
+            out = np.empty((len(rows), self.dim), dtype=np.float32)
+            out[order] = self._exact[rows[order]]
+            return out
+        return np.stack([self._index.reconstruct(int(r)) for r in rows]) if len(rows) else np.zeros((0, self.dim))
+
+    def vector(self, row: int) -> np.ndarray:
+        return self.rows([row])[0]
+
+    def all_vectors(self) -> np.ndarray:
+        if self._exact is not None:
+            return np.asarray(self._exact, dtype=np.float32)
+        return self._index.reconstruct_n(0, self.ntotal)
+
+    def write(self, folder: Path) -> None:
+        faiss.write_index(self._index, str(folder / INDEX_FILE))
+        if self._exact is not None:
+            np.save(folder / VECTORS_FILE, np.asarray(self._exact, dtype=np.float16))
+        if self._trained is not None:
+            trained, training = self._trained
+            faiss.write_index(trained, str(folder / TRAINED_FILE))
+            (folder / TRAINED_INFO_FILE).write_text(json.dumps(asdict(training)), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path, info: IndexInfo) -> VectorIndex:
+        index = faiss.read_index(str(folder / INDEX_FILE))
+        exact = np.load(folder / VECTORS_FILE, mmap_mode="r") if info.kind == "ivf" else None
+        if exact is not None and (exact.shape != (index.ntotal, index.d)):
+            raise ValueError(f"{VECTORS_FILE} holds {exact.shape}, the index {index.ntotal} × {index.d}")
+        return cls(index, info, exact)
+
+
+def choose_kind(kind: str, count: int) -> str:
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"index kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
+    if kind != "auto":
+        return kind
+    return "flat" if count <= FLAT_MAX_VECTORS else "ivf"
+
+
+def nlist_for(count: int) -> int:
+    return int(min(MAX_NLIST, max(MIN_NLIST, 2 ** round(math.log2(max(1.0, math.sqrt(count)))))))
+
+
+def build_vector_index(matrix: np.ndarray, kind: str = "auto", previous: Path | None = None) -> VectorIndex:
+    """The searchable index of `matrix` (unit rows). `previous`: the last build's folder, whose trained
+    IVF is reused when it still fits the data."""
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    count, dim = matrix.shape
+    if choose_kind(kind, count) == "flat" or count == 0:
+        flat = faiss.IndexFlatIP(dim)
+        if count:
+            flat.add(matrix)
+        return VectorIndex(flat, IndexInfo("flat", recall_at_20=1.0))
+    trained, training, retrained = _trained(matrix, previous)
+    index = faiss.clone_index(trained)
+    index.add(matrix)
+    exact = matrix.astype(np.float16)
+    nprobe, recall = _choose_nprobe(index, exact, matrix)
+    nlist = faiss.extract_index_ivf(index).nlist
+    info = IndexInfo("ivf", nlist, nprobe, recall, training.vectors, retrained)
+    return VectorIndex(index, info, exact, (trained, training))
+
+
+def _trained(matrix: np.ndarray, previous: Path | None) -> tuple[faiss.Index, Training, bool]:
+    reused = _reusable(matrix, previous)
+    if reused is not None:
+        return reused[0], reused[1], False
+    count, dim = matrix.shape
+    nlist = nlist_for(count)
+    sample = _sample(matrix, min(count, TRAIN_PER_LIST * nlist))
+    started = time.monotonic()
+    index = faiss.index_factory(dim, f"IVF{nlist},PQ{dim // 8}x4fs", faiss.METRIC_INNER_PRODUCT)
+    index.train(sample)
+    log.info("IVF%d trained on %d vectors in %.1f s", nlist, len(sample), time.monotonic() - started)
+    return index, Training(count, _distortion(index, sample)), True
+
+
+def _reusable(matrix: np.ndarray, previous: Path | None) -> tuple[faiss.Index, Training] | None:
+    """The previous build's trained IVF, if it exists, has this dimension and still fits the data."""
+    if previous is None or not (previous / TRAINED_FILE).is_file():
+        return None
+    try:
+        index = faiss.read_index(str(previous / TRAINED_FILE))
+        training = Training(**json.loads((previous / TRAINED_INFO_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+        log.warning("the previous build's trained index is unreadable (%s): retraining", exc)
+        return None
+    if index.d != matrix.shape[1] or len(matrix) > RETRAIN_GROWTH * training.vectors:
+        return None
+    drift = _distortion(index, _sample(matrix, DRIFT_SAMPLE)) / max(training.distortion, 1e-9)
+    if drift > RETRAIN_DISTORTION:
+        log.info("the data drifted from the trained centroids (%.2f×): retraining", drift)
+        return None
+    return index, training
+
+
+def _distortion(index: faiss.Index, sample: np.ndarray) -> float:
+    """Mean 1 − cosine of the sample to its nearest centroid."""
+    similarities, _ = faiss.extract_index_ivf(index).quantizer.search(sample, 1)
+    return float(np.mean(1.0 - similarities[:, 0]))
+
+
+def _sample(matrix: np.ndarray, size: int) -> np.ndarray:
+    rows = np.random.default_rng(SEED).choice(len(matrix), size=min(size, len(matrix)), replace=False)
+    return np.ascontiguousarray(matrix[np.sort(rows)])
+
+
+def _choose_nprobe(index: faiss.Index, exact: np.ndarray, matrix: np.ndarray) -> tuple[int, float]:
+    """The smallest nprobe whose recall@20 (each sampled photo searched without itself) reaches the bar."""
+    rows = np.random.default_rng(SEED).choice(len(matrix), size=min(RECALL_QUERIES, len(matrix)), replace=False)
+    queries = np.ascontiguousarray(matrix[rows])
+    flat = faiss.IndexFlatIP(matrix.shape[1])
+    flat.add(matrix)
+    _, truth = flat.search(queries, RECALL_K + 1)
+    del flat
+    probe = VectorIndex(index, IndexInfo("ivf", nprobe=1), exact)
+    recall = 0.0
+    for nprobe in NPROBES:
+        faiss.extract_index_ivf(index).nprobe = nprobe
+        _, found = probe.search(queries, RECALL_K + 1)
+        recall = _recall(truth, found, rows)
+        if recall >= TARGET_RECALL or nprobe >= faiss.extract_index_ivf(index).nlist:
+            return nprobe, recall
+    return NPROBES[-1], recall
+
+
+def _recall(truth: np.ndarray, found: np.ndarray, rows: np.ndarray) -> float:
+    shares = []
+    for own, expected, got in zip(rows, truth, found, strict=True):
+        wanted = [r for r in expected if r != own][:RECALL_K]
+        shares.append(len(set(wanted) & {r for r in got if r != own}) / max(1, len(wanted)))
+    return float(np.mean(shares))
