@@ -38,6 +38,7 @@ from core.dataset import (
 )
 from core.embedding_cache import (
     BuildCancelled,
+    Embedded,
     EmbeddingCache,
     PhotoToEmbed,
     ProgressFn,
@@ -120,6 +121,7 @@ __all__ = [
     "Dataset",
     "PhotoCredit",
     "DatasetPhoto",
+    "Embedded",
     "EmbeddingCache",
     "EmptyQueryError",
     "Enrichment",

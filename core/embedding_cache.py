@@ -157,6 +157,11 @@ class Embedded:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (label, reason)
 
 
+# How a build gets its vectors: embed_missing here, or an engine that fills the same cache elsewhere
+# (prep.ray_engine) and returns the same Embedded.
+EmbedFn = Callable[..., "Embedded"]
+
+
 def embed_missing(
     encoder: ImageEncoder,
     cache: EmbeddingCache,

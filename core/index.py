@@ -52,7 +52,15 @@ from core.dataset import (
     read_attribution,
     write_attribution,
 )
-from core.embedding_cache import CACHE_FILE, EmbeddingCache, PhotoToEmbed, ProgressFn, embed_missing, no_progress
+from core.embedding_cache import (
+    CACHE_FILE,
+    EmbeddingCache,
+    EmbedFn,
+    PhotoToEmbed,
+    ProgressFn,
+    embed_missing,
+    no_progress,
+)
 from core.encoders.base import ImageEncoder, TextEncoder
 from core.enrichment import ENRICHMENT_FILE, Enrichment, LandmarkText, city_name, describe
 from core.errors import GuideError
@@ -548,6 +556,7 @@ def build_index(
     force: bool = False,
     cancel: threading.Event | None = None,
     index_kind: str = "auto",
+    embed: EmbedFn = embed_missing,
 ) -> BuildReport:
     """Embed the folder dataset (reusing cached embeddings) and publish a new index atomically.
     With `text_encoder`, text search is calibrated too (core.calibration).
@@ -562,7 +571,7 @@ def build_index(
             return report
         landmarks, photos, hashes, fingerprint = scan.landmarks, scan.photos, scan.hashes, scan.fingerprint
         to_embed = [PhotoToEmbed(h, dataset.path(p.path), p.path) for p, h in zip(photos, hashes, strict=True)]
-        embedded = embed_missing(encoder, cache, to_embed, progress=report_progress, cancel=cancel)
+        embedded = embed(encoder, cache, to_embed, progress=report_progress, cancel=cancel)
         vectors, skipped = embedded.vectors, scan.skipped + embedded.skipped
         records = [PhotoRecord(p.path, p.xid, h) for p, h in zip(photos, hashes, strict=True) if h in vectors]
         matrix = np.stack([vectors[r.sha256] for r in records]) if records else np.zeros((0, encoder.dim))

@@ -76,6 +76,13 @@ def _build_args(p: argparse.ArgumentParser) -> None:
         help="exact flat search, or IVF with product quantisation and exact re-ranking for millions of photos "
         "(default auto: flat up to 100,000 photos)",
     )
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="embed the missing photos here (default) or with Ray Data (the [scale] extra) into the same cache",
+    )
+    p.add_argument("--address", help="with --engine ray: a Ray cluster to join (ray://host:10001 or auto)")
 
 
 def _clean_args(p: argparse.ArgumentParser) -> None:

@@ -13,7 +13,17 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core import BuildReport, Dataset, Settings, build_index, check_up_to_date, choose_runtime, model_id, open_cache
+from core import (
+    BuildReport,
+    Dataset,
+    Settings,
+    build_index,
+    check_up_to_date,
+    choose_runtime,
+    embed_missing,
+    model_id,
+    open_cache,
+)
 from core.cli import die
 from prep.progress import StageProgress
 
@@ -93,6 +103,17 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
             )
             if report is not None:
                 return report
+        if args.address and args.engine != "ray":
+            die("--address goes with --engine ray")
+        embed = embed_missing
+        if args.engine == "ray":
+            try:
+                import ray  # noqa: F401  # the [scale] extra
+            except ImportError:
+                die("--engine ray needs Ray: pip install '.[scale]' (or use the default local engine)")
+            from prep.ray_engine import ray_embedder
+
+            embed = ray_embedder(settings, args.address)
         runtime = choose_runtime(settings)
         encoder = runtime.image_encoder()
         text_encoder = runtime.text_encoder()  # the build calibrates text search on the dataset's names
@@ -105,6 +126,7 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
             progress=progress,
             force=args.force,
             index_kind=args.index,
+            embed=embed,
         )
     finally:
         progress.close()

@@ -38,7 +38,7 @@ open(path, "w").write(text)
 PY
 }
 [ "${1:-}" = "--upgrade" ] && UPGRADE=1
-compile requirements/dev.txt --extra prep --extra dev
+compile requirements/dev.txt --extra prep --extra dev --extra scale
 # The smaller sets take the dev set's versions, so the three installs agree.
 sed -E '/^ *(--hash|#)/d; s/ \\$//' requirements/dev.txt | grep -E '^[A-Za-z0-9]' > "$tools/dev-pins.txt"
 cat "$tools/dev-pins.txt" >> "$tools/constraints.txt"

@@ -13,7 +13,7 @@ profile="${1:-prep}"
 case "$profile" in
     serve) venv=.venv-serve lock=requirements/serve.txt target=. ;;
     prep) venv=.venv lock=requirements/prep.txt target=".[prep]" ;;
-    dev) venv=.venv lock=requirements/dev.txt target=".[prep,dev]" ;;
+    dev) venv=.venv lock=requirements/dev.txt target=".[prep,dev,scale]" ;;
     *) echo "usage: scripts/setup.sh [serve|prep|dev]" >&2; exit 2 ;;
 esac
 TORCH_VERSION="${TORCH_VERSION:-2.13.0}"

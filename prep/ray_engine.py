@@ -1,0 +1,148 @@
+"""`prep build --engine ray`: the missing photos embedded by Ray Data, into the build's embedding cache.
+
+A streaming pipeline — read and decode (tasks), then encode (one actor per CPU or GPU, each holding
+the image model once) — over the photos the cache lacks; the vectors go into the same content-keyed
+cache (`core.embedding_cache`) under the serving runtime's key, so the build that follows, a rerun
+after an interruption, or a plain local build find them there. Ray runs in-process on this machine
+(`ray.init()`: its cores) or joins a cluster (`--address ray://…` or `auto`). Only prep imports this
+module, and only when asked: Ray is the `[scale]` extra, never part of serving.
+
+Batches per runtime: the int8 ONNX export is quantised dynamically per batch, so it embeds one
+photo at a time (its vectors then equal the local engine's); fp32 runtimes take RAY_BATCH photos.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from core import (
+    BuildCancelled,
+    Embedded,
+    EmbeddingCache,
+    ImageDecodeError,
+    PhotoToEmbed,
+    ProgressFn,
+    Settings,
+    choose_runtime,
+    decode_image,
+    no_progress,
+)
+from core.encoders import ImageEncoder
+
+RAY_BATCH = 16  # photos per encode call for fp32 runtimes (torch, ONNX fp32)
+# How many vectors are written to the cache at a time (each write is one SQLite transaction).
+CACHE_CHUNK = 256
+
+
+def ray_embedder(settings: Settings, address: str | None = None):
+    """An `embed` for `core.build_index` that computes the missing vectors on Ray."""
+
+    def embed(
+        encoder: ImageEncoder,
+        cache: EmbeddingCache,
+        photos: Sequence[PhotoToEmbed],
+        *,
+        progress: ProgressFn = no_progress,
+        cancel: threading.Event | None = None,
+        **_: object,
+    ) -> Embedded:
+        result = Embedded(cache.get(encoder.cache_key, [p.sha256 for p in photos], dim=encoder.dim))
+        result.cached = set(result.vectors)
+        missing = list({p.sha256: p for p in photos if p.sha256 not in result.vectors}.values())
+        progress("embed", 0, len(missing))
+        if missing:
+            fresh, failed = _run(settings, address, missing, encoder, cache, progress, cancel)
+            result.vectors.update(fresh)
+            result.embedded = len(fresh)
+            labels = {p.sha256: p.label for p in missing}
+            result.skipped += [(labels[sha], why) for sha, why in failed.items()]
+        return result
+
+    return embed
+
+
+def _run(
+    settings: Settings,
+    address: str | None,
+    missing: list[PhotoToEmbed],
+    encoder: ImageEncoder,
+    cache: EmbeddingCache,
+    progress: ProgressFn,
+    cancel: threading.Event | None,
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        workers = max(1, int(ray.available_resources().get("CPU", 1)))
+        batch = 1 if "int8" in encoder.cache_key else RAY_BATCH
+        rows = [{"sha256": p.sha256, "path": str(p.path)} for p in missing]
+        dataset = (
+            ray.data.from_items(rows)
+            .map(_decode)
+            .map_batches(
+                _Encoder,
+                fn_constructor_args=(settings,),
+                batch_size=batch,
+                concurrency=workers,
+                num_cpus=1,
+            )
+        )
+        fresh: dict[str, np.ndarray] = {}
+        failed: dict[str, str] = {}
+        pending: dict[str, np.ndarray] = {}
+        for row in dataset.iter_rows():
+            if cancel is not None and cancel.is_set():
+                raise BuildCancelled(f"build cancelled after {len(fresh)} of {len(missing)} new photos")
+            if row["error"]:
+                failed[row["sha256"]] = row["error"]
+            else:
+                pending[row["sha256"]] = np.asarray(row["vector"], dtype=np.float32)
+            if len(pending) >= CACHE_CHUNK:
+                _store(cache, encoder, pending, fresh)
+            progress("embed", len(fresh) + len(pending) + len(failed), len(missing))
+        _store(cache, encoder, pending, fresh)
+        return fresh, failed
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _store(cache: EmbeddingCache, encoder: ImageEncoder, pending: dict, fresh: dict) -> None:
+    """Into the cache as they come: an interrupted run keeps what it computed."""
+    if pending:
+        cache.put(encoder.cache_key, pending)
+        fresh.update(pending)
+        pending.clear()
+
+
+def _decode(row: dict) -> dict:
+    """Read and decode one photo (a Ray task), small enough to travel to the encoder."""
+    try:
+        image = decode_image(Path(row["path"]).read_bytes(), draft=True)  # exactly as the local engine
+        return row | {"pixels": np.asarray(image, dtype=np.uint8), "error": ""}
+    except (ImageDecodeError, OSError) as exc:
+        return row | {"pixels": np.zeros((1, 1, 3), dtype=np.uint8), "error": f"unreadable: {exc}"}
+
+
+class _Encoder:
+    """One per worker: the serving runtime's image model, loaded once."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.encoder = choose_runtime(settings).image_encoder()
+
+    def __call__(self, batch: dict) -> dict:
+        from PIL import Image
+
+        good = [i for i, error in enumerate(batch["error"]) if not error]
+        vectors = np.zeros((len(batch["sha256"]), self.encoder.dim), dtype=np.float32)
+        if good:
+            images = [Image.fromarray(batch["pixels"][i]) for i in good]
+            vectors[good] = self.encoder.encode_images(images)
+        return {"sha256": batch["sha256"], "error": batch["error"], "vector": list(vectors)}
