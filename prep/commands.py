@@ -86,11 +86,28 @@ def harvest(args: argparse.Namespace, settings: Settings):
         progress.close()
 
 
+def _embed_engine(args: argparse.Namespace, settings: Settings):
+    """How the build embeds missing photos: here, or on Ray (checked before anything loads)."""
+    if args.address and args.engine != "ray":
+        die("--address goes with --engine ray")
+    embed = embed_missing
+    if args.engine == "ray":
+        try:
+            import ray  # noqa: F401  # the [scale] extra
+        except ImportError:
+            die("--engine ray needs Ray: pip install '.[scale]' (or use the default local engine)")
+        from prep.ray_engine import ray_embedder
+
+        embed = ray_embedder(settings, args.address)
+    return embed
+
+
 def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
     data_dir = args.data or settings.data_dir
     artifacts_dir = args.artifacts or settings.artifacts_dir
     if not data_dir.is_dir():
         die(f"no dataset at {data_dir}/: run `python -m prep ingest RAW_DIR` first or set DATA_DIR")
+    embed = _embed_engine(args, settings)
     progress = StageProgress(enabled=not args.json)
     try:
         if not args.force:
@@ -103,17 +120,6 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
             )
             if report is not None:
                 return report
-        if args.address and args.engine != "ray":
-            die("--address goes with --engine ray")
-        embed = embed_missing
-        if args.engine == "ray":
-            try:
-                import ray  # noqa: F401  # the [scale] extra
-            except ImportError:
-                die("--engine ray needs Ray: pip install '.[scale]' (or use the default local engine)")
-            from prep.ray_engine import ray_embedder
-
-            embed = ray_embedder(settings, args.address)
         runtime = choose_runtime(settings)
         encoder = runtime.image_encoder()
         text_encoder = runtime.text_encoder()  # the build calibrates text search on the dataset's names
