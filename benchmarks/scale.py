@@ -135,8 +135,10 @@ def _in_child(*args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def serving(count: int, work: Path) -> dict:
-    """Full artifacts of `count` synthetic photos, then what loading and answering costs the bot."""
+def serving(count: int, work: Path, models: Path | None = None) -> dict:
+    """Full artifacts of `count` synthetic photos, then what loading and answering costs the bot; with
+    `models` (a `benchmarks.serving` work folder: full-size models and their int8 export) the whole
+    Guide as the bot starts it, and a 1280×960 photo's answer end to end."""
     from core.catalog import Landmark
     from core.index import Manifest, PhotoRecord, _publish  # the artifacts' owner writes them
     from core.vector_index import build_vector_index
@@ -151,18 +153,51 @@ def serving(count: int, work: Path) -> dict:
     ]
     records = [PhotoRecord(f"images/C{w // 300}/Q{w}/{i}.jpg", f"Q{w}", f"{i:064x}") for i, w in enumerate(which)]
     index = build_vector_index(matrix, "auto")
+    names = ("synthetic", "synthetic", "", "")
+    if models is not None:  # the manifest names the models that serve, as a real build would
+        from core.encoders import choose_runtime, model_id
+
+        settings = _model_settings(models, work)
+        encoder = choose_runtime(settings).image_encoder()
+        names = (encoder.model_name, model_id(settings.text_model), encoder.fingerprint, encoder.cache_key)
     manifest = Manifest(
-        1, "synthetic", "synthetic", DIM, count, landmarks, "x" * 64, "now", str(work), "", "", index.info.to_dict()
+        1,
+        names[0],
+        names[1],
+        DIM,
+        count,
+        landmarks,
+        "x" * 64,
+        "now",
+        str(work),
+        names[2],
+        names[3],
+        index.info.to_dict(),
     )
     from core.enrichment import Enrichment
 
     _publish(work / "artifacts", manifest, records, index, catalog, Enrichment(), (None, None), {})
     queries, _ = vectors(50, 2, landmarks)
     np.save(work / "serving-queries.npy", queries)
-    return {"vectors": count, "index": index.info.kind} | _in_child("serve", str(work), "", "0")
+    return {"vectors": count, "index": index.info.kind} | _in_child("serve", str(work), str(models or ""), "0")
 
 
-def child_serve(folder: str) -> dict:
+def _model_settings(models: Path, work: Path):
+    from core.settings import Settings
+
+    return Settings(
+        data_dir=work / "data",
+        artifacts_dir=work / "artifacts",
+        image_model=str(models / "models" / "clip-ViT-B-32"),
+        text_model=str(models / "models" / "clip-ViT-B-32-multilingual-v1"),
+        encoder_backend="onnx",
+        model_dir=models / "onnx-int8",
+    )
+
+
+def child_serve(folder: str, models: str = "") -> dict:
+    if models:
+        return child_serve_models(Path(folder), Path(models))
     from core.index import PhotoIndex
     from core.ranking import RankingParams
     from core.recognition import rank
@@ -188,6 +223,35 @@ def child_serve(folder: str) -> dict:
     }
 
 
+def child_serve_models(work: Path, models: Path) -> dict:
+    """The Guide as the bot builds it (int8 ONNX models + the index), and photo answers end to end."""
+    from core import Guide
+    from core.encoders import limit_threads
+    from tests.helpers.datagen import jpeg_bytes, scene
+
+    limit_threads(1)  # as the bot's workers: 2 × 1 thread on 2 cores
+    started = time.perf_counter()
+    guide = Guide.from_settings(_model_settings(models, work))
+    guide.index.locator  # noqa: B018
+    start_s = time.perf_counter() - started
+    photo = jpeg_bytes(scene(3, 77, (1280, 960)), 90)
+    guide.recognize(photo)  # warm-up
+    times = []
+    for _ in range(30):
+        begun = time.perf_counter()
+        guide.recognize(photo)
+        times.append((time.perf_counter() - begun) * 1000)
+    return {
+        "load_s": round(start_s, 2),
+        "rss_mb": round(rss_mb(), 1),
+        "mapped_mb": round(rss_mb("RssFile"), 1),
+        "peak_rss_mb": round(rss_mb("VmHWM"), 1),
+        "answer_p50_ms": round(float(np.percentile(times, 50)), 1),
+        "answer_p95_ms": round(float(np.percentile(times, 95)), 1),
+        "with_models": True,
+    }
+
+
 def table(results: list[dict], served: list[dict]) -> str:
     head = f"{'index':<36} {'vectors':>9} {'build s':>8} {'recall@20':>9} {'p50 ms':>8} {'p95 ms':>8}"
     lines = [head + f" {'heap MB':>8} {'mapped':>8} {'disk MB':>8}"]
@@ -197,6 +261,13 @@ def table(results: list[dict], served: list[dict]) -> str:
             f"{r['p95_ms']:>8} {r['memory_mb']:>8} {r['mapped_mb']:>8} {r['disk_mb']:>8}"
         )
     for s in served:
+        if s.get("with_models"):
+            lines.append(
+                f"bot at {s['vectors']} ({s['index']}, int8 models): start {s['load_s']} s, heap {s['rss_mb']} MB "
+                f"+ {s['mapped_mb']} MB file pages (peak VmHWM {s['peak_rss_mb']} MB), "
+                f"photo p50 {s['answer_p50_ms']} ms / p95 {s['answer_p95_ms']} ms"
+            )
+            continue
         lines.append(
             f"serving {s['vectors']} ({s['index']}): load {s['load_s']} s, +{s['rss_mb']} MB heap "
             f"+{s['mapped_mb']} MB mapped, "
@@ -209,21 +280,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vectors", type=int, action="append", help="index sizes (repeatable; default 100000)")
     parser.add_argument("--serving", action="store_true", help="also measure the bot's index load and answer")
+    parser.add_argument(
+        "--models",
+        type=Path,
+        help="with --serving: a benchmarks.serving work folder (full-size models, int8 export): the whole bot",
+    )
+    parser.add_argument("--only-serving", action="store_true", help="skip the index comparison")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         what, folder, kind, nprobe = args.child
-        result = child_search(folder, kind, int(nprobe)) if what == "search" else child_serve(folder)
+        result = child_search(folder, kind, int(nprobe)) if what == "search" else child_serve(folder, kind)
         print(json.dumps(result))
         return
     results, served = [], []
     for count in args.vectors or [100_000]:
-        with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
-            results += measure(count, Path(folder))
-        if args.serving:
+        if not args.only_serving:
+            with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as folder:
+                results += measure(count, Path(folder))
+        if args.serving or args.only_serving:
             with tempfile.TemporaryDirectory() as folder:
-                served.append(serving(count, Path(folder)))
+                served.append(serving(count, Path(folder), args.models))
     print(json.dumps({"results": results, "serving": served}) if args.json else table(results, served))
 
 
