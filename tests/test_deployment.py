@@ -118,7 +118,22 @@ def test_lock_files_pin_every_declared_dependency_with_hashes() -> None:
     assert names(project["optional-dependencies"]["prep"]) - {"torch"} <= serve | prep
     assert names(project["optional-dependencies"]["dev"]) <= serve | prep | dev
     assert not {"torch", "transformers", "sentence-transformers", "opencv-python-headless", "scikit-learn"} & serve
-    assert "pandas" not in serve | prep | dev
+    assert names(project["optional-dependencies"]["scale"]) <= dev  # Ray: tested, never installed to serve
+    assert not {"ray", "pyarrow"} & (serve | prep)
+    # The project does not use pandas; only Ray Data (the [scale] extra, dev lock) brings it.
+    assert "pandas" not in serve | prep
+    assert _locked_via("dev.txt", "pandas") in ([], ["ray"])
+
+
+def _locked_via(lock: str, package: str) -> list[str]:
+    """Why a lock file holds a package: the names on its "# via" lines ([] when it is not there)."""
+    lines = (REPO / "requirements" / lock).read_text().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"{package}==")), None)
+    if start is None:
+        return []
+    block = [line.strip() for line in lines[start + 1 :]]
+    block = block[: next((i for i, line in enumerate(block) if not line.startswith(("--hash", "#"))), len(block))]
+    return [line.removeprefix("# via").lstrip("# ").strip() for line in block if line.startswith("#")]
 
 
 def test_compose_runs_as_the_host_user_hardened_and_limited() -> None:
