@@ -100,10 +100,7 @@ class Calibration:
 
     def operating_point(self, threshold: float) -> tuple[float, float]:
         """(expected precision, expected coverage) of matching at P ≥ threshold, from held-out queries."""
-        for point, precision, coverage in self.curve:
-            if point >= threshold - 1e-9:
-                return precision, coverage
-        return 1.0, 0.0
+        return _operating_point(self.curve, threshold)
 
     def to_dict(self) -> dict:
         return asdict(self) | {"features": list(FEATURES)}
@@ -129,10 +126,22 @@ class Queries:
 
     @property
     def weight(self) -> np.ndarray:
-        """Unknown queries weigh UNKNOWN_SHARE in all, known ones the rest (mean weight 1)."""
-        unknown = self.unknown
-        share = np.where(unknown, UNKNOWN_SHARE / max(1, unknown.sum()), (1 - UNKNOWN_SHARE) / max(1, (~unknown).sum()))
-        return share * len(unknown)
+        return _weights(self.unknown)
+
+
+def _weights(unknown: np.ndarray) -> np.ndarray:
+    """Unknown queries weigh UNKNOWN_SHARE in all, known ones the rest (mean weight 1)."""
+    share = np.where(unknown, UNKNOWN_SHARE / max(1, unknown.sum()), (1 - UNKNOWN_SHARE) / max(1, (~unknown).sum()))
+    return share * len(unknown)
+
+
+def _operating_point(curve: tuple[tuple[float, float, float], ...], threshold: float) -> tuple[float, float]:
+    """(precision, coverage) of the first point of a (threshold, precision, coverage) curve at or above
+    `threshold`; none there: nothing is covered."""
+    for point, precision, coverage in curve:
+        if point >= threshold - 1e-9:
+            return precision, coverage
+    return 1.0, 0.0
 
 
 def calibrate(
@@ -318,10 +327,7 @@ class TextCalibration:
 
     def operating_point(self, threshold: float) -> tuple[float, float]:
         """(expected precision, expected coverage) of text answers at similarity ≥ threshold."""
-        for similarity, precision, coverage in self.curve:
-            if similarity >= threshold - 1e-9:
-                return precision, coverage
-        return 1.0, 0.0
+        return _operating_point(self.curve, threshold)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -358,7 +364,7 @@ def calibrate_text(
             if row >= 0 and not (unknown[i] and row_xids[row] == xid):
                 best[i], right[i] = similarity, row_xids[row] == xid
                 break
-    weight = Queries(best[:, None], right, unknown).weight
+    weight = _weights(unknown)
     return TextCalibration(
         known_queries=int((~unknown).sum()),
         unknown_queries=int(unknown.sum()),

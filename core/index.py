@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -576,6 +576,10 @@ def build_index(
         records = [PhotoRecord(p.path, p.xid, h) for p, h in zip(photos, hashes, strict=True) if h in vectors]
         matrix = np.stack([vectors[r.sha256] for r in records]) if records else np.zeros((0, encoder.dim))
         indexed_xids = {r.xid for r in records}
+        report_progress("index", 0, 1)
+        previous = resolve_build(artifacts_dir) if (artifacts_dir / CURRENT_LINK).exists() else None
+        index = build_vector_index(matrix, index_kind, previous)
+        report_progress("index", 1, 1)
         manifest = Manifest(
             schema_version=SCHEMA_VERSION,
             image_model=encoder.model_name,
@@ -588,12 +592,8 @@ def build_index(
             dataset_fingerprint=fingerprint,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             data_dir=str(data_dir.resolve()),
+            search_index=index.info.to_dict(),
         )
-        report_progress("index", 0, 1)
-        previous = resolve_build(artifacts_dir) if (artifacts_dir / CURRENT_LINK).exists() else None
-        index = build_vector_index(matrix, index_kind, previous)
-        manifest = replace(manifest, search_index=index.info.to_dict())
-        report_progress("index", 1, 1)
         report_progress("calibrate", 0, 2)
         row_xids = [r.xid for r in records]
         calibration = calibrate(index.search, row_xids, [r.sha256 for r in records], matrix, landmarks, RankingParams())
