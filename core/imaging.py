@@ -7,7 +7,11 @@ What decoding may allocate is bounded from the header, before any pixel is decod
   so a 100×400,000 PNG would become a 224×896,000 buffer (gigabytes) from a 137 KB file;
 - JPEGs decode at reduced scale (draft mode: 1/2, 1/4, 1/8), so a 200 MP phone photo costs what a
   12 MP one does, and they may be as large as MAX_JPEG_PIXELS; formats that cannot decode reduced
-  (PNG, GIF, TIFF, WebP, HEIC, BMP) are refused beyond MAX_PIXELS;
+  (PNG, GIF, TIFF, WebP, HEIC, BMP) are refused beyond MAX_PIXELS, and once decoded they are reduced
+  before any copy is made (mode conversion, EXIF rotation), so a 40 MP PNG costs one decoded frame;
+- metadata is read from the header alone: Pillow decodes a whole PNG to look for EXIF stored after its
+  pixels, so such EXIF is not read (a 1.5 MB PNG of 40,000 × 40,000 px took a bot from 530 MB to 2.1 GB
+  when its GPS was read that way);
 - any exception a decoder raises (Pillow plugins raise NotImplementedError, struct.error,
   MemoryError…) is an ImageDecodeError, never a crash.
 """
@@ -21,7 +25,7 @@ import os
 import stat
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from core.errors import GuideError
 
@@ -110,15 +114,17 @@ def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, draft: bool = Fal
         raise ImageDecodeError("empty file")
     try:
         image = _open_checked(data, max_pixels)
+        side = draft_side or MODEL_INPUT_SIDE
         if draft and image.format in REDUCIBLE_FORMATS:
-            side = draft_side or MODEL_INPUT_SIDE
             image.draft("RGB", (side, side))
         elif image.width * image.height > max_pixels:
             raise ImageTooLargeError(f"image too large ({image.width}×{image.height} pixels)")
         # A full load, not verify(): only decoding every pixel catches truncated JPEGs.
         image.load()
-        image = ImageOps.exif_transpose(image)
-        return to_rgb(image)
+        orientation = header_exif(image).get(EXIF_ORIENTATION, 1)  # after the load: a PNG's late eXIf too
+        if draft and image.format not in REDUCIBLE_FORMATS:
+            image = _reduced(image, side)
+        return to_rgb(_upright(image, orientation))
     except ImageDecodeError:
         raise
     except Exception as exc:  # any decoder failure (OSError, SyntaxError, NotImplementedError, MemoryError…)
@@ -142,6 +148,47 @@ def _open_checked(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
+# Modes Image.reduce() takes as they are (others are converted to RGB first).
+REDUCE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I", "F"})
+# How Pillow's ImageOps.exif_transpose turns each EXIF orientation upright.
+ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _reduced(image: Image.Image, side: int) -> Image.Image:
+    """A full-size decode (PNG, WebP, …) reduced by an integer factor that keeps its shorter side ≥ `side`,
+    before anything copies it: the decoded frame is the only full-size allocation."""
+    factor = min(image.size) // max(1, side)
+    if factor < 2:
+        return image
+    if image.mode not in REDUCE_MODES:
+        image = to_rgb(image)
+    return image.reduce(factor)
+
+
+def _upright(image: Image.Image, orientation: object) -> Image.Image:
+    method = ORIENTATIONS.get(orientation) if isinstance(orientation, int) else None
+    return image.transpose(method) if method is not None else image
+
+
+def header_exif(image: Image.Image) -> Image.Exif:
+    """The EXIF an opened image's header holds, without decoding a pixel. Pillow's PNG plugin decodes the
+    whole image when the eXIf chunk is not before the pixels; such EXIF is treated as absent."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return Image.Exif()
+    try:
+        return image.getexif()
+    except Exception:  # malformed EXIF is no EXIF
+        return Image.Exif()
+
+
 GPS_IFD = 0x8825
 EXIF_ORIENTATION = 0x0112
 GPS_LAT_REF, GPS_LAT, GPS_LON_REF, GPS_LON = 1, 2, 3, 4
@@ -150,10 +197,11 @@ GPS_LAT_REF, GPS_LAT, GPS_LON_REF, GPS_LON = 1, 2, 3, 4
 def read_gps(data: bytes) -> tuple[float, float] | None:
     """(lat, lon) from the EXIF GPS tags of an image file, or None: absent, partial or malformed tags
     (a zero denominator, out-of-range values, wrong types) are ignored, never an error.
-    Telegram strips EXIF from photos sent as photos; files sent as documents keep it."""
+    Telegram strips EXIF from photos sent as photos; files sent as documents keep it. Only the header is
+    read, and only of a photo within the decoding budget."""
     try:
-        with Image.open(io.BytesIO(data), formats=_openable_formats()) as image:
-            gps = image.getexif().get_ifd(GPS_IFD)
+        with _open_checked(data, MAX_PIXELS) as image:
+            gps = header_exif(image).get_ifd(GPS_IFD)
         lat = _degrees(gps[GPS_LAT], gps.get(GPS_LAT_REF), "NS")
         lon = _degrees(gps[GPS_LON], gps.get(GPS_LON_REF), "EW")
     except Exception:  # no EXIF, no GPS IFD, a missing tag, garbage: the photo simply has no location
@@ -187,7 +235,7 @@ def telegram_photo(data: bytes) -> bytes:
     """A copy of a photo that Telegram accepts (≤ TELEGRAM_PHOTO_SIDE, JPEG, ≤ 10 MB): the original's bytes
     when they already are one, else a re-encoded copy. ImageDecodeError if it is no readable photo."""
     header = _open_checked(data, MAX_PIXELS)
-    upright = header.getexif().get(EXIF_ORIENTATION, 1) in (0, 1)
+    upright = header_exif(header).get(EXIF_ORIENTATION, 1) in (0, 1)
     small = max(header.size) <= TELEGRAM_PHOTO_SIDE and len(data) <= TELEGRAM_PHOTO_BYTES
     if header.format == "JPEG" and small and upright:
         return data

@@ -17,7 +17,7 @@ import pytest
 from core import Settings, build_index
 from prep.ingest import ingest
 from prep.random_models import build_clip, build_multilingual
-from tests.helpers.datagen import make_raw_dataset
+from tests.helpers.datagen import huge_png, make_raw_dataset
 from tests.helpers.models import CITIES, PHOTOS_PER_LANDMARK, BuiltDataset, Encoders, ModelDirs, torch_encoders
 
 
@@ -71,3 +71,11 @@ def onnx_dir(tmp_path_factory: pytest.TempPathFactory, model_dirs: ModelDirs) ->
         warnings.simplefilter("ignore")
         export(str(model_dirs.clip), str(model_dirs.text), out, int8=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def huge_png_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 1.5 MB PNG of 40,000 × 40,000 pixels a tourist can send as a file (made once: ~5 s)."""
+    path = tmp_path_factory.mktemp("hostile") / "huge.png"
+    path.write_bytes(huge_png())
+    return path

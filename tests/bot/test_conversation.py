@@ -151,7 +151,7 @@ async def test_the_chosen_language_survives_a_restart(fake, built_dataset, model
         assert (await fake.wait_replies(USER, 2))[-1].text.startswith("Hello!")
 
 
-async def test_hostile_and_odd_inputs_each_get_a_short_helpful_reply(bot: FakeTelegram) -> None:
+async def test_hostile_and_odd_inputs_each_get_a_short_helpful_reply(bot: FakeTelegram, huge_png_file) -> None:
     bomb = io.BytesIO()
     Image.new("L", (12_000, 6_000)).save(bomb, "PNG")
     cases = [
@@ -159,6 +159,8 @@ async def test_hostile_and_odd_inputs_each_get_a_short_helpful_reply(bot: FakeTe
         (102, dict(photo_bytes=jpeg_bytes(scene(0, 1)), file_size=25 * 1024 * 1024), "over 20 MB"),
         (103, dict(document=(bomb.getvalue(), "image/png", "bomb.png")), "too large"),
         (110, dict(document=(_elongated_png(), "image/png", "strip.png")), "too elongated"),
+        # 1.5 MB, 40,000 × 40,000 px: its GPS was read by decoding it all (issue #31, row 1)
+        (111, dict(document=(huge_png_file.read_bytes(), "image/png", "huge.png")), "too large"),
         (104, dict(document=(b"%PDF-1.4", "application/pdf", "ticket.pdf")), "not an image"),
         (
             105,
@@ -195,8 +197,8 @@ async def test_hostile_and_odd_inputs_each_get_a_short_helpful_reply(bot: FakeTe
         reply = (await bot.wait_replies(user))[0]
         assert expected in reply.text, (user, reply.text)
         assert len(reply.text) < 300
-    # Only the corrupt photo, the bomb and the strip were downloaded: not the 25 MB photo, not the PDF.
-    assert len(bot.sent("getFile")) == 3
+    # Only the corrupt photo, the bombs and the strip were downloaded: not the 25 MB photo, not the PDF.
+    assert len(bot.sent("getFile")) == 4
 
 
 def _elongated_png() -> bytes:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import struct
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -127,3 +129,18 @@ def make_raw_dataset(
         write_images_csv(raw_dir / f"{city}_images.csv", image_rows)
         names_by_city[city] = names
     return names_by_city
+
+
+def huge_png(width: int = 40_000, height: int = 40_000) -> bytes:
+    """A black greyscale PNG of width × height pixels written row by row through zlib, never held decoded:
+    40,000 × 40,000 is a 1.5 MB file that decodes to 1.6 GB (issue #31, row 1)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    compressor = zlib.compressobj(9)
+    rows = bytes(width + 1) * 1000  # each row: filter byte 0, then the pixels
+    parts = [compressor.compress(rows) for _ in range(height // 1000)]
+    parts += [compressor.compress(bytes(width + 1) * (height % 1000)), compressor.flush()]
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
