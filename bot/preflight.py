@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.settings import BotSettings
-from core import ArtifactsError, Dataset, GuideError, resolve_build
+from core import ArtifactsError, Dataset, GuideError, check_store, resolve_build
 from core.encoders import HEADROOM, ModelLoadError, choose_runtime, container_limit_mb, expected_footprint
 
 
@@ -72,6 +72,15 @@ def check_state_file(settings: BotSettings) -> None:
         raise PreflightError(f"BOT_STATE_FILE {path} is not a regular file: remove it or set BOT_STATE_FILE")
 
 
+def check_contribution_store(settings: BotSettings) -> None:
+    """The contribution store opens (read-only here): a damaged one would end the bot after its models load,
+    then again at every restart."""
+    try:
+        check_store(settings.core.contributions_dir)
+    except GuideError as exc:
+        raise PreflightError(f"CONTRIB_DIR: {exc}") from None
+
+
 def check_models(settings: BotSettings) -> None:
     """The runtime resolves (an ONNX export is read, not loaded) and local model folders exist."""
     try:
@@ -118,6 +127,7 @@ CHECKS: tuple[Callable[[BotSettings], None], ...] = (
     check_something_to_serve,
     check_writable,
     check_state_file,
+    check_contribution_store,
     check_models,
     check_memory,
 )

@@ -22,6 +22,7 @@ from core.contributions import (
     Stats,
     approve,
     basic_check,
+    check_store,
     reject,
     stats_summary,
 )
@@ -148,6 +149,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "SqliteContributionStore",
+    "check_store",
     "Stats",
     "approve",
     "basic_check",

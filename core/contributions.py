@@ -28,7 +28,7 @@ import numpy as np
 
 from core.dataset import Dataset
 from core.errors import GuideError
-from core.schema import upgrade
+from core.schema import DamagedStoreError, SchemaError, check_file, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,22 @@ class ContributionStore(Protocol):
     def stats(self) -> Stats: ...
 
 
+def check_store(folder: Path) -> None:
+    """The store in `folder` is usable (or not there yet), checked read-only before anything loads. A damaged
+    one is refused, never set aside: it holds tourists' feedback and consents that a restored backup or
+    sqlite3's `.recover` may still save, and an empty store in its place would hide that they are gone."""
+    path = folder / STORE_FILE
+    try:
+        check_file(path, SCHEMA_STEPS, f"the contribution store {path}")
+    except DamagedStoreError as exc:
+        raise DamagedStoreError(
+            f"{exc}: restore it from a backup (or rescue it with `sqlite3 {path.name} .recover`), or move it away "
+            f"to start an empty store; the photos in {folder / PHOTOS_DIR} are untouched"
+        ) from None
+    except SchemaError as exc:
+        raise SchemaError(f"{exc}: upgrade the guide, or restore a backup made with this version") from None
+
+
 def new_answer_id() -> str:
     """12 characters (fits callback data, cannot be guessed) that never start with "-": an ID is typed on
     the command line (`prep contributions approve ID`), where a leading dash reads as an option."""
@@ -126,6 +142,7 @@ class SqliteContributionStore:
         self, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES, per_user_per_day: int = DEFAULT_PER_USER_PER_DAY
     ) -> None:
         self.folder, self.max_bytes, self.per_user_per_day = folder, max_bytes, per_user_per_day
+        check_store(folder)
         (folder / PHOTOS_DIR).mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(folder / STORE_FILE, check_same_thread=False, timeout=30)
         upgrade(self._db, SCHEMA_STEPS, f"the contribution store {folder / STORE_FILE}")

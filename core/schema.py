@@ -3,13 +3,15 @@ schema a file has, and `upgrade` brings it forward step by step when it is opene
 
 A file from before versioning has version 0; each store's first step creates its tables with
 `CREATE … IF NOT EXISTS`, so it is also that file's upgrade. A file written by a newer version of the
-guide is refused with one line rather than misread.
+guide is refused with one line rather than misread, and so is a file that is no SQLite database at all
+(`check_file`): each store decides whether it may set such a file aside (a cache) or must refuse (data).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 
 from core.errors import GuideError
 
@@ -29,3 +31,29 @@ def upgrade(db: sqlite3.Connection, steps: Sequence[str], what: str) -> int:
     for number in range(version, len(steps)):
         db.executescript(f"BEGIN; {steps[number]}; PRAGMA user_version = {number + 1}; COMMIT;")
     return len(steps)
+
+
+class DamagedStoreError(GuideError):
+    """The file is not a readable SQLite database (overwritten, cut short, another file under its name)."""
+
+
+def check_file(path: Path, steps: Sequence[str], what: str) -> None:
+    """Read-only: `path` (if it exists) is an intact SQLite database of a schema this version knows.
+    DamagedStoreError or SchemaError, with one line saying which file and what is wrong, else nothing."""
+    if not path.exists():
+        return
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        raise DamagedStoreError(f"{what} cannot be opened ({exc})") from None
+    try:
+        verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        raise DamagedStoreError(f"{what} is not a readable database ({exc})") from None
+    finally:
+        db.close()
+    if verdict != "ok":
+        raise DamagedStoreError(f"{what} is damaged (integrity check: {str(verdict)[:120]})")
+    if version > len(steps):
+        raise SchemaError(f"{what} was written by a newer version of the guide (schema {version}, this one knows {len(steps)})")

@@ -75,3 +75,21 @@ async def test_a_rejected_token_is_one_line_and_exit_2(fake, built_dataset, mode
     errors = [line for line in stderr.decode().splitlines() if " ERROR " in line or "Traceback" in line]
     assert len(errors) == 1 and "rejected TELEGRAM_BOT_TOKEN" in errors[0] and "BotFather" in errors[0]
     _assert_no_secret(stdout + stderr)
+
+
+@pytest.mark.parametrize("content", [b"this is not a database" * 200, b"SQLite format 3\x00" + b"\xff" * 4000])
+async def test_a_damaged_contribution_store_is_one_line_and_exit_2_before_any_model_loads(
+    fake, built_dataset, model_dirs, tmp_path, content
+) -> None:
+    """Under `restart: unless-stopped` a traceback after the model load would be a crash loop (issue #31, row 2).
+    The store is refused, not set aside: it holds tourists' feedback that a backup or `.recover` may save."""
+    store = tmp_path / "contrib" / "contributions.sqlite"
+    store.parent.mkdir()
+    store.write_bytes(content)
+    env = bot_env(fake, built_dataset, model_dirs, CONTRIB_DIR=str(store.parent))
+    process = await start_bot_process(env, tmp_path)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2, stderr.decode()[-2000:]
+    lines = stderr.decode().splitlines()
+    assert len(lines) == 1 and "contributions.sqlite" in lines[0] and "backup" in lines[0], lines
+    assert store.read_bytes() == content and [p.name for p in store.parent.iterdir()] == [store.name]
