@@ -7,7 +7,17 @@ from collections.abc import Sequence
 from html import escape
 
 from bot.i18n import catalog
-from core import CODES, Landmark, LandmarkText, Nearby, PhotoCredit, Recognition, closest_language, language
+from core import (
+    CODES,
+    Landmark,
+    LandmarkText,
+    Nearby,
+    PhotoCredit,
+    Recognition,
+    closest_language,
+    language,
+    trusted_link,
+)
 
 Lang = str  # a guide language code of the registry (core.languages): "ru", "zh-Hans", …
 LANGUAGES: tuple[Lang, ...] = CODES
@@ -99,11 +109,11 @@ def album_caption(name: str, city: str, credit: PhotoCredit | None, lang: Lang) 
 
 def credit_line(credit: PhotoCredit, lang: Lang) -> str:
     """ "Photo: Author, CC BY-SA 4.0" with the author linked to the file's page and the licence to its text
-    (what CC BY and BY-SA ask of whoever shows the photo)."""
+    (what CC BY and BY-SA ask of whoever shows the photo); a link to any other page is shown as text."""
 
     def linked(label: str, url: str) -> str:
         label = escape(clip_text(label, CREDIT_LIMIT))
-        return f'<a href="{escape(url, quote=True)}">{label}</a>' if url.startswith("https://") else label
+        return f'<a href="{escape(url, quote=True)}">{label}</a>' if (url := trusted_link(url)) else label
 
     author, license_ = linked(credit.author, credit.source_url), linked(credit.license, credit.license_url)
     return text("photo_credit", lang, author=author, license=license_)

@@ -57,7 +57,7 @@ class Landmark:
     @classmethod
     def from_row(cls, row: Mapping[str, str | None]) -> Landmark:
         def get(key: str) -> str:
-            return (row.get(key) or "").strip()
+            return clean_text(row.get(key) or "").strip()
 
         return cls(
             xid=get("xid"),
@@ -71,6 +71,18 @@ class Landmark:
             osm=get("osm"),
             description=get("description"),
         )
+
+
+# Characters no name, description, author or licence needs, taken out wherever such text enters (ingest,
+# enrich, harvest, and every reader of the files people edit): bidi embeddings, overrides, isolates and
+# marks, which would reorder the rest of a line inside the bot's right-to-left answers (its own isolation
+# of names stays as it is), and the C0 controls and DEL (NUL among them); tabs and line breaks stay.
+BIDI_AND_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(value: str) -> str:
+    """Data text without bidi controls and control characters (see BIDI_AND_CONTROLS)."""
+    return BIDI_AND_CONTROLS.sub("", value)
 
 
 def split_kinds(raw: str) -> tuple[str, ...]:

@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from core.catalog import Landmark, is_safe_name, read_places, write_places
+from core.catalog import Landmark, clean_text, is_safe_name, read_places, write_places
 from core.enrichment import ENRICHMENT_FILE, Enrichment
 from core.errors import GuideError
-from core.files import file_lock, read_text_tolerantly, write_atomically
+from core.files import UnreadableFileError, file_lock, read_text_tolerantly, write_atomically
 
 PLACES_FILE = "places.csv"
 IMAGES_DIR = "images"
@@ -43,6 +43,8 @@ ENRICH_CACHE_FILE = ".enrich_cache.sqlite"
 HARVEST_CACHE_FILE = ".harvest_cache.sqlite"
 ATTRIBUTION_FILE = "attribution.csv"
 ATTRIBUTION_COLUMNS = ("path", "author", "license", "license_url", "source_url")
+# Cell separators attribution.csv is read with: ours, and what spreadsheets save in many locales.
+ATTRIBUTION_DELIMITERS = (",", ";", "\t")
 REMOVED_COLUMNS = ("path", "sha256", "reason", "removed_at")
 INGEST_REPORT_COLUMNS = ("source", "row", "name", "reason")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"})
@@ -84,17 +86,41 @@ class PhotoCredit:
 
 
 def read_attribution(path: Path) -> dict[str, PhotoCredit]:
-    """Credits by photo path (relative to DATA_DIR); a missing file is none. Read tolerantly (an admin may
-    open it in a spreadsheet); a row without a path or a licence credits nothing and is skipped."""
+    """Credits by photo path (relative to DATA_DIR); a missing file is none. Read as a spreadsheet may have
+    saved it (`,`, `;` or tab between cells, UTF-8 or Windows-1251); a row without a licence is kept (it is
+    rewritten as it was) but credits nothing on a card. A header without the path and licence columns, or a
+    row that cannot be read, is UnreadableFileError: rows not understood are never dropped by a rewrite."""
     if not path.is_file():
         return {}
+    text = read_text_tolerantly(path)
+    if not text.strip():
+        return {}
+    delimiter = _attribution_delimiter(path, text.split("\n", 1)[0])
     credits = {}
-    for row in csv.DictReader(io.StringIO(read_text_tolerantly(path), newline="")):
-        relative, license_ = (row.get("path") or "").strip(), (row.get("license") or "").strip()
-        if relative and license_:
-            values = [(row.get(column) or "").strip() for column in ATTRIBUTION_COLUMNS[1:]]
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or ()]
+    for row in reader:
+        if None in row or (not (row.get("path") or "").strip() and any((v or "").strip() for v in row.values())):
+            raise UnreadableFileError(
+                f"{path}, line {reader.line_num}: a row without a path or with more cells than the header; "
+                "fix that line (nothing was written over the file)"
+            )
+        if relative := (row.get("path") or "").strip():
+            values = (clean_text(row.get(column) or "").strip() for column in ATTRIBUTION_COLUMNS[1:])
             credits[relative] = PhotoCredit(*values)
     return credits
+
+
+def _attribution_delimiter(path: Path, header: str) -> str:
+    """The cell separator under which the header names the columns credits need."""
+    for delimiter in ATTRIBUTION_DELIMITERS:
+        names = {name.strip().lower() for name in next(csv.reader([header], delimiter=delimiter), [])}
+        if {"path", "license"} <= names:
+            return delimiter
+    raise UnreadableFileError(
+        f"{path}: its header does not name the columns {', '.join(ATTRIBUTION_COLUMNS)} (separated by , ; or "
+        "tab); fix the header (nothing was written over the file)"
+    )
 
 
 def write_attribution(path: Path, credits: dict[str, PhotoCredit]) -> None:
@@ -173,7 +199,8 @@ class Dataset:
             write_attribution(self.attribution_path, self.attribution() | credits)
 
     def enrichment(self) -> Enrichment:
-        return Enrichment.read(self.enrichment_path)
+        """The dataset's enrichment (UnreadableFileError if the file is damaged: never read as empty)."""
+        return Enrichment.load(self.enrichment_path)
 
     def write_enrichment(self, enrichment: Enrichment) -> None:
         enrichment.write(self.enrichment_path)

@@ -18,7 +18,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.catalog import Landmark
+from core.catalog import Landmark, clean_text
+from core.files import UnreadableFileError
 from core.languages import CODES, name_chain
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,22 @@ class LandmarkInfo:
             "wikipedia": self.wikipedia,
         }
 
+    def over(self, older: LandmarkInfo | None) -> LandmarkInfo:
+        """This info, with what only `older` has kept (a request that failed this time loses nothing)."""
+        if older is None:
+            return self
+        return LandmarkInfo(
+            older.names | self.names,
+            self.transliterated | (older.transliterated - set(self.names)),
+            older.descriptions | self.descriptions,
+            older.wikipedia | self.wikipedia,
+        )
+
     @classmethod
     def from_dict(cls, raw: dict) -> LandmarkInfo:
         def texts(key: str) -> dict[str, str]:
             value = raw.get(key) or {}
-            return {str(k): str(v) for k, v in value.items() if isinstance(v, str) and v.strip()}
+            return {str(k): clean_text(v) for k, v in value.items() if isinstance(v, str) and clean_text(v).strip()}
 
         return cls(
             texts("names"), frozenset(raw.get("transliterated") or ()), texts("descriptions"), texts("wikipedia")
@@ -73,21 +85,49 @@ class Enrichment:
         tmp.replace(path)
 
     @classmethod
-    def read(cls, path: Path) -> Enrichment:
-        """The file's content; none (missing) or damaged gives an empty enrichment, never an error: cards
-        then fall back to the dataset's names and to transliteration."""
+    def load(cls, path: Path) -> Enrichment:
+        """The file's content (none if missing). UnreadableFileError if it cannot be read — broken JSON, a
+        newer schema, wrong shapes: the dataset's copy is then refused, never read as empty and overwritten."""
         if not path.is_file():
             return cls()
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(raw, dict) or raw.get("schema") != SCHEMA:
-                raise ValueError("unknown schema")
+        except (OSError, ValueError, RecursionError) as exc:
+            raise UnreadableFileError(f"{path} is not readable JSON ({_short(exc)}): {FIX}") from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("schema"), int):
+            raise UnreadableFileError(f"{path} is not an enrichment file (no schema number): {FIX}")
+        if raw["schema"] > SCHEMA:
+            raise UnreadableFileError(
+                f"{path} was written by a newer version of the guide (schema {raw['schema']}, this one reads "
+                f"{SCHEMA}): upgrade the guide, or restore a backup made with this version"
+            )
+        try:
             landmarks = {str(xid): LandmarkInfo.from_dict(info) for xid, info in raw.get("landmarks", {}).items()}
-            cities = {str(c): {str(k): str(v) for k, v in names.items()} for c, names in raw.get("cities", {}).items()}
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
-            log.warning("%s is damaged (%s): run `python -m prep enrich` again", path, exc)
-            return cls()
+            cities = {
+                clean_text(str(c)): {str(k): clean_text(str(v)) for k, v in names.items()}
+                for c, names in raw.get("cities", {}).items()
+            }
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise UnreadableFileError(f"{path} has an entry of the wrong shape ({_short(exc)}): {FIX}") from None
         return cls(landmarks, cities)
+
+    @classmethod
+    def read(cls, path: Path) -> Enrichment:
+        """A build's copy, for serving: unreadable gives an empty enrichment with a warning, never an error
+        (cards then fall back to the dataset's names and to transliteration)."""
+        try:
+            return cls.load(path)
+        except UnreadableFileError as exc:
+            log.warning("%s; cards fall back to the dataset's names", exc)
+            return cls()
+
+
+# What to do about an unreadable enrichment.json (nothing has written over it).
+FIX = "fix it by hand, or move it away and run `python -m prep enrich` to fetch it anew; it was left as it is"
+
+
+def _short(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {exc}"[:160]
 
 
 @dataclass(frozen=True)

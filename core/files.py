@@ -8,6 +8,8 @@
 - `set_aside`: a damaged file is renamed to `<name>.damaged-<time>` (kept for the admin, out of the way)
   and the caller says so in one line.
 - `read_text_tolerantly`: a file people edit in a spreadsheet: UTF-8 with or without a BOM, else cp1251.
+- `UnreadableFileError`: a data file (not a cache) that cannot be read as its format says is refused in one
+  line and never written over: reading it as empty and saving would lose every entry in it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from core.errors import GuideError
 
 # Seconds a writer waits for another to finish with the same file before giving up with an error.
 LOCK_TIMEOUT_S = 30.0
@@ -78,6 +82,11 @@ def file_lock(path: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
             raise TimeoutError(f"{path} is locked by another process for over {timeout:.0f} s") from None
     finally:
         in_process.release()
+
+
+class UnreadableFileError(GuideError, ValueError):
+    """A data file cannot be read as its format says (a hand edit, another program, a newer release);
+    nothing was written over it. The message names the file, what is wrong and what to do."""
 
 
 def set_aside(path: Path) -> Path:

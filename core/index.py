@@ -240,6 +240,7 @@ class PhotoIndex:
             index = VectorIndex.load(location, IndexInfo(**manifest.search_index))
             photos = _read_photos(location / PHOTOS_FILE)
             landmarks = read_places(location / LANDMARKS_FILE)
+            credits = read_attribution(location / ATTRIBUTION_FILE)  # never served uncredited: damaged if unread
         except Exception as exc:
             raise ArtifactsError(
                 f"artifacts in {location} are damaged ({exc}): rebuild with `python -m prep build`"
@@ -250,7 +251,6 @@ class PhotoIndex:
             ) from None
         enrichment = Enrichment.read(location / ENRICHMENT_FILE)
         calibrations = _read_calibration(location)
-        credits = read_attribution(location / ATTRIBUTION_FILE)
         return cls(manifest, photos, landmarks, index, location, enrichment, *calibrations, credits=credits)
 
     def check_models(
@@ -613,7 +613,7 @@ def build_index(
             list(landmarks.values()),
             enrichment,
             (calibration, text_calibration),
-            {r.path: credit for r in records if (credit := attribution.get(r.path)) is not None},
+            {r.path: credit for r in records if (credit := attribution.get(r.path)) is not None and credit.license},
         )
         return BuildReport(
             photos=len(records),

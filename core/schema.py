@@ -56,4 +56,6 @@ def check_file(path: Path, steps: Sequence[str], what: str) -> None:
     if verdict != "ok":
         raise DamagedStoreError(f"{what} is damaged (integrity check: {str(verdict)[:120]})")
     if version > len(steps):
-        raise SchemaError(f"{what} was written by a newer version of the guide (schema {version}, this one knows {len(steps)})")
+        raise SchemaError(
+            f"{what} was written by a newer version of the guide (schema {version}, this one knows {len(steps)})"
+        )

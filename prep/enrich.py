@@ -6,6 +6,8 @@ Sources, per landmark and language, first found wins:
                sentences of its `extract`) → Wikidata's short description
   link         the Wikipedia article from Wikidata's sitelinks ({lang}wiki)
 City names: transliterated (the dataset has no city ids to look up).
+What a run could not fetch keeps what enrichment.json already had; an enrichment.json that cannot be read
+is refused before any request (never read as empty and written over).
 
 A polite client (prep.wikimedia): a descriptive User-Agent with a contact (ENRICH_CONTACT), ids in batches of 50,
 `maxlag=5` on Wikidata, retries with backoff on 429 and 5xx (honouring Retry-After), and an on-disk
@@ -30,6 +32,7 @@ from core import (
     Landmark,
     LandmarkInfo,
     ProgressFn,
+    clean_text,
     language,
     no_progress,
     transliterate,
@@ -55,6 +58,7 @@ class EnrichReport:
     descriptions: Counter = field(default_factory=Counter)
     links: Counter = field(default_factory=Counter)  # lang → count
     failures: list[str] = field(default_factory=list)
+    abandoned_hosts: list[str] = field(default_factory=list)  # stopped answering in time: not asked again
     path: Path | None = None
 
     def to_dict(self) -> dict:
@@ -71,6 +75,7 @@ class EnrichReport:
             "descriptions": nested(self.descriptions),
             "wikipedia_links": dict(sorted(self.links.items())),
             "failures": self.failures,
+            "abandoned_hosts": self.abandoned_hosts,
             "enrichment": str(self.path) if self.path else None,
         }
 
@@ -81,8 +86,9 @@ class EnrichReport:
             texts = ", ".join(f"{n} {src}" for (lg, src), n in sorted(self.descriptions.items()) if lg == lang)
             lines.append(f"  {lang}: names: {names}; descriptions: {texts or 'none'}; links: {self.links[lang]}")
         if self.failures:
-            lines.append(f"  {len(self.failures)} requests failed (fields left empty; run again to retry):")
+            lines.append(f"  {len(self.failures)} requests failed (what the last run found is kept; run again):")
             lines += [f"    {failure}" for failure in self.failures[:10]]
+        lines += [f"  stopped asking {host}: it left requests in a row unanswered" for host in self.abandoned_hosts]
         return "\n".join(lines)
 
 
@@ -91,6 +97,7 @@ def enrich(
 ) -> EnrichReport:
     dataset = Dataset(data_dir)
     landmarks = dataset.landmarks()
+    previous = dataset.enrichment()  # an unreadable file is refused here, before any request
     report = EnrichReport(landmarks=len(landmarks), langs=langs)
     cache = HttpCache(dataset.enrich_cache_path)
     client = WikiClient(settings, cache)
@@ -101,12 +108,18 @@ def enrich(
             for lm in _reporting(landmarks.values(), progress, "enrich")
         }
     finally:
+        report.abandoned_hosts = sorted(client.abandoned)
         client.close()
         cache.close()
     cities = {lm.city for lm in landmarks.values() if lm.city}
-    city_names = {city: {lang: transliterate(city) for lang in langs if lang != SOURCE_LANG} for city in sorted(cities)}
-    enrichment = Enrichment({xid: info for xid, info in infos.items() if info != LandmarkInfo()}, city_names)
-    dataset.write_enrichment(enrichment)
+    transliterated = {city: {lang: transliterate(city) for lang in langs if lang != SOURCE_LANG} for city in cities}
+    city_names = previous.cities | {
+        city: names | previous.cities.get(city, {}) for city, names in transliterated.items()
+    }
+    # What this run could not fetch (a failed request, a host given up) keeps what the last run found.
+    fetched = {xid: info.over(previous.landmarks.get(xid)) for xid, info in infos.items()}
+    kept = previous.landmarks | {xid: info for xid, info in fetched.items() if info != LandmarkInfo()}
+    dataset.write_enrichment(Enrichment(kept, dict(sorted(city_names.items()))))
     report.path = dataset.enrichment_path
     return report
 
@@ -181,7 +194,7 @@ def _description(
     entry = language(lang)
     if title:
         try:
-            if extract := first_sentences(client.summary(entry.wikipedia, title)):
+            if extract := first_sentences(clean_text(client.summary(entry.wikipedia, title))):
                 return extract, "wikipedia"
         except FetchError as exc:
             report.failures.append(f"wikipedia {entry.wikipedia}:{title}: {exc}")

@@ -41,13 +41,24 @@ from core import (
     Landmark,
     PhotoCredit,
     ProgressFn,
+    clean_text,
     decode_image,
     is_safe_name,
+    licence_problem,
     no_progress,
     transliterate,
+    trusted_link,
 )
 from prep.enrich import wikidata_info
-from prep.wikimedia import WIKIDATA_BATCH, FetchError, HttpCache, WikiClient, WikimediaSettings, json_object
+from prep.wikimedia import (
+    WIKIDATA_BATCH,
+    FetchError,
+    HttpCache,
+    WikiClient,
+    WikimediaSettings,
+    json_object,
+    nested_text,
+)
 
 CLASSES_FILE = Path(__file__).with_name("harvest_classes.csv")
 # Wikidata's geosearch: radius at most 10 km, at most 500 results a call.
@@ -74,6 +85,9 @@ THUMB_SUFFIXES = {".jpg": ".jpg", ".jpeg": ".jpg", ".png": ".png", ".webp": ".we
 # Thumbnails fetched at once: few enough to spare upload.wikimedia.org, enough to hide latency.
 DOWNLOAD_WORKERS = 4
 QID = re.compile(r"^Q\d+$")
+# Characters of a sight's name or a photo's author kept (Wikidata labels are far shorter; a credit is a line).
+MAX_NAME_CHARS = 200
+MAX_AUTHOR_CHARS = 200
 TAG = re.compile(r"<[^>]+>")
 
 
@@ -230,12 +244,17 @@ def item_ids(values: list[object]) -> list[str]:
 
 
 def coordinates(entity: dict) -> tuple[float, float] | None:
+    """The item's first usable P625 (finite, on the Earth: a latitude of 1000 or NaN is no place)."""
     for value in statement_values(entity, "P625"):
         if isinstance(value, dict):
             lat, lon = value.get("latitude"), value.get("longitude")
-            if isinstance(lat, int | float) and isinstance(lon, int | float):
+            if isinstance(lat, int | float) and isinstance(lon, int | float) and on_earth(float(lat), float(lon)):
                 return float(lat), float(lon)
     return None
+
+
+def on_earth(lat: float, lon: float) -> bool:
+    return math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180
 
 
 def first_string(entity: dict, prop: str) -> str:
@@ -256,8 +275,8 @@ class Sight:
         """The dataset's `name` is the source language's (Russian), else English, else any label."""
         labels = json_object(self.entity.get("labels"))
         for code in (SOURCE_LANG, "en", *sorted(labels)):
-            if value := json_object(labels.get(code)).get("value"):
-                return str(value)
+            if value := nested_text(labels, code, "value"):
+                return " ".join(value.split())[:MAX_NAME_CHARS]
         return ""
 
 
@@ -274,12 +293,14 @@ class CommonsPhoto:
 
 
 def plain_text(markup: str) -> str:
-    """Commons' extmetadata is HTML (an author is often a link): its text, entities decoded."""
-    return " ".join(html.unescape(TAG.sub(" ", markup)).split())
+    """Commons' extmetadata is HTML (an author is often a link): its text, entities decoded, without bidi
+    controls or control characters (core.clean_text)."""
+    return " ".join(clean_text(html.unescape(TAG.sub(" ", markup))).split())
 
 
-def commons_photo(page: dict) -> tuple[CommonsPhoto | None, str]:
-    """The page's file as a photo to store, or None and why not."""
+def commons_photo(page: dict, settings: WikimediaSettings) -> tuple[CommonsPhoto | None, str]:
+    """The page's file as a photo to store, or None and why not: a photo, large enough, under a free licence
+    (core.licence_problem), with a thumbnail on a host files may come from; links only to trusted pages."""
     info = next((i for i in page.get("imageinfo", []) if isinstance(i, dict)), None)
     if info is None:
         return None, "missing on Commons"
@@ -294,15 +315,17 @@ def commons_photo(page: dict) -> tuple[CommonsPhoto | None, str]:
         return plain_text(str(json_object(meta.get(name)).get("value", "")))
 
     license_ = field_text("LicenseShortName")
+    if problem := licence_problem(license_):
+        return None, f"{problem} ({license_[:40]})" if license_ else problem
     thumb = str(info.get("thumburl") or "")
-    if not license_:
-        return None, "no licence information"
     if not thumb:
         return None, "no thumbnail"
+    if not settings.file_url_allowed(thumb):
+        return None, "thumbnail on another host"
     author = field_text("Artist") or field_text("Credit") or "unknown author"
-    source = str(info.get("descriptionurl") or "")
-    credit = PhotoCredit(author[:200], license_, field_text("LicenseUrl"), source)
-    return CommonsPhoto(str(page.get("title", "")), thumb, credit), ""
+    source = trusted_link(str(info.get("descriptionurl") or ""))
+    credit = PhotoCredit(author[:MAX_AUTHOR_CHARS], license_, trusted_link(field_text("LicenseUrl")), source)
+    return CommonsPhoto(clean_text(str(page.get("title", ""))), thumb, credit), ""
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -321,6 +344,7 @@ class HarvestReport:
     photos_present: int = 0  # on disk from an earlier run: not fetched again
     photos_skipped: Counter = field(default_factory=Counter)  # reason → Commons files
     failures: list[str] = field(default_factory=list)
+    abandoned_hosts: list[str] = field(default_factory=list)  # stopped answering in time: not asked again
     seconds: float = 0.0
     data_dir: str = ""
 
@@ -340,6 +364,7 @@ class HarvestReport:
             "photos_present": self.photos_present,
             "photos_skipped": dict(self.photos_skipped.most_common()),
             "failures": self.failures,
+            "abandoned_hosts": self.abandoned_hosts,
             "seconds": round(self.seconds, 1),
             "data_dir": self.data_dir,
         }
@@ -359,6 +384,8 @@ class HarvestReport:
         if self.failures:
             lines.append(f"  {len(self.failures)} requests failed (run again to retry):")
             lines += [f"    {failure}" for failure in self.failures[:10]]
+        lines += [f"  stopped asking {host}: it left several requests in a row unanswered; what it gave is kept"
+                  for host in self.abandoned_hosts]
         lines.append(
             f"  credits in attribution.csv ({self.seconds:.0f} s); next: prep clean, review, apply, build"
         )
@@ -385,7 +412,12 @@ def harvest(
     progress: ProgressFn = no_progress,
 ) -> HarvestReport:
     started = time.monotonic()
+    city = clean_text(city).strip()
     dataset = Dataset(data_dir)
+    # The files this run adds to are read first: one that cannot be read is refused before any request.
+    dataset.enrichment(), dataset.attribution()
+    if dataset.places_path.is_file():
+        dataset.landmarks()
     data_dir.mkdir(parents=True, exist_ok=True)
     report = HarvestReport(city, code, area.describe(), data_dir=str(data_dir))
     cache = HttpCache(dataset.harvest_cache_path)
@@ -398,6 +430,7 @@ def harvest(
         photos = _photos(client, sights, per_landmark, report, progress)
         _download(client, dataset, xids, photos, report, progress)
     finally:
+        report.abandoned_hosts = sorted(client.abandoned)
         client.close()
         cache.close()
     report.seconds = time.monotonic() - started
@@ -430,7 +463,7 @@ def _geosearch(client: WikiClient, area: Area, report: HarvestReport, progress: 
         for hit in hits:
             qid, lat, lon = str(hit.get("title", "")), hit.get("lat"), hit.get("lon")
             if QID.match(qid) and isinstance(lat, int | float) and isinstance(lon, int | float):
-                if area.contains(float(lat), float(lon)):
+                if on_earth(float(lat), float(lon)) and area.contains(float(lat), float(lon)):
                     points[qid] = GeoPoint(float(lat), float(lon))
         done += 1
         progress("geosearch", done, done + len(queue))
@@ -475,7 +508,8 @@ def _sights(
         image, category = first_string(entity, "P18"), first_string(entity, "P373")
         place = coordinates(entity) or (points[qid].lat, points[qid].lon)
         sight = Sight(qid, entity, place[0], place[1], verdict, image, category)
-        reason = verdict.reason or ("no photo on Commons (P18, P373)" if not image and not category else "")
+        reason = "" if on_earth(*place) else "coordinates off the Earth"
+        reason = reason or verdict.reason or ("no photo on Commons (P18, P373)" if not image and not category else "")
         reason = reason or ("no name" if not sight.name() else "")
         if reason:
             report.skipped[reason] += 1
@@ -523,7 +557,7 @@ def _photos(
         chosen: dict[str, CommonsPhoto] = {}
         if sight.image:
             page = images.get(_title(f"File:{sight.image}"))
-            photo, why = commons_photo(page) if page else (None, "missing on Commons")
+            photo, why = commons_photo(page, client.settings) if page else (None, "missing on Commons")
             if photo is None:
                 report.photos_skipped[why] += 1
             else:
@@ -583,7 +617,7 @@ def _category_photos(
             return
         pages = json_object(json_object(answer.get("query")).get("pages")).values()
         for page in (p for p in pages if isinstance(p, dict)):  # the category's order (its sort keys)
-            photo, why = commons_photo(page)
+            photo, why = commons_photo(page, client.settings)
             if photo is None:
                 report.photos_skipped[why] += 1
             elif photo.title not in seen:

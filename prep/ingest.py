@@ -22,6 +22,7 @@ from core import (
     GuideError,
     ImageDecodeError,
     Landmark,
+    clean_text,
     decode_image,
     is_safe_name,
     parse_coordinate,
@@ -178,7 +179,7 @@ def read_raw_places(path: Path, city_code: str, skipped: list[Skipped]) -> dict[
             raise IngestError(f"{path.name}: no XID/Name columns (found: {', '.join(fields)})")
 
         def get(row: dict, column: str | None) -> str:
-            return (row.get(column) or "").strip() if column else ""
+            return clean_text(row.get(column) or "").strip() if column else ""
 
         for number, row in enumerate(reader):
             xid, name = get(row, columns["xid"]), " ".join(get(row, columns["name"]).split())

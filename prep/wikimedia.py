@@ -4,36 +4,59 @@ One client for `prep enrich` and `prep harvest`: a descriptive User-Agent with a
 (ENRICH_CONTACT), `maxlag=5` on the action APIs, retries with backoff on 429, 5xx and `maxlag`
 (honouring Retry-After), a deadline and a size limit per answer, and an on-disk cache of every
 definitive answer (`HttpCache`), so a rerun asks only for what it lacks. Errors are never cached.
+
+A host is untrusted input: the deadline covers the whole exchange — connecting, the headers, the body
+(httpx's timeouts apply to each read, so a server sending a byte every few seconds never trips them:
+requests run on an asyncio client under `asyncio.timeout`) —, an answer that cannot be parsed (broken or
+absurdly nested JSON) is one failed request, and a host that leaves HOST_GIVE_UP_AFTER attempts in a row
+unanswered (deadline missed, no connection) is not asked again in this run: the run keeps what it has
+and its report names the host.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from typing import TypeVar
+from urllib.parse import quote, urlsplit
 
 import httpx
 
-from core import EnvReader, environment, language
+from core import EnvReader, clean_text, environment, language, set_aside
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_WIKIDATA_API_URL = "https://www.wikidata.org/w/api.php"
 DEFAULT_WIKIPEDIA_API_URL = "https://{lang}.wikipedia.org/api/rest_v1"
 DEFAULT_COMMONS_API_URL = "https://commons.wikimedia.org/w/api.php"
 # Wikidata's limit of ids per wbgetentities request.
 WIKIDATA_BATCH = 50
-# Seconds without a byte before a request fails, seconds a whole request may take (a server trickling a
-# byte every few seconds never trips the first), the largest answer read, tries per request, and the
-# first backoff (doubled each retry).
+# Seconds without a byte before a request fails; seconds until the whole header has arrived (Wikimedia's
+# servers send it well within one); seconds the whole exchange may take (a server trickling a byte every
+# few seconds never trips the first: only these two end it; 8 MB at 1 MB/s fits); the largest answer read;
+# tries per request; the first backoff (doubled each retry).
 REQUEST_TIMEOUT = 15.0
-REQUEST_DEADLINE = 45.0
+HEADERS_DEADLINE = 15.0
+REQUEST_DEADLINE = 30.0
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 MAX_TRIES = 4
 RETRY_BASE_SECONDS = 1.0
 MAX_RETRY_AFTER = 60.0
+# Attempts in a row a host may leave unanswered (deadline missed, no connection) before this run stops
+# asking it: with the deadlines above, a trickling host costs at most ~1.5 min, not one per request.
+HOST_GIVE_UP_AFTER = 3
+# Where Commons serves thumbnails; files are fetched from there or from the configured API's own host.
+COMMONS_UPLOAD_HOST = "upload.wikimedia.org"
+
+
 @dataclass(frozen=True)
 class WikimediaSettings:
     wikidata_api_url: str = DEFAULT_WIKIDATA_API_URL
@@ -51,6 +74,20 @@ class WikimediaSettings:
             contact=env.text("ENRICH_CONTACT", "") or "",
         )
 
+    def file_url_allowed(self, url: str) -> bool:
+        """Whether a photo may be fetched from `url`: https on Commons' upload host, or the configured Commons
+        API's own scheme and host (a mirror, or the tests' local fake). An API answer names the URL: never
+        another host."""
+        try:
+            parts, api = urlsplit(url), urlsplit(self.commons_api_url)
+        except ValueError:
+            return False
+        if parts.username or parts.password:
+            return False
+        if parts.scheme == "https" and parts.hostname == COMMONS_UPLOAD_HOST and parts.port in (None, 443):
+            return True
+        return (parts.scheme, parts.netloc.lower()) == (api.scheme, api.netloc.lower())
+
     @property
     def user_agent(self) -> str:
         from core.cli import package_version
@@ -65,11 +102,27 @@ class FetchError(Exception):
 
 class HttpCache:
     """Definitive answers by URL (JSON 200s that are no API error, and 404s), so a rerun asks only for what
-    it lacks. Nothing else is ever stored: an error page, a `maxlag` answer or a cut body is asked again."""
+    it lacks. Nothing else is ever stored: an error page, a `maxlag` answer or a cut body is asked again.
+    Only a cache: a damaged file is set aside with a warning and a new one started."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path)
-        self._db.execute("CREATE TABLE IF NOT EXISTS http (url TEXT PRIMARY KEY, status INTEGER, body TEXT)")
+        try:
+            self._db = self._open(path)
+        except sqlite3.DatabaseError as exc:
+            aside = set_aside(path)
+            log.warning("%s is damaged (%s): moved to %s, answers will be asked again", path, exc, aside)
+            self._db = self._open(path)
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path)
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS http (url TEXT PRIMARY KEY, status INTEGER, body TEXT)")
+            db.execute("SELECT COUNT(*) FROM http").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def get(self, url: str) -> tuple[int, str] | None:
         row = self._db.execute("SELECT status, body FROM http WHERE url = ?", (url,)).fetchone()
@@ -86,7 +139,9 @@ class HttpCache:
 class WikiClient:
     def __init__(self, settings: WikimediaSettings, cache: HttpCache, sleep=time.sleep) -> None:
         self.settings, self.cache, self._sleep = settings, cache, sleep
-        self._http = httpx.Client(headers={"User-Agent": settings.user_agent}, timeout=REQUEST_TIMEOUT, trust_env=False)
+        self._http = _DeadlineHttp(settings.user_agent)
+        self._unanswered: dict[str, int] = {}  # host → attempts in a row without an answer
+        self.abandoned: set[str] = set()  # hosts this run stopped asking
 
     def close(self) -> None:
         self._http.close()
@@ -137,12 +192,18 @@ class WikiClient:
 
     def _retrying(self, url: str, judge: Callable[[int, bytes], Verdict]) -> object:
         why = ""
+        host = urlsplit(url).netloc.lower()
         for attempt in range(MAX_TRIES):
+            if host in self.abandoned:
+                raise FetchError(f"{url}: not asked: {host} left {HOST_GIVE_UP_AFTER} attempts in a row unanswered")
             try:
-                status, headers, body = self._fetch(url)
-            except (httpx.HTTPError, FetchError) as exc:
+                status, headers, body = self._http.fetch(url)
+            except (httpx.HTTPError, FetchError, OSError) as exc:
                 why, wait = _short(exc), RETRY_BASE_SECONDS * 2**attempt
+                if self._count_unanswered(host, why):
+                    raise FetchError(f"{url}: {why}; {host} is not asked again in this run") from None
             else:
+                self._unanswered.pop(host, None)
                 verdict = judge(status, body)
                 if verdict.done:
                     return verdict.value
@@ -154,19 +215,16 @@ class WikiClient:
                 self._sleep(wait)
         raise FetchError(f"{url}: {why}")
 
-    def _fetch(self, url: str) -> tuple[int, httpx.Headers, bytes]:
-        """One request, with a deadline for the whole answer and a size limit."""
-        deadline = time.monotonic() + REQUEST_DEADLINE
-        chunks, size = [], 0
-        with self._http.stream("GET", url) as response:
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > MAX_ANSWER_BYTES:
-                    raise FetchError(f"answer over {MAX_ANSWER_BYTES // 2**20} MB")
-                if time.monotonic() > deadline:
-                    raise FetchError(f"no complete answer in {REQUEST_DEADLINE:.0f} s")
-                chunks.append(chunk)
-            return response.status_code, response.headers, b"".join(chunks)
+    def _count_unanswered(self, host: str, why: str) -> bool:
+        """Count an attempt without an answer; True when that makes the host one this run gives up on."""
+        self._unanswered[host] = self._unanswered.get(host, 0) + 1
+        if self._unanswered[host] < HOST_GIVE_UP_AFTER:
+            return False
+        if host not in self.abandoned:
+            self.abandoned.add(host)
+            log.warning("%s left %d attempts in a row unanswered (%s): not asked again in this run", host,
+                        HOST_GIVE_UP_AFTER, why)
+        return True
 
     def entities(self, ids: list[str], langs: tuple[str, ...], claims: bool = False) -> dict[str, dict]:
         """Wikidata items by id (up to WIKIDATA_BATCH), with labels, descriptions and sitelinks in `langs`,
@@ -180,7 +238,11 @@ class WikiClient:
         }
         data = self.action(self.settings.wikidata_api_url, params)
         entities = json_object(data.get("entities"))
-        return {qid: entity for qid, entity in entities.items() if isinstance(entity, dict)}
+        asked = set(ids)
+        if unasked := [key for key in entities if key not in asked]:  # never trusted: they would become xids
+            log.warning("Wikidata's answer held %d entities not asked for (e.g. %r): left out", len(unasked),
+                        str(unasked[0])[:40])
+        return {qid: entity for qid, entity in entities.items() if qid in asked and isinstance(entity, dict)}
 
     def summary(self, edition: str, title: str) -> str:
         base = self.settings.wikipedia_api_url.replace("{lang}", edition)
@@ -204,9 +266,10 @@ def _http_error(status: int) -> Verdict:
 
 
 def _parse(body: str) -> object:
+    """The JSON value of `body`, or None when it is no JSON at all or nested too deep to parse."""
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -227,8 +290,65 @@ def json_object(value: object) -> dict:
 
 
 def nested_text(container: object, key: str, field: str) -> str:
-    """container[key][field] when each level has the shape Wikidata documents, else ""."""
+    """container[key][field] when each level has the shape Wikidata documents, else "" (bidi controls and
+    control characters taken out: core.clean_text)."""
     value = json_object(json_object(container).get(key)).get(field)
-    return value if isinstance(value, str) else ""
+    return clean_text(value).strip() if isinstance(value, str) else ""
+
+
+class _DeadlineHttp:
+    """GET requests held to a deadline for the whole exchange: an httpx.AsyncClient on a private event loop
+    (its own thread), so that `asyncio.timeout` can end a request wherever it stalls. Callable from any
+    thread (harvest downloads from several at once)."""
+
+    def __init__(self, user_agent: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="wikimedia-http", daemon=True)
+        self._thread.start()
+        self._client = self._run(self._make_client(user_agent))
+
+    @staticmethod
+    async def _make_client(user_agent: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(headers={"User-Agent": user_agent}, timeout=REQUEST_TIMEOUT, trust_env=False)
+
+    def _run(self, coroutine: Coroutine[object, object, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def fetch(self, url: str) -> tuple[int, httpx.Headers, bytes]:
+        return self._run(self._fetch(url))
+
+    async def _fetch(self, url: str) -> tuple[int, httpx.Headers, bytes]:
+        try:
+            async with asyncio.timeout(REQUEST_DEADLINE):
+                request = self._client.build_request("GET", url)
+                try:
+                    response = await asyncio.wait_for(self._client.send(request, stream=True), HEADERS_DEADLINE)
+                except TimeoutError:
+                    raise FetchError(f"no complete header in {HEADERS_DEADLINE:.0f} s") from None
+                try:
+                    return response.status_code, response.headers, await _body(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise FetchError(f"no complete answer in {REQUEST_DEADLINE:.0f} s") from None
+
+    def close(self) -> None:
+        try:
+            self._run(self._client.aclose())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+
+async def _body(response: httpx.Response) -> bytes:
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise FetchError(f"answer over {MAX_ANSWER_BYTES // 2**20} MB")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
