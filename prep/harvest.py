@@ -506,9 +506,11 @@ def _sights(
         entity = entities[qid]
         verdict = classes.classify(of[qid], parents, labels)
         image, category = first_string(entity, "P18"), first_string(entity, "P373")
-        place = coordinates(entity) or (points[qid].lat, points[qid].lon)
+        own = coordinates(entity)
+        place = own or (points[qid].lat, points[qid].lon)
         sight = Sight(qid, entity, place[0], place[1], verdict, image, category)
-        reason = "" if on_earth(*place) else "coordinates off the Earth"
+        # Statements that give no place on the Earth (lat 1000, NaN) make the whole item suspect.
+        reason = "bad coordinates (P625)" if own is None and statement_values(entity, "P625") else ""
         reason = reason or verdict.reason or ("no photo on Commons (P18, P373)" if not image and not category else "")
         reason = reason or ("no name" if not sight.name() else "")
         if reason:

@@ -61,6 +61,8 @@ class CommonsFile:
     artist: str = '<a href="//commons.wikimedia.org/wiki/User:Ann" title="User:Ann">Ann Example</a>'
     license: str = "CC BY-SA 4.0"
     license_url: str = "https://creativecommons.org/licenses/by-sa/4.0"
+    thumb_url: str = ""  # where imageinfo says the thumbnail is ("" : this server's /thumb/)
+    description_url: str = ""  # the file's page imageinfo names ("" : Commons' own)
 
 
 class FakeWiki:
@@ -73,6 +75,8 @@ class FakeWiki:
         self.answers: dict[str, list[tuple[int, str]]] = defaultdict(list)  # path part → raw (status, body) first
         self.trickle: set[str] = set()  # path parts answered one byte every `trickle_interval` s, for ever
         self.trickle_interval = 0.2
+        self.trickle_headers: set[str] = set()  # path parts whose status line and headers come a byte at a time
+        self.extra_entities: dict[str, dict] = {}  # put into every wbgetentities answer, asked for or not
         self.lists_for_empty_maps: set[str] = set()  # qids whose empty maps come as [] (Wikidata before 2019)
         self.requests: list[tuple[str, str, str]] = []  # (path, query, user agent)
         self.places: dict[str, tuple[float, float]] = {}  # qid → where geosearch finds it
@@ -112,6 +116,14 @@ class FakeWiki:
             await asyncio.sleep(wait)
         if key in self.slow:
             await asyncio.sleep(self.delay)
+        if key in self.trickle_headers:
+            transport = request.transport
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Slow: " + b"." * 600:
+                if transport is None or transport.is_closing():
+                    break
+                transport.write(bytes([byte]))
+                await asyncio.sleep(self.trickle_interval)
+            raise asyncio.CancelledError  # the connection is the client's to drop; nothing more is sent
         if key in self.trickle:
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             await response.prepare(request)
@@ -156,7 +168,7 @@ class FakeWiki:
                     f"{k}wiki": {"site": f"{k}wiki", "title": v, "badges": []} for k, v in entity.titles.items()
                 },
             }
-        return web.json_response({"entities": entities, "success": 1})
+        return web.json_response({"entities": entities | self.extra_entities, "success": 1})
 
     async def _summary(self, request: web.Request) -> web.Response:
         lang, title = request.match_info["lang"], request.match_info["title"]
@@ -218,11 +230,12 @@ class FakeWiki:
         if file.license_url:
             meta["LicenseUrl"] = {"value": file.license_url, "source": "commons-desc-page", "hidden": ""}
         info = {
-            "thumburl": f"{self.url}/thumb/{quote(name)}",
+            "thumburl": file.thumb_url or f"{self.url}/thumb/{quote(name)}",
             "thumbwidth": width,
             "thumbheight": round(file.height * ratio),
             "url": f"{self.url}/original/{quote(name)}",
-            "descriptionurl": f"https://commons.wikimedia.org/wiki/{quote(title.replace(' ', '_'), safe=':/')}",
+            "descriptionurl": file.description_url
+            or f"https://commons.wikimedia.org/wiki/{quote(title.replace(' ', '_'), safe=':/')}",
             "descriptionshorturl": "https://commons.wikimedia.org/w/index.php?curid=1",
             "size": len(file.data),
             "width": file.width,
