@@ -127,7 +127,7 @@ def parse_state(raw: bytes) -> dict[int, UserState]:
     else:
         try:
             document = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise DamagedStateError(f"not JSON ({exc})") from None
     if not isinstance(document, dict) or not isinstance(document.get("version"), int):
         raise DamagedStateError("no format version")

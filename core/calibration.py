@@ -27,6 +27,7 @@ threshold that reaches MATCH_PRECISION, unless TEXT_MATCH_THRESHOLD is set by ha
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -53,6 +54,11 @@ RELIABILITY_BINS = 10
 # Operating points the reports list (probability thresholds).
 OPERATING_POINTS = (0.5, 0.7, 0.8, 0.9, 0.95)
 FEATURES = ("best_similarity", "margin", "vote_share")
+# What a stored calibration may hold (anything else is a damaged file, core.index serves fixed thresholds):
+# feature scales above MIN_SCALE (a zero scale divides by zero) and coefficients within MAX_COEFFICIENT
+# (the fit is L2-regularised on features of order 1: its coefficients stay in the tens).
+MIN_SCALE = 1e-6
+MAX_COEFFICIENT = 1e3
 
 # Text queries (landmark names × languages) at most, and the similarity grid of the text curve.
 TEXT_QUERIES = 1500
@@ -107,13 +113,29 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, raw: Mapping) -> Calibration:
+        """The stored calibration; ValueError when any value is one a fit cannot produce (a hand edit, a
+        damaged file): non-finite, a scale ≤ MIN_SCALE, a coefficient beyond MAX_COEFFICIENT, a share
+        outside 0–1. The caller then serves the fixed thresholds."""
         fields = cls.__dataclass_fields__
         values = {name: raw[name] for name in fields}
         for name in ("mean", "scale", "weights"):
             values[name] = tuple(float(v) for v in values[name])
         for name in ("reliability", "curve"):
             values[name] = tuple(tuple(float(x) for x in row) for row in values[name])
-        return cls(**values)
+        calibration = cls(**values)
+        calibration.check()
+        return calibration
+
+    def check(self) -> None:
+        n = len(FEATURES)
+        _require(len(self.mean) == len(self.scale) == len(self.weights) == n, f"{n} features expected")
+        _require(_finite(*self.mean, *self.scale, *self.weights, self.bias), "a non-finite coefficient")
+        _require(all(s > MIN_SCALE for s in self.scale), "a feature scale of zero or below")
+        _require(all(abs(c) <= MAX_COEFFICIENT for c in (*self.weights, self.bias)), "an absurd coefficient")
+        _check_counts(self.known_queries, self.unknown_queries, self.known_accuracy)
+        for predicted, observed, weight in self.reliability:
+            _require(_share(predicted, observed) and _finite(weight) and weight >= 0, "a reliability bin out of range")
+        _check_curve(self.curve, low=0.0)
 
 
 @dataclass(frozen=True)
@@ -334,8 +356,37 @@ class TextCalibration:
 
     @classmethod
     def from_dict(cls, raw: Mapping) -> TextCalibration:
+        """The stored curve; ValueError for values no fit produces (see Calibration.from_dict)."""
         curve = tuple((float(s), float(p), float(c)) for s, p, c in raw["curve"])
-        return cls(int(raw["known_queries"]), int(raw["unknown_queries"]), float(raw["known_accuracy"]), curve)
+        calibration = cls(int(raw["known_queries"]), int(raw["unknown_queries"]), float(raw["known_accuracy"]), curve)
+        _check_counts(calibration.known_queries, calibration.unknown_queries, calibration.known_accuracy)
+        _check_curve(calibration.curve, low=-1.0)  # cosine similarities
+        return calibration
+
+
+def _require(condition: bool, what: str) -> None:
+    if not condition:
+        raise ValueError(f"damaged: {what}")
+
+
+def _finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)
+
+
+def _share(*values: float) -> bool:
+    return all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in values)
+
+
+def _check_counts(known: int, unknown: int, accuracy: float) -> None:
+    _require(known >= 0 and unknown >= 0 and _share(accuracy), "query counts or accuracy out of range")
+
+
+def _check_curve(curve: tuple[tuple[float, float, float], ...], low: float) -> None:
+    """(threshold, precision, coverage) rows: thresholds in [low, 1] ascending, shares in [0, 1]."""
+    thresholds = [t for t, _, _ in curve]
+    _require(all(_finite(t) and low <= t <= 1.0 for t in thresholds), "a threshold out of range")
+    _require(thresholds == sorted(thresholds), "thresholds out of order")
+    _require(all(_share(p, c) for _, p, c in curve), "a precision or coverage out of range")
 
 
 def calibrate_text(

@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -173,7 +173,7 @@ class Manifest:
     def read(cls, path: Path) -> Manifest:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise ArtifactsError(
                 f"{path} is damaged ({exc.__class__.__name__}): rebuild with `python -m prep build`"
             ) from None
@@ -382,7 +382,7 @@ def _read_calibration(location: Path) -> tuple[Calibration | None, TextCalibrati
         return image, text
     except FileNotFoundError:
         return None, None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         log.warning("%s is damaged (%s): the fixed thresholds serve; `python -m prep build --force`", path, exc)
         return None, None
 
@@ -669,7 +669,8 @@ def _publish(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        index.write(staging)
+        # The manifest records the index file's checksum: a file damaged later is refused at load.
+        manifest = replace(manifest, search_index=index.write(staging).to_dict())
         with (staging / PHOTOS_FILE).open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["path", "xid", "sha256"])

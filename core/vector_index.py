@@ -19,12 +19,13 @@ This module writes and reads these files; `core.index` places them in a build fo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import mmap
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import faiss
@@ -50,6 +51,8 @@ RETRAIN_GROWTH = 2.0
 RETRAIN_DISTORTION = 1.15
 DRIFT_SAMPLE = 2000
 SEED = 0
+# Bytes read at a time to checksum an index file at load (hashing 200 MB costs ~0.3 s).
+CHECKSUM_CHUNK = 4 * 1024 * 1024
 
 INDEX_FILE = "index.faiss"
 VECTORS_FILE = "vectors.f16.npy"
@@ -67,6 +70,7 @@ class IndexInfo:
     recall_at_20: float | None = None  # measured at build against exact search (1.0 for flat)
     trained_on: int = 0  # vectors the IVF was trained on (0 for flat)
     retrained: bool = False  # this build trained it (False: the previous build's training was reused)
+    sha256: str = ""  # of index.faiss as written (older builds: "", not checked)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -143,7 +147,8 @@ class VectorIndex:
             return np.asarray(self._exact, dtype=np.float32)
         return self._index.reconstruct_n(0, self.ntotal)
 
-    def write(self, folder: Path) -> None:
+    def write(self, folder: Path) -> IndexInfo:
+        """Write the files; returns the info to record in the manifest, with the index file's checksum."""
         faiss.write_index(self._index, str(folder / INDEX_FILE))
         if self._exact is not None:
             np.save(folder / VECTORS_FILE, np.asarray(self._exact, dtype=np.float16))
@@ -151,14 +156,50 @@ class VectorIndex:
             trained, training = self._trained
             faiss.write_index(trained, str(folder / TRAINED_FILE))
             (folder / TRAINED_INFO_FILE).write_text(json.dumps(asdict(training)), encoding="utf-8")
+        self.info = replace(self.info, sha256=file_sha256(folder / INDEX_FILE))
+        return self.info
 
     @classmethod
     def load(cls, folder: Path, info: IndexInfo) -> VectorIndex:
-        index = faiss.read_index(str(folder / INDEX_FILE))
+        """The build's index, after what is cheap to check (ValueError saying what does not fit): the kind,
+        the index file against its checksum, that the file is an index of that kind, nprobe within its
+        lists, the float16 vectors' dtype and shape. A damaged file must not answer from garbage."""
+        if info.kind not in ("flat", "ivf"):
+            raise ValueError(f"unknown index kind {info.kind!r}")
+        path = folder / INDEX_FILE
+        if info.sha256 and file_sha256(path) != info.sha256:
+            raise ValueError(f"{INDEX_FILE} does not match the checksum in the manifest")
+        index = faiss.read_index(str(path))
+        _check_kind(index, info)
         exact = _map_vectors(folder / VECTORS_FILE) if info.kind == "ivf" else None
         if exact is not None and (exact.shape != (index.ntotal, index.d)):
             raise ValueError(f"{VECTORS_FILE} holds {exact.shape}, the index {index.ntotal} × {index.d}")
         return cls(index, info, exact)
+
+
+def _check_kind(index: faiss.Index, info: IndexInfo) -> None:
+    """The file holds the kind of index the manifest says, searched by inner product, with a usable nprobe."""
+    if index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise ValueError(f"{INDEX_FILE} is not an inner-product index")
+    if info.kind == "flat":
+        if not isinstance(index, faiss.IndexFlat):
+            raise ValueError(f"the manifest says flat, {INDEX_FILE} holds {type(index).__name__}")
+        return
+    try:
+        ivf = faiss.extract_index_ivf(index)
+    except RuntimeError:
+        raise ValueError(f"the manifest says ivf, {INDEX_FILE} holds {type(index).__name__}") from None
+    if not (isinstance(info.nprobe, int) and 1 <= info.nprobe <= ivf.nlist):
+        raise ValueError(f"nprobe {info.nprobe!r} is outside 1–{ivf.nlist}, the index's lists")
+
+
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, read in chunks (an index file can be hundreds of MB)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHECKSUM_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _map_vectors(path: Path) -> np.ndarray:
@@ -172,6 +213,8 @@ def _map_vectors(path: Path) -> np.ndarray:
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     if fortran or len(shape) != 2:
         raise ValueError(f"{path.name} is not a row-major matrix")
+    if np.dtype(dtype) != np.float16:
+        raise ValueError(f"{path.name} holds {np.dtype(dtype).name}, not float16")
     mapped.madvise(mmap.MADV_RANDOM)
     return np.frombuffer(mapped, dtype=dtype, count=shape[0] * shape[1], offset=offset).reshape(shape)
 
@@ -229,7 +272,7 @@ def _reusable(matrix: np.ndarray, previous: Path | None) -> tuple[faiss.Index, T
     try:
         index = faiss.read_index(str(previous / TRAINED_FILE))
         training = Training(**json.loads((previous / TRAINED_INFO_FILE).read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError, RuntimeError) as exc:
+    except (OSError, ValueError, TypeError, RuntimeError, RecursionError) as exc:
         log.warning("the previous build's trained index is unreadable (%s): retraining", exc)
         return None
     if index.d != matrix.shape[1] or len(matrix) > RETRAIN_GROWTH * training.vectors:

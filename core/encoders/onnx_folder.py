@@ -91,7 +91,7 @@ class OnnxManifest:
             raise OnnxModelsError(f"no exported ONNX models in {model_dir}/: run `python -m prep export-onnx`")
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise OnnxModelsError(f"{path} is damaged ({exc.__class__.__name__}): {REEXPORT}") from None
         if not isinstance(raw, dict) or raw.get("schema") != ONNX_SCHEMA:
             raise OnnxModelsError(f"{path} has another schema: {REEXPORT}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core import ArtifactsError, Guide, PhotoIndex, build_index, model_id, open_cache
@@ -197,3 +199,95 @@ def test_an_embedding_cache_of_0_1_is_kept_and_versioned(tmp_path) -> None:
     with EmbeddingCache(path) as cache:
         assert cache._db.execute("PRAGMA user_version").fetchone()[0] == len(CACHE_SCHEMA_STEPS)
         assert cache._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 1
+
+
+# --- issue #31 rows 10 and 13: a hand-edited calibration, a damaged IVF build ----------------------
+def _edit_calibration(location: Path, edit) -> None:
+    path = location / "calibration.json"
+    raw = json.loads(path.read_text())
+    edit(raw)
+    path.write_text(json.dumps(raw))  # allow_nan: writes NaN / Infinity as a hand edit would
+
+
+CALIBRATION_EDITS = {
+    "nan weight": lambda raw: raw["calibration"]["weights"].__setitem__(0, float("nan")),
+    "zero scale": lambda raw: raw["calibration"]["scale"].__setitem__(1, 0.0),
+    "infinite bias": lambda raw: raw["calibration"].__setitem__("bias", float("inf")),
+    "absurd bias": lambda raw: raw["calibration"].__setitem__("bias", 1e9),
+    "nan text threshold": lambda raw: raw["text"]["curve"][0].__setitem__(0, float("nan")),
+    "text threshold -1e9": lambda raw: raw["text"]["curve"][0].__setitem__(0, -1e9),
+    "precision above 1": lambda raw: raw["text"]["curve"][-1].__setitem__(1, 7.0),
+}
+
+
+@pytest.mark.parametrize("edit", list(CALIBRATION_EDITS))
+def test_a_hand_edited_calibration_is_damaged_and_the_fixed_thresholds_serve(
+    dataset, model_dirs, monkeypatch, tmp_path, capsys, caplog, edit
+) -> None:
+    """NaN weights printed `NaN` in `core recognize --json` (invalid JSON) and could make every photo a 100 %
+    match; a NaN or -1e9 text threshold let text search never admit a miss."""
+    from core import text_threshold
+    from core.__main__ import main as core_main
+    from core.calibration import FALLBACK_TEXT_MATCH_THRESHOLD
+
+    location = resolve_build(dataset.artifacts_dir)
+    _edit_calibration(location, CALIBRATION_EDITS[edit])
+    index = PhotoIndex.load(dataset.artifacts_dir)
+    assert index.calibration is None and index.text_calibration is None
+    assert any("calibration.json is damaged" in r.getMessage() for r in caplog.records)
+    assert text_threshold(index.text_calibration, None, 0.9) == FALLBACK_TEXT_MATCH_THRESHOLD
+    use_environment(monkeypatch, tmp_path, dataset, model_dirs)
+    photo = dataset.data_dir / index.photos[0].path
+    code, out, err = run(core_main, ["recognize", str(photo), "--json"], capsys)
+    assert code == 0, err
+    answer = json.loads(out, parse_constant=lambda name: pytest.fail(f"{name} in the JSON output"))
+    assert answer["landmarks"] and "confidence" not in json.dumps(answer)  # no calibrated figure claimed
+
+
+@pytest.fixture
+def ivf_build(built_dataset: BuiltDataset, encoders, tmp_path: Path) -> Path:
+    artifacts = tmp_path / "ivf"
+    build_index(built_dataset.data_dir, artifacts, encoders.image, text_model=encoders.text.model_name, index_kind="ivf")
+    return artifacts
+
+
+def _overwrite_middle(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(range(64))
+    path.write_bytes(bytes(data))
+
+
+def _float32_vectors(path: Path) -> None:
+    np.save(path, np.load(path).astype(np.float32))
+
+
+def _manifest_edit(key: str, value: object):
+    def edit(location: Path) -> None:
+        path = location / "manifest.json"
+        manifest = json.loads(path.read_text())
+        manifest["search_index"][key] = value
+        path.write_text(json.dumps(manifest))
+
+    return edit
+
+
+IVF_DAMAGE = {
+    "overwritten index bytes": (lambda location: _overwrite_middle(location / "index.faiss"), "checksum"),
+    "float32 vectors": (lambda location: _float32_vectors(location / "vectors.f16.npy"), "float16"),
+    "nprobe 10**12": (_manifest_edit("nprobe", 10**12), "nprobe"),
+    "flat over an ivf file": (_manifest_edit("kind", "flat"), "says flat"),
+    "unknown kind": (_manifest_edit("kind", "hnsw"), "kind"),
+}
+
+
+@pytest.mark.parametrize("damage", list(IVF_DAMAGE))
+def test_a_damaged_ivf_build_is_refused_at_load_in_one_line(ivf_build: Path, damage: str) -> None:
+    """Overwritten bytes loaded and answered, float32 vectors answered from garbage, nprobe 10¹² was a
+    MemoryError traceback, a "flat" manifest over an IVF file a RuntimeError at the first query."""
+    assert PhotoIndex.load(ivf_build).search_info.sha256  # the build recorded the checksum
+    harm, expected = IVF_DAMAGE[damage]
+    harm(resolve_build(ivf_build))
+    with pytest.raises(ArtifactsError, match=expected) as refused:
+        PhotoIndex.load(ivf_build)
+    assert "\n" not in str(refused.value) and "rebuild" in str(refused.value)
