@@ -27,6 +27,7 @@ from telegram.error import BadRequest
 from bot import feedback
 from bot.context import GuideContext, incoming, pressed
 from bot.i18n import catalog
+from bot.logs import is_network_failure, short_failure
 from bot.photos import shareable_photo
 from bot.reindex import ReindexBusyError
 from bot.state import SharedLocation
@@ -400,6 +401,15 @@ def _read_album(hits: list[PhotoHit], captions: list[str]) -> list[InputMediaPho
     return album
 
 
+def describe_update(update: object) -> str:
+    """ "update 812 (message)": what the logs may say of an update. A tourist's text, photo and location are
+    theirs: `/forget` and `/privacy` do not reach the logs, so the logs never hold them."""
+    if not isinstance(update, Update):
+        return f"a {type(update).__name__}"
+    kind = next((name for name in Update.ALL_TYPES if getattr(update, name, None) is not None), "unknown")
+    return f"update {update.update_id} ({kind})"
+
+
 def _sender(update: Update) -> int:
     """Who a request counts against: the user, or the chat for updates without one (channel posts)."""
     if update.effective_user is not None:
@@ -494,8 +504,12 @@ async def _run_reindex(context: GuideContext, status: Message, lang_: Lang) -> N
 
 
 async def error(update: object, context: GuideContext) -> None:
-    """Log every exception with its update, and tell the user something went wrong."""
-    log.error("exception while handling update %s", update, exc_info=context.error)
+    """Log every exception with its update's id and kind (never its content), and tell the user."""
+    what = describe_update(update)
+    if context.error is not None and is_network_failure(context.error):
+        log.warning("network failure while handling %s: %s", what, short_failure(context.error))
+    else:
+        log.error("exception while handling %s", what, exc_info=context.error)
     if isinstance(update, Update) and incoming(update) is not None:
         try:
             await incoming(update).reply_text(text("error", context.lang))

@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import logging
 from html import escape
 from pathlib import Path
 
@@ -326,3 +327,21 @@ def test_the_token_is_redacted_from_every_log_form() -> None:
     RedactingFilter([token]).filter(record)
     text = record.getMessage() + record.exc_text
     assert "SECRET" not in text and "***" in text
+
+
+async def test_a_failing_update_is_logged_by_id_and_kind_never_by_its_content(
+    bot: FakeTelegram, shared_guide, monkeypatch, caplog
+) -> None:
+    """The error handler logged the whole Update: a tourist's text and location in logs `/forget` cannot reach."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("search index exploded")
+
+    monkeypatch.setattr(shared_guide, "search", broken)
+    with caplog.at_level(logging.INFO):
+        await bot.send(USER, text="hotel Tverskaya 7 room 512")
+        reply = (await bot.wait_replies(USER))[0]
+    assert "went wrong" in reply.text
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert "exception while handling update" in logged and "(message)" in logged
+    assert "Tverskaya" not in logged and "search index exploded" in logged

@@ -93,3 +93,28 @@ async def test_a_damaged_contribution_store_is_one_line_and_exit_2_before_any_mo
     lines = stderr.decode().splitlines()
     assert len(lines) == 1 and "contributions.sqlite" in lines[0] and "backup" in lines[0], lines
     assert store.read_bytes() == content and [p.name for p in store.parent.iterdir()] == [store.name]
+
+
+async def test_telegram_unreachable_while_the_bot_stops_is_one_line_per_failure(
+    fake, built_dataset, model_dirs, tmp_path
+) -> None:
+    """PTB's updater logged a 60-line traceback when its last getUpdates failed at shutdown (issue #31)."""
+    process = await start_bot_process(bot_env(fake, built_dataset, model_dirs), tmp_path)
+    lines: list[str] = []
+    reader = asyncio.create_task(_lines(process.stderr, lines))
+    try:
+        for _ in range(600):
+            if any("ready" in line for line in lines):
+                break
+            await asyncio.sleep(0.1)
+        assert any("ready" in line for line in lines), "".join(lines)[-2000:]
+        await fake.stop()  # Telegram goes away; the bot notices while polling and at its last getUpdates
+        await asyncio.sleep(2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), timeout=30)
+        await reader
+    log = "".join(lines)
+    assert process.returncode == 0, log[-2000:]
+    assert "Traceback" not in log and all(line[:4].isdigit() for line in lines), log[-3000:]
+    assert any("get_updates" in line or "polling Telegram failed" in line for line in lines), log[-2000:]
