@@ -52,7 +52,7 @@ from core.embedding_cache import (
 from core.encoders import choose_runtime, model_id
 from core.enrichment import LANGS, SOURCE_LANG, Enrichment, LandmarkInfo, LandmarkText, transliterate
 from core.errors import GuideError
-from core.files import UnreadableFileError, file_lock, read_text_tolerantly, set_aside, write_atomically
+from core.files import file_lock, read_text_tolerantly, set_aside, write_atomically
 from core.geo import EARTH_RADIUS_M, GeoPoint, Nearby, landmark_point
 from core.imaging import (
     MIN_PHOTO_SIDE,
@@ -147,7 +147,6 @@ __all__ = [
     "SqliteContributionStore",
     "Stats",
     "UNKNOWN_SHARE",
-    "UnreadableFileError",
     "approve",
     "basic_check",
     "build_index",

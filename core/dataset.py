@@ -29,7 +29,7 @@ from pathlib import Path
 from core.catalog import Landmark, clean_text, is_safe_name, read_places, write_places
 from core.enrichment import ENRICHMENT_FILE, Enrichment
 from core.errors import GuideError
-from core.files import UnreadableFileError, file_lock, read_text_tolerantly, write_atomically
+from core.files import UnreadableFileError, file_lock, read_table, write_atomically
 
 PLACES_FILE = "places.csv"
 IMAGES_DIR = "images"
@@ -43,8 +43,6 @@ ENRICH_CACHE_FILE = ".enrich_cache.sqlite"
 HARVEST_CACHE_FILE = ".harvest_cache.sqlite"
 ATTRIBUTION_FILE = "attribution.csv"
 ATTRIBUTION_COLUMNS = ("path", "author", "license", "license_url", "source_url")
-# Cell separators attribution.csv is read with: ours, and what spreadsheets save in many locales.
-ATTRIBUTION_DELIMITERS = (",", ";", "\t")
 REMOVED_COLUMNS = ("path", "sha256", "reason", "removed_at")
 INGEST_REPORT_COLUMNS = ("source", "row", "name", "reason")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"})
@@ -87,40 +85,24 @@ class PhotoCredit:
 
 def read_attribution(path: Path) -> dict[str, PhotoCredit]:
     """Credits by photo path (relative to DATA_DIR); a missing file is none. Read as a spreadsheet may have
-    saved it (`,`, `;` or tab between cells, UTF-8 or Windows-1251); a row without a licence is kept (it is
-    rewritten as it was) but credits nothing on a card. A header without the path and licence columns, or a
-    row that cannot be read, is UnreadableFileError: rows not understood are never dropped by a rewrite."""
+    saved it (core.files.read_table); a row without a licence is kept (a rewrite keeps it as it was) but
+    credits nothing on a card. A header without the path and licence columns, or a row with more cells
+    than the header or without a path, is UnreadableFileError: rows not understood are never dropped."""
     if not path.is_file():
         return {}
-    text = read_text_tolerantly(path)
-    if not text.strip():
-        return {}
-    delimiter = _attribution_delimiter(path, text.split("\n", 1)[0])
     credits = {}
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    reader.fieldnames = [name.strip().lower() for name in reader.fieldnames or ()]
+    reader = read_table(path, ("path", "license"))
     for row in reader:
-        if None in row or (not (row.get("path") or "").strip() and any((v or "").strip() for v in row.values())):
+        relative = clean_text(row.get("path") or "").strip()
+        if None in row or (not relative and any((v or "").strip() for v in row.values())):
             raise UnreadableFileError(
                 f"{path}, line {reader.line_num}: a row without a path or with more cells than the header; "
-                "fix that line (nothing was written over the file)"
+                "fix that line — nothing was written over the file"
             )
-        if relative := (row.get("path") or "").strip():
+        if relative:
             values = (clean_text(row.get(column) or "").strip() for column in ATTRIBUTION_COLUMNS[1:])
             credits[relative] = PhotoCredit(*values)
     return credits
-
-
-def _attribution_delimiter(path: Path, header: str) -> str:
-    """The cell separator under which the header names the columns credits need."""
-    for delimiter in ATTRIBUTION_DELIMITERS:
-        names = {name.strip().lower() for name in next(csv.reader([header], delimiter=delimiter), [])}
-        if {"path", "license"} <= names:
-            return delimiter
-    raise UnreadableFileError(
-        f"{path}: its header does not name the columns {', '.join(ATTRIBUTION_COLUMNS)} (separated by , ; or "
-        "tab); fix the header (nothing was written over the file)"
-    )
 
 
 def write_attribution(path: Path, credits: dict[str, PhotoCredit]) -> None:
@@ -263,8 +245,8 @@ class Dataset:
     def removed_paths(self) -> set[str]:
         if not self.removed_path.is_file():
             return set()
-        with self.removed_path.open(newline="", encoding="utf-8") as f:
-            return {row["path"] for row in csv.DictReader(f) if row.get("path")}
+        # A header no one can read refuses (UnreadableFileError): read as none, removed photos would come back.
+        return {path for row in read_table(self.removed_path, ("path",)) if (path := (row.get("path") or "").strip())}
 
     def record_removed(self, photo: RemovedPhoto) -> None:
         """Append one deletion (called right after the file is deleted, so a crash loses no record)."""
@@ -281,10 +263,12 @@ class Dataset:
 
     def kept(self) -> dict[str, KeptPhoto]:
         """Review decisions to keep a photo, by content hash. Read tolerantly (a spreadsheet's BOM, Windows
-        encodings, short rows, extra columns); a row without a hash cannot protect anything and is skipped."""
+        encodings, `;` separators, short rows, extra columns); a row without a hash cannot protect anything
+        and is skipped. A header without `sha256` refuses (UnreadableFileError): read as no decisions,
+        `prep apply` would delete what the admin kept."""
         if not self.kept_path.is_file():
             return {}
-        rows = csv.DictReader(io.StringIO(read_text_tolerantly(self.kept_path), newline=""))
+        rows = read_table(self.kept_path, ("sha256",))
         kept = {}
         for row in rows:
             sha = (row.get("sha256") or "").strip().lower()

@@ -7,7 +7,8 @@
   (the review page's six parallel clicks, `prep apply` in another shell).
 - `set_aside`: a damaged file is renamed to `<name>.damaged-<time>` (kept for the admin, out of the way)
   and the caller says so in one line.
-- `read_text_tolerantly`: a file people edit in a spreadsheet: UTF-8 with or without a BOM, else cp1251.
+- `read_text_tolerantly`: a file people edit in a spreadsheet: UTF-8 with or without a BOM, else cp1251;
+  `read_table` reads such a CSV with whichever of `,` `;` tab its header was saved with.
 - `UnreadableFileError`: a data file (not a cache) that cannot be read as its format says is refused in one
   line and never written over: reading it as empty and saving would lose every entry in it.
 """
@@ -15,15 +16,20 @@
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from core.errors import GuideError
 
+# Cell separators a CSV people edit may come back with: ours, and what spreadsheets save in many locales
+# (a Russian Excel writes `;`).
+TABLE_DELIMITERS = (",", ";", "\t")
 # Seconds a writer waits for another to finish with the same file before giving up with an error.
 LOCK_TIMEOUT_S = 30.0
 
@@ -103,3 +109,25 @@ def read_text_tolerantly(path: Path) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         return raw.decode("cp1251", errors="replace")
+
+
+def read_table(path: Path, required: Collection[str]) -> csv.DictReader:
+    """The rows of a CSV file people edit, by lower-case column name: read as `read_text_tolerantly` reads,
+    cut at whichever of TABLE_DELIMITERS makes the header name every `required` column. An empty file has
+    no rows; a header that names them under no separator is UnreadableFileError — never read as no rows,
+    which a rewrite would make true."""
+    text = read_text_tolerantly(path)
+    header = text.split("\n", 1)[0]
+    for delimiter in TABLE_DELIMITERS:
+        names = [name.strip().lower() for name in next(csv.reader([header], delimiter=delimiter), [])]
+        if set(required) <= set(names):
+            reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+            if reader.fieldnames:  # reading them consumes the header row; then they are named in lower case
+                reader.fieldnames = names
+            return reader
+    if not text.strip():
+        return csv.DictReader(io.StringIO(""))
+    raise UnreadableFileError(
+        f"{path}: its header does not name the column(s) {', '.join(sorted(required))} (separated by , ; or "
+        "tab); fix the header — nothing was written over the file"
+    )

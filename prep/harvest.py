@@ -415,7 +415,7 @@ def harvest(
     city = clean_text(city).strip()
     dataset = Dataset(data_dir)
     # The files this run adds to are read first: one that cannot be read is refused before any request.
-    dataset.enrichment(), dataset.attribution()
+    dataset.enrichment(), dataset.attribution(), dataset.removed_paths()
     if dataset.places_path.is_file():
         dataset.landmarks()
     data_dir.mkdir(parents=True, exist_ok=True)

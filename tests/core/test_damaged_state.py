@@ -247,7 +247,8 @@ def test_a_hand_edited_calibration_is_damaged_and_the_fixed_thresholds_serve(
 @pytest.fixture
 def ivf_build(built_dataset: BuiltDataset, encoders, tmp_path: Path) -> Path:
     artifacts = tmp_path / "ivf"
-    build_index(built_dataset.data_dir, artifacts, encoders.image, text_model=encoders.text.model_name, index_kind="ivf")
+    text_model = encoders.text.model_name
+    build_index(built_dataset.data_dir, artifacts, encoders.image, text_model=text_model, index_kind="ivf")
     return artifacts
 
 

@@ -193,7 +193,8 @@ def test_core_recognize_answers_a_huge_png_within_the_memory_of_an_ordinary_phot
     def peak_mb(image: Path) -> tuple[int, float]:
         code = (
             "import atexit, resource, runpy, sys\n"
-            "atexit.register(lambda: print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr))\n"
+            "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "atexit.register(lambda: print('PEAK', peak(), file=sys.stderr))\n"
             f"sys.argv = ['core', 'recognize', {str(image)!r}]\n"
             "runpy.run_module('core', run_name='__main__')\n"
         )

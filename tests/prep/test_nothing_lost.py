@@ -66,7 +66,7 @@ def test_apply_rechecks_at_the_moment_it_deletes(cleaned) -> None:
     assert deleted == planned - {kept_meanwhile}
 
 
-@pytest.mark.parametrize("edit", ["bom", "short-row", "latin-1"])
+@pytest.mark.parametrize("edit", ["bom", "short-row", "latin-1", "semicolons"])
 def test_a_hand_edited_kept_csv_keeps_every_decision(cleaned, capsys, edit: str) -> None:
     dataset, qdir, expected = cleaned
     decide(qdir, dataset.data_dir, sorted(expected), "keep")
@@ -81,6 +81,9 @@ def test_a_hand_edited_kept_csv_keeps_every_decision(cleaned, capsys, edit: str)
         kept.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))  # a spreadsheet's "CSV UTF-8"
     elif edit == "short-row":
         kept.write_text(text + "abc\n", encoding="utf-8")
+    elif edit == "semicolons":  # a Russian-locale spreadsheet's "CSV" (issue #31, row 4's sibling)
+        rows = list(csv.reader(text.splitlines()))
+        kept.write_text("\n".join(";".join(f'"{cell}"' for cell in row) for row in rows) + "\n", encoding="cp1251")
     else:
         kept.write_bytes(text.encode("utf-8") + "é,images/x/y/z.jpg,grayscale,\n".encode("latin-1"))
     code, out, err = run(main, ["apply", "--quarantine", str(qdir), "--yes", "--json"], capsys)
@@ -137,3 +140,17 @@ def test_the_review_server_answers_malformed_requests_and_refuses_a_bad_port(cle
         server.shutdown()
     code, _, err = run(main, ["review", "--quarantine", str(qdir), "--port", "99999"], capsys)
     assert code == 2 and "Traceback" not in err and "--port" in err
+
+
+@pytest.mark.parametrize("name", ["kept.csv", "removed.csv"])
+def test_a_review_file_whose_header_nobody_can_read_stops_apply_and_ingest(cleaned, capsys, name: str) -> None:
+    """Read as empty, an unreadable kept.csv would let apply delete what the admin kept, and an unreadable
+    removed.csv would let ingest bring back what review removed: both refuse in one line instead."""
+    dataset, qdir, expected = cleaned
+    path = dataset.data_dir / name
+    path.write_text("Hash|Pfad|Gründe\nabc|images/x/y/z.jpg|grayscale\n", encoding="utf-8")
+    command = ["apply", "--quarantine", str(qdir), "--yes"] if name == "kept.csv" else ["ingest", str(dataset.raw_dir)]
+    code, _, err = run(main, command, capsys)
+    assert code == 2 and name in err and len(err.strip().splitlines()) == 1, err
+    assert all((dataset.data_dir / p).is_file() for p in expected)
+    assert path.read_text(encoding="utf-8").startswith("Hash|Pfad")
