@@ -275,6 +275,15 @@ def _reusable(matrix: np.ndarray, previous: Path | None) -> tuple[faiss.Index, T
     except (OSError, ValueError, TypeError, RuntimeError, RecursionError) as exc:
         log.warning("the previous build's trained index is unreadable (%s): retraining", exc)
         return None
+    distortion = training.distortion
+    if not (
+        isinstance(training.vectors, int)
+        and training.vectors > 0
+        and isinstance(distortion, int | float)
+        and math.isfinite(distortion)
+    ):
+        log.warning("the previous build's training record is damaged (%s): retraining", training)
+        return None
     if index.d != matrix.shape[1] or len(matrix) > RETRAIN_GROWTH * training.vectors:
         return None
     drift = _distortion(index, _sample(matrix, DRIFT_SAMPLE)) / max(training.distortion, 1e-9)

@@ -74,6 +74,9 @@ def test_a_rebuild_adds_to_the_training_until_the_data_moves(data, tmp_path) -> 
     assert build_vector_index(doubled, "ivf", previous=tmp_path).info.retrained  # grew past 2×
     moved = clustered(len(data), seed=5, shift=3.0)  # other landmarks, elsewhere in the space
     assert build_vector_index(moved, "ivf", previous=tmp_path).info.retrained
+    # A hand-edited training record (NaN distortion: no drift would ever show) is not trusted (issue #31).
+    (tmp_path / "trained.json").write_text('{"vectors": 2000, "distortion": NaN}')
+    assert build_vector_index(grown, "ivf", previous=tmp_path).info.retrained
 
 
 def test_a_flat_build_is_exact(data) -> None:
