@@ -11,6 +11,7 @@ from prep.ingest import ingest
 from tests.helpers.cleaning_set import PIXEL_CHECKS, inject_bad_photos, landmark_view
 from tests.helpers.cli import run_json, use_environment
 from tests.helpers.datagen import make_raw_dataset
+from tests.helpers.fake_wiki import FakeWiki
 from tests.helpers.models import BuiltDataset
 
 
@@ -38,3 +39,21 @@ def cleaned(dataset, tmp_path, capsys):
     qdir = tmp_path / "q"
     run_json(main, ["clean", "--quarantine", str(qdir), "--checks", PIXEL_CHECKS], capsys)
     return dataset, qdir, expected
+
+
+@pytest.fixture
+def wiki(monkeypatch, tmp_path):
+    """The fake Wikidata, Wikipedia and Commons, the environment pointed at it, DATA_DIR in tmp_path."""
+    from prep import wikimedia
+
+    server = FakeWiki().start()
+    monkeypatch.setattr(wikimedia, "RETRY_BASE_SECONDS", 0.01)
+    monkeypatch.setattr(wikimedia, "REQUEST_TIMEOUT", 2.0)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WIKIDATA_API_URL", f"{server.url}/w/api.php")
+    monkeypatch.setenv("WIKIPEDIA_API_URL", f"{server.url}/{{lang}}/api/rest_v1")
+    monkeypatch.setenv("COMMONS_API_URL", f"{server.url}/commons/w/api.php")
+    monkeypatch.setenv("ENRICH_CONTACT", "admin@example.org")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    yield server
+    server.stop()

@@ -12,7 +12,6 @@ from core import Dataset, Landmark, PhotoIndex, build_index
 from core.dataset import RemovedPhoto, read_attribution
 from core.service import Guide
 from prep import harvest as harvest_module
-from prep import wikimedia as wikimedia_module
 from prep.__main__ import main
 from prep.harvest import Area, SightClasses
 from tests.helpers.cli import run, run_json
@@ -25,20 +24,6 @@ CITY = "Казань"
 
 def near(dlat: float, dlon: float) -> tuple[float, float]:
     return KAZAN[0] + dlat, KAZAN[1] + dlon
-
-
-@pytest.fixture
-def wiki(monkeypatch, tmp_path):
-    server = FakeWiki().start()
-    monkeypatch.setattr(wikimedia_module, "RETRY_BASE_SECONDS", 0.01)
-    monkeypatch.setattr(wikimedia_module, "REQUEST_TIMEOUT", 2.0)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WIKIDATA_API_URL", f"{server.url}/w/api.php")
-    monkeypatch.setenv("COMMONS_API_URL", f"{server.url}/commons/w/api.php")
-    monkeypatch.setenv("ENRICH_CONTACT", "admin@example.org")
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    yield server
-    server.stop()
 
 
 def _file(wiki: FakeWiki, title: str, seed: int, **fields) -> str:

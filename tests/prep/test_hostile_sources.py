@@ -22,21 +22,6 @@ pytestmark = pytest.mark.slow  # end to end against the fake Wikimedia
 BIDI = "\u202e\u2066\u200f\x00"
 
 
-@pytest.fixture
-def wiki(monkeypatch, tmp_path):
-    server = FakeWiki().start()
-    monkeypatch.setattr(wikimedia_module, "RETRY_BASE_SECONDS", 0.01)
-    monkeypatch.setattr(wikimedia_module, "REQUEST_TIMEOUT", 2.0)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WIKIDATA_API_URL", f"{server.url}/w/api.php")
-    monkeypatch.setenv("WIKIPEDIA_API_URL", f"{server.url}/{{lang}}/api/rest_v1")
-    monkeypatch.setenv("COMMONS_API_URL", f"{server.url}/commons/w/api.php")
-    monkeypatch.setenv("ENRICH_CONTACT", "admin@example.org")
-    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
-    yield server
-    server.stop()
-
-
 def _sight(wiki: FakeWiki, qid: str, where: tuple[float, float], image: str, **fields) -> None:
     wiki.entities[qid] = WikiEntity(classes=["Q4989906"], coordinates=where, image=image, **fields)
     wiki.places[qid] = where
