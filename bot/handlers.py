@@ -7,7 +7,6 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from functools import cache
 from html import escape
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from bot import feedback
 from bot.context import GuideContext, incoming, pressed
 from bot.i18n import catalog
 from bot.logs import is_network_failure, short_failure
+from bot.nearby_intent import asks_what_is_nearby
 from bot.photos import shareable_photo
 from bot.reindex import ReindexBusyError
 from bot.state import SharedLocation
@@ -348,7 +348,7 @@ async def text_query(update: Update, context: GuideContext) -> None:
     if not query.strip():
         await message.reply_text(text("empty_query", lang_))
         return
-    if _asks_what_is_nearby(query):
+    if asks_what_is_nearby(query):
         await nearby(update, context)
         return
     if not await _within_rate_limit(update, context, lang_):
@@ -360,29 +360,23 @@ async def text_query(update: Update, context: GuideContext) -> None:
     except EmptyQueryError:
         await message.reply_text(text("empty_query", lang_))
         return
-    if hits and hits[0].score < svc.guide.text_threshold():
+    weak = bool(hits) and hits[0].score < svc.guide.text_threshold()
+    if weak:  # the closest photos still follow, each marked as no sure match
         await message.reply_text(text("no_match", lang_))
         hits = hits[:WEAK_MATCHES]
-    await _send_album(update, context, hits, lang_)
+    await _send_album(update, context, hits, lang_, weak)
 
 
-def _asks_what_is_nearby(query: str) -> bool:
-    """ "What is nearby?", "что рядом", "附近有什么"… in any language the guide speaks (each catalog's
-    `nearby_phrases`): a tourist typing it wants the /nearby answer, not photos matching the words."""
-    said = " ".join(query.lower().strip(" \t\n?!.¿؟。！？").split())
-    return said in _nearby_phrases()
-
-
-@cache
-def _nearby_phrases() -> frozenset[str]:
-    return frozenset(p.strip().lower() for code in LANGUAGES for p in text("nearby_phrases", code).split("|"))
-
-
-async def _send_album(update: Update, context: GuideContext, hits: list[PhotoHit], lang_: Lang) -> None:
-    """Photos with captions in the user's language; text when there are too few for an album."""
+async def _send_album(
+    update: Update, context: GuideContext, hits: list[PhotoHit], lang_: Lang, weak: bool = False
+) -> None:
+    """Photos with captions in the user's language (marked when they match weakly); text when there are
+    too few for an album."""
     index = context.services.guide.index
     captions = [index.describe(hit.xid, lang_) for hit in hits]
-    credited = [album_caption(c.name, c.city, hit.credit, lang_) for c, hit in zip(captions, hits, strict=True)]
+    credited = [
+        album_caption(c.name, c.city, hit.credit, lang_, weak) for c, hit in zip(captions, hits, strict=True)
+    ]
     album = await context.services.compute(_read_album, hits, credited)
     if len(album) < 2:  # Telegram albums need 2–10 items
         pairs = [(c.name, c.city) for c in captions[:1]]

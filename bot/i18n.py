@@ -31,6 +31,12 @@ from babel.support import Translations
 from core import DEFAULT_LANGUAGE, Language, language
 
 LOCALES = Path(__file__).with_name("locales")
+# Digits of CLDR's numbering systems that are not Latin, for the locales whose default they are (Persian:
+# arabext; generic Arabic defaults to Latin digits in CLDR, Saudi or Egyptian Arabic to arab).
+NATIVE_DIGITS = {
+    "arab": str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"),
+    "arabext": str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"),
+}
 
 
 def catalog_path(code: str) -> Path:
@@ -57,14 +63,32 @@ class Catalog:
         return template.format(n=self.number(count, digits), **values)
 
     def number(self, value: float, digits: int = 0) -> str:
+        """A number as the locale writes it by default (CLDR): its separators and its digits ("۱٫۲" in Persian)."""
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
-        return format_decimal(value, format=pattern, locale=self.language.locale)
+        formatted = format_decimal(value, format=pattern, locale=self.language.locale, numbering_system="default")
+        return self._digits(formatted)
 
     def percent(self, share: float) -> str:
-        return format_percent(share, locale=self.language.locale)
+        """ "92%", "92 %", "%92", "۹۲٪": pattern, digits and sign of the locale's own numbering system (Babel
+        keeps the Latin percent sign there)."""
+        formatted = format_percent(share, locale=self.language.locale, numbering_system="default")
+        locale = Locale.parse(self.language.locale)
+        sign = locale.number_symbols.get(locale.default_numbering_system, {}).get("percentSign", "%")
+        return self._digits(formatted.replace("%", sign))
 
     def join(self, items: list[str]) -> str:
+        """ "A, B and C" as the language says it (CLDR's list pattern)."""
         return format_list(items, locale=self.language.locale) if items else ""
+
+    def items(self, items: list[str]) -> str:
+        """Items of a list that reads as a list, not a sentence ("dome 60%, church 50%"): the catalog's
+        `list_separator` between them ("、" in Chinese, "، " in Arabic and Persian)."""
+        return self.text("list_separator").join(items)
+
+    def _digits(self, formatted: str) -> str:
+        """Babel formats with Latin digits whatever the numbering system: the locale's own digits in their place."""
+        native = NATIVE_DIGITS.get(Locale.parse(self.language.locale).default_numbering_system)
+        return formatted.translate(native) if native else formatted
 
     def has(self, key: str) -> bool:
         return key in self.keys

@@ -59,8 +59,17 @@ def embedded(name: str, lang: Lang) -> str:
 
 
 def percent(score: float, lang: Lang) -> str:
-    """A share as the language writes percentages: "92%", "92 %" (de, ru), "%92" (tr)."""
+    """A share as the language writes percentages: "92%", "92 %" (de, ru), "%92" (tr), "۹۲٪" (fa)."""
     return catalog(lang).percent(round(score, 2))
+
+
+# Below this a guess's share is said in words ("unlikely"): "0 %" five times over reads as a broken answer.
+MIN_SHOWN_SHARE = 0.01
+
+
+def share_text(share: float, lang: Lang) -> str:
+    """How likely a guess is, as the reply shows it: a percentage, or "unlikely" under MIN_SHOWN_SHARE."""
+    return percent(share, lang) if round(share, 2) >= MIN_SHOWN_SHARE else text("unlikely", lang)
 
 
 def distance_text(metres: float, lang: Lang) -> str:
@@ -101,9 +110,12 @@ def photo_caption(name: str, city: str) -> str:
     return f"{name}, {city}" if city else name
 
 
-def album_caption(name: str, city: str, credit: PhotoCredit | None, lang: Lang) -> str:
-    """An album photo's caption in Telegram HTML: the place, and its author and licence when it needs them."""
+def album_caption(name: str, city: str, credit: PhotoCredit | None, lang: Lang, weak: bool = False) -> str:
+    """An album photo's caption in Telegram HTML: the place (marked when it is only the closest, no sure
+    match), and its author and licence when it needs them."""
     caption = escape(photo_caption(name, city))
+    if weak:
+        caption += f" <i>({text('closest_photo', lang)})</i>"
     return f"{caption}\n{credit_line(credit, lang)}" if credit is not None else caption
 
 
@@ -149,11 +161,11 @@ def format_card(result: Recognition, card: LandmarkText, lang: Lang) -> str:
     if card.transliterated:
         title += f" <i>({text('transliterated', lang)})</i>"
     elif card.fallback:  # no name in the reader's language: the one shown is in another, and says so
-        title += f" <i>({text('fallback_name', lang, language=language(card.fallback).name)})</i>"
+        title += f" <i>({text(f'name_in:{card.fallback}', lang)})</i>"
     details = [escape(clip_text(card.city, NAME_LIMIT))] if card.city else []
     if hit.distance_m is not None and result.prior_applied:
         details.append(distance_text(hit.distance_m, lang))
-    details.append(percent(result.shown_share(0), lang))
+    details.append(share_text(result.shown_share(0), lang))
     lines = [text("recognized", lang), title, " · ".join(details)]
     tail = [""] + ([note] if (note := _location_note(result, lang)) else [])
     if result.photo_credit is not None:
@@ -178,11 +190,11 @@ def format_others(result: Recognition, names: Sequence[LandmarkText], lang: Lang
         away = f", {distance_text(hit.distance_m, lang)}" if hit.distance_m is not None and result.prior_applied else ""
         name = embedded(escape(clip_text(card.name, NAME_LIMIT)), lang)
         city = embedded(escape(clip_text(card.city, NAME_LIMIT)), lang)
-        lines.append(f"{rank}. {name}, {city}{away} — {percent(result.shown_share(rank - 1), lang)}")
+        lines.append(f"{rank}. {name}, {city}{away} — {share_text(result.shown_share(rank - 1), lang)}")
     if len(lines) == 1:
         lines = []
     if categories := merged_categories(result, lang):
-        shares = ", ".join(f"{escape(n)} {percent(sc, lang)}" for n, sc in categories)
+        shares = catalog(lang).items([f"{escape(n)} {share_text(sc, lang)}" for n, sc in categories])
         lines += ["", f"<b>{text('categories', lang)}:</b> {shares}"]
     if not skip_first and (note := _location_note(result, lang)):
         lines += ["", note]

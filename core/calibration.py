@@ -340,12 +340,17 @@ class TextCalibration:
     curve: tuple[tuple[float, float, float], ...]  # (similarity threshold, precision, coverage), ascending
 
     def threshold(self, precision: float) -> float:
-        """The lowest similarity whose answers are right at least `precision` of the time; above every
-        measured similarity when none reaches it (then every text answer is "not sure": honest)."""
+        """The lowest similarity whose answers are right at least `precision` of the time; infinity when
+        none reaches it: then no similarity is high enough and every text answer says "nothing matches
+        well" (the highest similarity measured + a step, as before, let ordinary queries through)."""
         for similarity, reached, _ in self.curve:
             if reached >= precision - 1e-9:
                 return similarity
-        return self.curve[-1][0] + TEXT_GRID_STEP if self.curve else 1.0
+        return math.inf
+
+    def reaches(self, precision: float) -> bool:
+        """Whether some similarity threshold gives text answers right at least `precision` of the time."""
+        return math.isfinite(self.threshold(precision))
 
     def operating_point(self, threshold: float) -> tuple[float, float]:
         """(expected precision, expected coverage) of text answers at similarity ≥ threshold."""

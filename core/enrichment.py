@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ ENRICHMENT_FILE = "enrichment.json"
 SCHEMA = 1
 LANGS = CODES  # every language of the registry (core.languages)
 SOURCE_LANG = "ru"  # the language of the published dataset's names and descriptions
+CYRILLIC = re.compile("[\u0400-\u04ff]")
 
 
 @dataclass(frozen=True)
@@ -165,9 +167,10 @@ def describe(landmark: Landmark, enrichment: Enrichment, lang: str) -> LandmarkT
     # The dataset's own name and description are the source language's, unless Wikidata has better.
     names = {SOURCE_LANG: landmark.name} | info.names
     name, found_in = _first(names, chain, skip=info.transliterated)
-    transliterated = not name
-    if transliterated:
-        name = transliterate(landmark.name)
+    # Only Cyrillic is transliterated (and marked so): a French or Polish name in the dataset reads as it is.
+    transliterated = not name and CYRILLIC.search(landmark.name) is not None
+    if not name:
+        name = transliterate(landmark.name) if transliterated else landmark.name
     description, _ = _first({SOURCE_LANG: landmark.description} | info.descriptions, chain)
     link, _ = _first(info.wikipedia, chain)
     return LandmarkText(

@@ -97,12 +97,20 @@ class Recognition:
     photo_credit: PhotoCredit | None = None  # the matched photo's author and licence, when it needs crediting
 
     def shown_share(self, rank: int) -> float:
-        """What a reply shows for the candidate at `rank` (0 = top): the calibrated probability for the
-        top one, and the others' vote shares scaled by the same factor, so that they read alike."""
-        hit = self.landmarks[rank]
-        if self.confidence is None or self.landmarks[0].score <= 0:
+        """What a reply shows for the candidate at `rank` (0 = top), read as the probability of exclusive
+        answers, so the candidates of one photo never add up to more than 1. Without a calibration: the
+        vote shares (they sum to 1 over every candidate). With one: P, the calibrated probability, for
+        the top one; another gets its vote share scaled as the top one's was (share × P / top share),
+        but never more than its part of what the top one leaves, 1 − P, divided as the rest of the vote
+        is (share × (1 − P) / (1 − top share))."""
+        hit, top = self.landmarks[rank], self.landmarks[0]
+        if self.confidence is None or top.score <= 0:
             return hit.score
-        return hit.score * self.confidence / self.landmarks[0].score
+        if rank == 0:
+            return self.confidence
+        scaled = hit.score * self.confidence / top.score
+        rest = 1.0 - top.score
+        return min(scaled, hit.score * (1.0 - self.confidence) / rest) if rest > 0 else 0.0
 
     def to_dict(self) -> dict:
         def landmark(hit: LandmarkHit) -> dict:

@@ -97,7 +97,15 @@ class Evaluation:
                 for t, p, cov in c["operating_points"]
             ]
             how = "calibrated" if c["text_calibrated"] else "TEXT_MATCH_THRESHOLD" if c["text_queries"] else "fixed"
-            rows.append(("  text: a match when", f"similarity ≥ {c['text_match_threshold']:.3f} ({how})"))
+            if c["text_match_threshold"] is None:
+                rule = (
+                    f"never: no similarity gives text answers right {100 * c['match_precision']:.0f} % of the time, so "
+                    "every text answer says \"nothing matches well\" (set TEXT_MATCH_THRESHOLD, or lower "
+                    "MATCH_PRECISION, to answer some)"
+                )
+                rows.append(("  text: a match when", rule))
+            else:
+                rows.append(("  text: a match when", f"similarity ≥ {c['text_match_threshold']:.3f} ({how})"))
             if c["text_queries"]:
                 known, unknown = c["text_queries"]
                 rows.append(
@@ -296,12 +304,15 @@ def calibration_report(
     text = index.text_calibration
     text_match_threshold = text_threshold(text, text_override, match_precision)
     text_precision, text_coverage = text.operating_point(text_match_threshold) if text else (None, None)
+    if not math.isfinite(text_match_threshold):
+        text_precision, text_coverage = None, 0.0  # nothing is answered as a match
     return {
         "match_precision": match_precision,
         "match_threshold": None if target is not None else params.match_threshold,
         "expected_precision": precision,
         "expected_coverage": coverage,
-        "text_match_threshold": text_match_threshold,
+        "text_match_threshold": text_match_threshold if math.isfinite(text_match_threshold) else None,
+        "text_target_reached": math.isfinite(text_match_threshold),  # false: every text answer is "no match"
         "text_calibrated": text is not None and text_override is None,
         "text_expected_precision": text_precision,
         "text_expected_coverage": text_coverage,

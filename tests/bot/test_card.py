@@ -133,6 +133,6 @@ async def test_a_query_that_matches_nothing_well_says_so(
     picky = Guide(shared_guide.index, shared_guide.image_encoder, shared_guide.text_encoder, text_match_threshold=0.99)
     settings = bot_settings(fake, built_dataset, model_dirs, bot_state_file=tmp_path / "s")
     async with running_bot(settings, picky):
-        await fake.send(505, text="где поесть рядом?", language_code="ru")
+        await fake.send(505, text="золотой купол на закате", language_code="ru")
         note, album = await fake.wait_replies(505, 2)
     assert note.text.startswith("Ничего не подходит хорошо") and len(album.params["media"]) == 3

@@ -53,7 +53,7 @@ def test_the_check_catches_a_missing_an_untranslated_and_a_broken_message(tmp_pa
         ("zh-Hans", 3, "3 个地方"),
         ("de", 1, "1 Ort"),
         ("tr", 1002, "1.002 yer"),
-        ("fa", 3, "3 مکان"),
+        ("fa", 3, "۳ مکان"),  # Persian digits: CLDR's default numbering system for fa (arabext)
     ],
 )
 def test_counted_phrases_follow_each_languages_plural_rules(lang: str, count: int, expected: str) -> None:

@@ -100,11 +100,23 @@ def test_the_card_names_the_landmark_in_the_users_language_within_the_caption_li
     assert len(visible) <= CAPTION_LIMIT and caption.count("<i>") == caption.count("</i>")
 
 
-def test_a_name_without_an_english_label_is_transliterated_and_marked() -> None:
-    card = describe(BRIDGE, Enrichment(), "en")
-    assert card.transliterated and card.city == "Nizhny Novgorod"
-    result = vote([0.95], ["B1"], LANDMARKS)
+def test_a_russian_name_without_an_english_label_is_transliterated_and_marked() -> None:
+    tower = Landmark("T1", "Водонапорная башня", "Нижний Новгород", kinds=("towers",))
+    card = describe(tower, Enrichment(), "en")
+    assert card.transliterated and card.name == "Vodonapornaya bashnya" and card.city == "Nizhny Novgorod"
+    result = vote([0.95], ["T1"], {"T1": tower})
     assert "(transliterated)" in format_card(result, card, "en")
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-Hans", "ar", "de"])
+def test_a_french_or_polish_name_from_the_dataset_is_no_transliteration(lang) -> None:
+    """The published Yaroslavl and Vladimir rows hold Polish and French names: they read as they are."""
+    for name in ("Cerkiew św. Dymitra Sołuńskiego w Jarosławiu", "église arménienne de Vladimir", "Bridge & Co"):
+        church = Landmark("Q1", name, "Ярославль", kinds=("churches",))
+        card = describe(church, Enrichment(), lang)
+        assert card.name == name and not card.transliterated and not card.fallback
+        caption = format_card(vote([0.95], ["Q1"], {"Q1": church}), card, lang)
+        assert text("transliterated", lang) not in caption
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
@@ -156,7 +168,7 @@ def test_a_name_from_another_language_is_marked_with_that_language() -> None:
     assert card.name == "Church on the Blood" and card.fallback == "en"
     result = vote([0.95], ["C1"], LANDMARKS)
     caption = format_card(result, card, "de")
-    assert "<b>Church on the Blood</b>" in caption and "<i>(Name auf English)</i>" in caption
+    assert "<b>Church on the Blood</b>" in caption and "<i>(englischer Name)</i>" in caption
     assert "Yekaterinburg" in caption and "\xa0%" in caption  # the city along the chain; German percent
 
 

@@ -94,7 +94,14 @@ def test_eval_reports_the_calibration_serving_uses_and_plots_it(
     calibration = data["calibration"]
     assert calibration["match_precision"] == 0.9 and calibration["match_threshold"] is None  # calibrated
     assert calibration["expected_precision"] >= 0.9 and 0 < calibration["expected_coverage"] < 1
-    assert calibration["text_calibrated"] and -1 <= calibration["text_match_threshold"] <= 1.01
+    assert calibration["text_calibrated"]
+    # The tiny random text model reaches no precision: then no text answer is a match, and eval says so.
+    if calibration["text_target_reached"]:
+        assert -1 <= calibration["text_match_threshold"] <= 1
+    else:
+        assert calibration["text_match_threshold"] is None and calibration["text_expected_coverage"] == 0
+        code, out, _ = run(main, ["eval"], capsys)
+        assert code == 0 and 'every text answer says "nothing matches well"' in out
     thresholds = [t for t, _, _ in calibration["operating_points"]]
     assert thresholds == sorted(thresholds) and 0.9 in thresholds
     coverages = [c for _, _, c in calibration["operating_points"]]
