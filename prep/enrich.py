@@ -5,7 +5,8 @@ Sources, per landmark and language, first found wins:
   description  the published Description column (Russian) → Wikipedia's page summary (first 1–3
                sentences of its `extract`) → Wikidata's short description
   link         the Wikipedia article from Wikidata's sitelinks ({lang}wiki)
-City names: transliterated (the dataset has no city ids to look up).
+City names: the labels of the city's Wikidata item, found from its landmarks' P131 walked up or by
+searching its name (prep.city_names); a language without a label reads a transliteration.
 What a run could not fetch keeps what enrichment.json already had; an enrichment.json that cannot be read
 is refused before any request (never read as empty and written over).
 
@@ -35,9 +36,18 @@ from core import (
     clean_text,
     language,
     no_progress,
-    transliterate,
 )
-from prep.wikimedia import WIKIDATA_BATCH, FetchError, HttpCache, WikiClient, WikimediaSettings, nested_text
+from prep.city_names import CityQuery, centre_of, city_labels
+from prep.wikimedia import (
+    WIKIDATA_BATCH,
+    FetchError,
+    HttpCache,
+    WikiClient,
+    WikimediaSettings,
+    item_ids,
+    nested_text,
+    statement_values,
+)
 
 # Sentences kept from a Wikipedia summary.
 DESCRIPTION_SENTENCES = 3
@@ -57,6 +67,7 @@ class EnrichReport:
     names: Counter = field(default_factory=Counter)  # (lang, source) → count
     descriptions: Counter = field(default_factory=Counter)
     links: Counter = field(default_factory=Counter)  # lang → count
+    cities: dict[str, int] = field(default_factory=dict)  # city → languages named by its Wikidata item
     failures: list[str] = field(default_factory=list)
     abandoned_hosts: list[str] = field(default_factory=list)  # stopped answering in time: not asked again
     path: Path | None = None
@@ -74,6 +85,7 @@ class EnrichReport:
             "names": nested(self.names),
             "descriptions": nested(self.descriptions),
             "wikipedia_links": dict(sorted(self.links.items())),
+            "cities": self.cities,
             "failures": self.failures,
             "abandoned_hosts": self.abandoned_hosts,
             "enrichment": str(self.path) if self.path else None,
@@ -85,6 +97,9 @@ class EnrichReport:
             names = ", ".join(f"{n} {src}" for (lg, src), n in sorted(self.names.items()) if lg == lang) or "none"
             texts = ", ".join(f"{n} {src}" for (lg, src), n in sorted(self.descriptions.items()) if lg == lang)
             lines.append(f"  {lang}: names: {names}; descriptions: {texts or 'none'}; links: {self.links[lang]}")
+        for city, named in sorted(self.cities.items()):
+            source = f"named in {named} languages by Wikidata" if named else "no Wikidata item found: transliterated"
+            lines.append(f"  city {city}: {source}")
         if self.failures:
             lines.append(f"  {len(self.failures)} requests failed (what the last run found is kept; run again):")
             lines += [f"    {failure}" for failure in self.failures[:10]]
@@ -103,6 +118,7 @@ def enrich(
     client = WikiClient(settings, cache)
     try:
         entities = _fetch_entities(client, landmarks.values(), langs, report, progress)
+        found = _city_names(client, landmarks.values(), entities, langs, report)  # Wikidata's requests first
         infos = {
             lm.xid: _landmark_info(client, lm, entities.get(lm.wikidata, {}), langs, report)
             for lm in _reporting(landmarks.values(), progress, "enrich")
@@ -111,17 +127,31 @@ def enrich(
         report.abandoned_hosts = sorted(client.abandoned)
         client.close()
         cache.close()
-    cities = {lm.city for lm in landmarks.values() if lm.city}
-    transliterated = {city: {lang: transliterate(city) for lang in langs if lang != SOURCE_LANG} for city in cities}
-    city_names = previous.cities | {
-        city: names | previous.cities.get(city, {}) for city, names in transliterated.items()
-    }
+    # Wikidata's names win; what it did not give this time stays as the last run found it.
+    city_names = previous.cities | {city: previous.cities.get(city, {}) | names for city, names in found.items()}
     # What this run could not fetch (a failed request, a host given up) keeps what the last run found.
     fetched = {xid: info.over(previous.landmarks.get(xid)) for xid, info in infos.items()}
     kept = previous.landmarks | {xid: info for xid, info in fetched.items() if info != LandmarkInfo()}
     dataset.write_enrichment(Enrichment(kept, dict(sorted(city_names.items()))))
     report.path = dataset.enrichment_path
     return report
+
+
+def _city_names(
+    client: WikiClient, landmarks: Iterable[Landmark], entities: dict[str, dict], langs: tuple[str, ...], report
+) -> dict[str, dict[str, str]]:
+    """Each city's names from its Wikidata item (prep.city_names), found from its landmarks' P131."""
+    by_city: dict[str, list[Landmark]] = {}
+    for landmark in landmarks:
+        if landmark.city:
+            by_city.setdefault(landmark.city, []).append(landmark)
+    found = {}
+    for city, members in sorted(by_city.items()):
+        located_in = {q for lm in members for q in item_ids(statement_values(entities.get(lm.wikidata, {}), "P131"))}
+        query = CityQuery(city, frozenset(located_in), centre_of((lm.lat, lm.lon) for lm in members))
+        found[city] = city_labels(client, query, langs, report.failures)
+        report.cities[city] = len(found[city])
+    return found
 
 
 def _reporting(items: Iterable[Landmark], progress: ProgressFn, stage: str):
@@ -140,7 +170,7 @@ def _fetch_entities(
     for start in range(0, len(ids), WIKIDATA_BATCH):
         batch = ids[start : start + WIKIDATA_BATCH]
         try:
-            entities.update(client.entities(batch, langs))
+            entities.update(client.entities(batch, langs, claims=True))  # claims: P131, for the city
         except FetchError as exc:
             report.failures.append(f"wikidata {batch[0]}…{batch[-1]}: {exc}")
         progress("wikidata", min(start + WIKIDATA_BATCH, len(ids)), len(ids))

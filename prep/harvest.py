@@ -49,6 +49,7 @@ from core import (
     transliterate,
     trusted_link,
 )
+from prep.city_names import CityQuery, centre_of, city_labels
 from prep.enrich import wikidata_info
 from prep.wikimedia import (
     WIKIDATA_BATCH,
@@ -56,8 +57,10 @@ from prep.wikimedia import (
     HttpCache,
     WikiClient,
     WikimediaSettings,
+    item_ids,
     json_object,
     nested_text,
+    statement_values,
 )
 
 CLASSES_FILE = Path(__file__).with_name("harvest_classes.csv")
@@ -224,25 +227,6 @@ class Verdict:
 
 
 # --- Wikidata items ------------------------------------------------------------------------------
-def statement_values(entity: dict, prop: str) -> list[object]:
-    """The values of an item's statements for `prop`: deprecated ones and "no/some value" left out,
-    preferred ones first."""
-    statements = [s for s in json_object(entity.get("claims")).get(prop, []) if isinstance(s, dict)]
-    statements.sort(key=lambda s: s.get("rank") != "preferred")
-    values = []
-    for statement in statements:
-        if statement.get("rank") == "deprecated":
-            continue
-        value = json_object(json_object(statement.get("mainsnak")).get("datavalue")).get("value")
-        if value is not None:
-            values.append(value)
-    return values
-
-
-def item_ids(values: list[object]) -> list[str]:
-    return [v["id"] for v in values if isinstance(v, dict) and isinstance(v.get("id"), str)]
-
-
 def coordinates(entity: dict) -> tuple[float, float] | None:
     """The item's first usable P625 (finite, on the Earth: a latitude of 1000 or NaN is no place)."""
     for value in statement_values(entity, "P625"):
@@ -426,7 +410,10 @@ def harvest(
         points = _geosearch(client, area, report, progress)
         entities = _entities(client, sorted(points), CODES, report, progress)
         sights = _sights(client, entities, points, classes, report)
-        xids = _merge_landmarks(dataset, sights, city, code, report)
+        located_in = {q for sight in sights for q in item_ids(statement_values(sight.entity, "P131"))}
+        centre = area.centre or centre_of([(area.south, area.west), (area.north, area.east)])
+        names = city_labels(client, CityQuery(city, frozenset(located_in), centre), CODES, report.failures)
+        xids = _merge_landmarks(dataset, sights, city, code, names, report)
         photos = _photos(client, sights, per_landmark, report, progress)
         _download(client, dataset, xids, photos, report, progress)
     finally:
@@ -522,10 +509,11 @@ def _sights(
 
 
 def _merge_landmarks(
-    dataset: Dataset, sights: list[Sight], city: str, code: str, report: HarvestReport
+    dataset: Dataset, sights: list[Sight], city: str, code: str, city_names: dict[str, str], report: HarvestReport
 ) -> dict[str, tuple[str, str]]:
-    """Add the sights to places.csv and enrichment.json (written before any photo); return each
-    sight's (city folder, xid) — an existing landmark's own when the dataset has it already."""
+    """Add the sights to places.csv and enrichment.json (written before any photo), with the city's names
+    from Wikidata; return each sight's (city folder, xid) — an existing landmark's own when the dataset
+    has it already."""
     existing = dataset.landmarks() if dataset.places_path.is_file() else {}
     by_wikidata = {lm.wikidata: lm for lm in existing.values() if lm.wikidata}
     enrichment = dataset.enrichment()
@@ -543,7 +531,7 @@ def _merge_landmarks(
         infos.setdefault(sight.qid, wikidata_info(sight.entity, CODES))
         where[sight.qid] = (code, sight.qid)
     cities = dict(enrichment.cities)
-    cities.setdefault(city, {lang: transliterate(city) for lang in CODES if lang != SOURCE_LANG})
+    cities[city] = cities.get(city, {}) | city_names  # none found: cards transliterate at read time
     dataset.write_landmarks(landmarks.values())
     dataset.write_enrichment(Enrichment(infos, cities))
     return where

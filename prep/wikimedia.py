@@ -289,6 +289,25 @@ def json_object(value: object) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def statement_values(entity: dict, prop: str) -> list[object]:
+    """The values of an item's statements for `prop`: deprecated ones and "no/some value" left out,
+    preferred ones first."""
+    statements = [s for s in json_object(entity.get("claims")).get(prop, []) if isinstance(s, dict)]
+    statements.sort(key=lambda s: s.get("rank") != "preferred")
+    values = []
+    for statement in statements:
+        if statement.get("rank") == "deprecated":
+            continue
+        value = json_object(json_object(statement.get("mainsnak")).get("datavalue")).get("value")
+        if value is not None:
+            values.append(value)
+    return values
+
+
+def item_ids(values: list[object]) -> list[str]:
+    return [v["id"] for v in values if isinstance(v, dict) and isinstance(v.get("id"), str)]
+
+
 def nested_text(container: object, key: str, field: str) -> str:
     """container[key][field] when each level has the shape Wikidata documents, else "" (bidi controls and
     control characters taken out: core.clean_text)."""

@@ -22,6 +22,7 @@ class WikiEntity:
     titles: dict[str, str] = field(default_factory=dict)  # lang → Wikipedia article title
     classes: list[str] = field(default_factory=list)  # P31
     subclass_of: list[str] = field(default_factory=list)  # P279
+    located_in: list[str] = field(default_factory=list)  # P131: the administrative unit it lies in
     coordinates: tuple[float, float] | None = None  # P625
     image: str = ""  # P18: a Commons file name
     category: str = ""  # P373: a Commons category
@@ -36,7 +37,7 @@ class WikiEntity:
             return {"entity-type": "item", "numeric-id": int(qid[1:]), "id": qid}
 
         claims: dict[str, list] = {}
-        for prop, values in (("P31", self.classes), ("P279", self.subclass_of)):
+        for prop, values in (("P31", self.classes), ("P279", self.subclass_of), ("P131", self.located_in)):
             if values:
                 claims[prop] = [statement(prop, "wikibase-item", item(q)) for q in values]
         if self.coordinates:
@@ -143,6 +144,8 @@ class FakeWiki:
     async def _wikidata(self, request: web.Request) -> web.Response:
         if request.query.get("list") == "geosearch":
             return await self._geosearch(request)
+        if request.query.get("action") == "wbsearchentities":
+            return await self._search(request)
         if (failed := await self._maybe_fail(request, "wikidata")) is not None:
             return failed
         ids = request.query["ids"].split("|")
@@ -169,6 +172,20 @@ class FakeWiki:
                 },
             }
         return web.json_response({"entities": entities | self.extra_entities, "success": 1})
+
+    async def _search(self, request: web.Request) -> web.Response:
+        """wbsearchentities: items whose label in any language starts with the search text, as Wikidata
+        answers (`search` list of {id, label, description, match})."""
+        if (failed := await self._maybe_fail(request, "search")) is not None:
+            return failed
+        query, limit = request.query["search"].casefold(), int(request.query.get("limit", "7"))
+        hits = []
+        for qid, entity in self.entities.items():
+            label = next((v for v in entity.labels.values() if v.casefold().startswith(query)), None)
+            if label is not None:
+                match = {"type": "label", "language": "ru", "text": label}
+                hits.append({"id": qid, "title": qid, "label": label, "description": "", "match": match})
+        return web.json_response({"searchinfo": {"search": query}, "search": hits[:limit], "success": 1})
 
     async def _summary(self, request: web.Request) -> web.Response:
         lang, title = request.match_info["lang"], request.match_info["title"]

@@ -8,7 +8,7 @@ import pytest
 
 from core import PhotoIndex
 from core.dataset import Dataset
-from core.enrichment import LandmarkInfo, describe
+from core.enrichment import LandmarkInfo, city_name, describe
 from prep import wikimedia as wikimedia_module
 from prep.__main__ import main
 from tests.helpers.cli import run, run_json, use_environment
@@ -84,12 +84,12 @@ def test_enrich_fills_names_descriptions_links_and_reports_failures(wiki, landma
     assert enrichment.landmarks[flaky.xid].descriptions["en"] == "house"  # Wikidata's, after Wikipedia failed
     assert any("Flaky_House" in f and "HTTP 500" in f for f in report["failures"])
     assert any("Slow_Tower" in f and "Timeout" in f for f in report["failures"])
-    assert enrichment.cities["Екатеринбург"]["en"] == "Yekaterinburg"
+    assert city_name("Екатеринбург", enrichment, "en") == "Yekaterinburg"  # no Wikidata item: transliterated
     assert report["names"]["en"]["wikidata"] >= 3 and report["names"]["en"]["fallback"] >= 2
     assert set(report["langs"]) == {"ru", "en", "zh-Hans", "ar", "tr", "de", "fa"}  # all by default
     assert all("admin@example.org" in agent for _, _, agent in wiki.requests)
-    wikidata_calls = [q for path, q, _ in wiki.requests if path == "/w/api.php"]
-    assert len(wikidata_calls) == 2  # 429, then the retry (one batch of < 50 ids)
+    wikidata_calls = [q for path, q, _ in wiki.requests if path == "/w/api.php" and "wbgetentities" in q]
+    assert len(wikidata_calls) == 2  # 429, then the retry (one batch of < 50 ids; no city item found by P131)
 
 
 def test_a_rerun_asks_only_for_what_failed(wiki, landmarks, capsys) -> None:
@@ -160,3 +160,42 @@ def test_bad_answers_are_retried_never_cached_and_never_crash(wiki, landmarks, m
     assert Dataset(dataset.data_dir).enrichment().landmarks[slow.xid].descriptions["en"] == "A tower. Tall."
     assert any("Slow_Tower" in path for path, _, _ in wiki.requests[before:])
     assert not any("Full" in path for path, _, _ in wiki.requests[before:])  # the good answer came from the cache
+
+
+def test_city_names_come_from_the_citys_wikidata_item_in_every_language(wiki, landmarks, capsys) -> None:
+    """Issue #32: "我能识别Vladimir、Yaroslavl…". Yekaterinburg is found from a landmark's P131 walked up
+    (district → city); Nizhny Novgorod, whose landmarks have none, by searching its name — where a
+    namesake far away (a given name, another place) is passed over."""
+    dataset, ordered = landmarks
+    ekb = next(lm for lm in ordered if lm.city == "Екатеринбург")
+    wiki.entities[ekb.wikidata] = WikiEntity(labels={"en": "Some Church"}, located_in=["Q900001"])
+    wiki.entities["Q900001"] = WikiEntity(labels={"ru": "Кировский район"}, located_in=["Q887"])
+    wiki.entities["Q887"] = WikiEntity(
+        labels={
+            "ru": "Екатеринбург",
+            "en": "Yekaterinburg",
+            "de": "Jekaterinburg",
+            "zh-hans": "叶卡捷琳堡",
+            "ar": "يكاترينبورغ",
+            "tr": "Yekaterinburg",
+            "fa": "یکاترینبورگ",
+        },
+        located_in=["Q5462"],
+    )
+    wiki.entities["Q5462"] = WikiEntity(labels={"ru": "Свердловская область"})
+    wiki.entities["Q7001"] = WikiEntity(labels={"ru": "Нижний Новгород (фильм)"}, coordinates=(55.75, 37.6))
+    wiki.entities["Q7002"] = WikiEntity(labels={"ru": "Нижний Новгород"}, coordinates=(10.0, 10.0))  # elsewhere
+    wiki.entities["Q891"] = WikiEntity(
+        labels={"ru": "Нижний Новгород", "de": "Nischni Nowgorod", "zh-hans": "下诺夫哥罗德", "ar": "نيجني نوفغورود"},
+        coordinates=(56.3269, 44.0059),
+    )
+    report = run_json(main, ["enrich"], capsys)
+    enrichment = Dataset(dataset.data_dir).enrichment()
+    assert city_name("Екатеринбург", enrichment, "de") == "Jekaterinburg"
+    assert city_name("Екатеринбург", enrichment, "zh-Hans") == "叶卡捷琳堡"
+    assert city_name("Нижний Новгород", enrichment, "ar") == "نيجني نوفغورود"
+    assert city_name("Нижний Новгород", enrichment, "de") == "Nischni Nowgorod"
+    assert city_name("Нижний Новгород", enrichment, "tr") == "Nizhny Novgorod"  # no Turkish label: transliterated
+    assert report["cities"] == {"Екатеринбург": 7, "Нижний Новгород": 4}
+    searches = [q for _, q, _ in wiki.requests if "wbsearchentities" in q]
+    assert len(searches) == 1  # Nizhny Novgorod only: Yekaterinburg came from P131, with no search

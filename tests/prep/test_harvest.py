@@ -242,3 +242,21 @@ def test_a_harvested_photo_is_credited_where_it_is_shown(wiki, tmp_path, capsys,
     assert hits and all(hit.credit == shipped[str(hit.path.relative_to(data))] for hit in hits)
     with (data / "attribution.csv").open(encoding="utf-8") as f:
         assert next(csv.reader(f)) == ["path", "author", "license", "license_url", "source_url"]
+
+
+def test_the_harvested_city_is_named_in_every_language_from_its_wikidata_item(wiki, tmp_path, capsys) -> None:
+    """Issue #32: the city's labels, found from the sights' P131 walked up, go into enrichment.json."""
+    from core.enrichment import city_name
+
+    _stage(wiki)
+    wiki.entities["Q1001"].located_in = ["Q900002"]
+    wiki.entities["Q900002"] = WikiEntity(labels={"ru": "Вахитовский район"}, located_in=["Q900"])
+    wiki.entities["Q900"] = WikiEntity(labels={"ru": "Казань", "de": "Kasan", "zh-hans": "喀山", "ar": "قازان"})
+    run_json(main, HARVEST, capsys)
+    enrichment = Dataset(tmp_path / "data").enrichment()
+    assert [city_name(CITY, enrichment, lang) for lang in ("de", "zh-Hans", "ar", "tr")] == [
+        "Kasan",
+        "喀山",
+        "قازان",
+        "Kazan",  # no Turkish label: along the chain, then transliterated
+    ]
