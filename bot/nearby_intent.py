@@ -27,7 +27,7 @@ from functools import cache
 from bot.texts import LANGUAGES, text
 
 # The longest text still taken as a question about what is near (words; characters without spaces).
-NEARBY_MAX_WORDS = 7
+NEARBY_MAX_WORDS = 10  # German asks in nine: "Gibt es hier in der Nähe etwas zu sehen?"
 NEARBY_MAX_CHARS = 16
 # A text this short that names nearness asks for it without a question ("рядом", "churches nearby").
 NEARBY_BARE_WORDS = 2

@@ -97,3 +97,19 @@ def test_the_prior_multiplies_votes_but_never_filters() -> None:
     assert favoured.landmarks[0].xid == "C2"  # the near one wins a close visual race
     assert {h.xid for h in favoured.landmarks} == {h.xid for h in plain.landmarks}  # nobody is filtered out
     assert sum(h.score for h in favoured.landmarks) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("confidence", [None, 0.84, 0.4, 0.001, 1.0])
+def test_the_shares_one_photo_shows_are_exclusive_probabilities(confidence) -> None:
+    """Issue #32: "84 %, 51 %, 31 %" — the others scaled by P / top share overflowed 100 %."""
+    from dataclasses import replace
+
+    from core.ranking import LandmarkHit, Recognition
+
+    hits = tuple(LandmarkHit(Landmark(f"X{i}", "n", "c"), s, 0.9) for i, s in enumerate((0.5, 0.3, 0.15, 0.05)))
+    result = replace(Recognition(True, hits, (), 0.9), confidence=confidence)
+    shares = [result.shown_share(rank) for rank in range(len(hits))]
+    assert sum(shares) <= 1.0 + 1e-9 and shares == sorted(shares, reverse=True)
+    assert shares[0] == (0.5 if confidence is None else confidence)
+    if confidence == 0.4:  # below what the top share would scale to: the others keep the vote's proportions
+        assert shares[1] == pytest.approx(0.3 * 0.4 / 0.5)
