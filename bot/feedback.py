@@ -106,15 +106,15 @@ async def _edit_markup(query: CallbackQuery, rows: list[list[InlineKeyboardButto
         log.debug("reply markup not changed: %s", exc)
 
 
-async def ask_consent(update: Update, context: GuideContext, lang: Lang) -> None:
-    """Asked once per user, after their first answer."""
+async def ask_consent(message: Message, lang: Lang) -> None:
+    """Asked once per user, after their first answer (in reply to the photo's message)."""
     keyboard = InlineKeyboardMarkup(
         [[
             InlineKeyboardButton(text("consent_yes", lang), callback_data=f"{CONSENT}yes"),
             InlineKeyboardButton(text("consent_no", lang), callback_data=f"{CONSENT}no"),
         ]]
     )  # fmt: skip
-    await incoming(update).reply_text(text("consent_ask", lang), reply_markup=keyboard)
+    await message.reply_text(text("consent_ask", lang), reply_markup=keyboard)
 
 
 async def consent_given(update: Update, context: GuideContext) -> None:

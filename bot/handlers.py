@@ -133,8 +133,9 @@ async def lang_chosen(update: Update, context: GuideContext) -> None:
 
 async def photo(update: Update, context: GuideContext) -> None:
     """Recognise the landmark in a photo, from the smallest size Telegram offers that is big enough."""
-    chosen = _smallest_sufficient_size(incoming(update).photo)
-    await _recognize(update, context, chosen.file_id, chosen.file_size)
+    message = incoming(update)
+    chosen = _smallest_sufficient_size(message.photo)
+    await _recognize(message, update, context, chosen.file_id, chosen.file_size)
 
 
 def _smallest_sufficient_size(sizes: Sequence[PhotoSize]) -> PhotoSize:
@@ -148,24 +149,29 @@ def _smallest_sufficient_size(sizes: Sequence[PhotoSize]) -> PhotoSize:
 
 async def document(update: Update, context: GuideContext) -> None:
     """Recognise an image sent as a file; politely refuse other files."""
-    file = incoming(update).document
+    message = incoming(update)
+    file = message.document
     if file is None:
         raise ValueError("a document handler got a message without a document")
     # Some clients send HEIC or WebP as application/octet-stream: the file name tells then.
     named_like_image = Path(file.file_name or "").suffix.lower() in IMAGE_SUFFIXES
     if not (file.mime_type or "").startswith("image/") and not named_like_image:
-        await incoming(update).reply_text(text("not_image_file", context.lang))
+        await message.reply_text(text("not_image_file", context.lang))
         return
-    await _recognize(update, context, file.file_id, file.file_size)
+    await _recognize(message, update, context, file.file_id, file.file_size)
 
 
-async def _recognize(update: Update, context: GuideContext, file_id: str, size: int | None) -> None:
-    message, lang_ = incoming(update), context.lang
+async def _recognize(
+    message: Message, update: Update, context: GuideContext, file_id: str, size: int | None
+) -> None:
+    """Download, recognise in the compute pool, record, answer (`update` only scopes the background task
+    and names the sender)."""
+    lang_ = context.lang
     if size is not None and size > FileSizeLimit.FILESIZE_DOWNLOAD:
         await message.reply_text(text("too_big", lang_))
         return
     svc = context.services
-    if not await _within_rate_limit(update, context, lang_):
+    if not await _within_rate_limit(message, _sender(update), context, lang_):
         return
     # "typing…" goes out beside the download, not before it: one round trip to Telegram less per photo.
     context.application.create_task(message.reply_chat_action(ChatAction.TYPING), update=update)
@@ -199,18 +205,18 @@ async def _recognize(update: Update, context: GuideContext, file_id: str, size: 
     answer_id = await svc.io(
         svc.store.record_answer, user_id, candidates, result.match, answer_ms, photo, ext, result.confidence
     )
-    await _answer_recognition(update, context, result, lang_, answer_id)
+    await _answer_recognition(message, context, result, lang_, answer_id)
     # Asked once: a burst of photos must not bring a burst of identical questions (set before the await).
     if update.effective_user is not None and consent is None and not context.state.consent_asked:
         context.state.consent_asked = True
-        await feedback.ask_consent(update, context, lang_)
+        await feedback.ask_consent(message, lang_)
 
 
 async def _answer_recognition(
-    update: Update, context: GuideContext, result: Recognition, lang_: Lang, answer_id: str
+    message: Message, context: GuideContext, result: Recognition, lang_: Lang, answer_id: str
 ) -> None:
     """A card for a confident answer (matched photo, description, buttons), then the other candidates."""
-    message, index = incoming(update), context.services.guide.index
+    index = context.services.guide.index
     if not result.landmarks:
         await message.reply_text(text("nothing_found", lang_))
         return
@@ -351,7 +357,7 @@ async def text_query(update: Update, context: GuideContext) -> None:
     if asks_what_is_nearby(query):
         await nearby(update, context)
         return
-    if not await _within_rate_limit(update, context, lang_):
+    if not await _within_rate_limit(message, _sender(update), context, lang_):
         return
     svc = context.services
     await message.reply_chat_action(ChatAction.UPLOAD_PHOTO)
@@ -411,10 +417,11 @@ def _sender(update: Update) -> int:
     return -(update.effective_chat.id if update.effective_chat is not None else 0) or -1
 
 
-async def _within_rate_limit(update: Update, context: GuideContext, lang_: Lang) -> bool:
-    if context.services.limiter.allow(_sender(update)):
+async def _within_rate_limit(message: Message, sender: int, context: GuideContext, lang_: Lang) -> bool:
+    """Whether `sender` may ask now; if not, they are told so in reply to `message`."""
+    if context.services.limiter.allow(sender):
         return True
-    await incoming(update).reply_text(text("rate_limited", lang_))
+    await message.reply_text(text("rate_limited", lang_))
     return False
 
 

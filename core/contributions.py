@@ -418,6 +418,11 @@ def reject(store: ContributionStore, dataset: Dataset, answer_id: str) -> str:
         return f"rejected; {removed}" if removed else "rejected"
 
 
+def _ms(value: float | None) -> str:
+    """A latency for /stats: "–" when there are no answers to measure (never "None")."""
+    return "–" if value is None else f"{value:.0f}"
+
+
 def stats_summary(stats: Stats, days: int = 7) -> str:
     """Total and the last `days` days, one line each, as /stats and `prep stats` print them."""
 
@@ -429,7 +434,7 @@ def stats_summary(stats: Stats, days: int = 7) -> str:
         ranks = ", ".join(f"#{k}: {v}" for k, v in f.corrected_rank.items()) or "–"
         return (
             f"{name}: {f.answered} photos, right {rate} (✓{f.confirmed} ✗{f.wrong}), "
-            f"not sure {unsure}, p50/p95 {f.answer_ms_p50}/{f.answer_ms_p95} ms, corrected at {ranks}"
+            f"not sure {unsure}, p50/p95 {_ms(f.answer_ms_p50)}/{_ms(f.answer_ms_p95)} ms, corrected at {ranks}"
         )
 
     lines = [line("total", stats.total)]

@@ -64,7 +64,8 @@ figure.tiny img{image-rendering:pixelated}
 align-items:center;justify-content:center}.sep{width:2px;background:#999;align-self:stretch}
 .actions,.group-actions{display:none}body.live .actions,body.live .group-actions{display:inline}
 button{font-size:12px;margin:2px}.hidden{display:none}
-#trouble{position:sticky;top:0;background:#d33;color:#fff;padding:6px;font-weight:bold;z-index:2}
+#trouble{position:fixed;left:0;right:0;bottom:0;background:#d33;color:#fff;padding:8px 1.5em;font-weight:bold;
+z-index:10;box-shadow:0 -2px 6px rgba(0,0,0,.3)}
 """
 
 SCRIPT = """
@@ -105,6 +106,8 @@ function filter() {
       (reason && !f.dataset.reasons.split(' ').includes(reason)) || (city && f.dataset.city !== city));
   for (const g of document.querySelectorAll('section.group'))
     g.classList.toggle('hidden', !g.querySelector('figure.candidate:not(.hidden)'));
+  for (const r of document.querySelectorAll('section.reason'))  // no heading over nothing
+    r.classList.toggle('hidden', !r.querySelector('section.group:not(.hidden)'));
 }
 function groupPaths(el) {
   const group = el.closest('section.group');
@@ -168,9 +171,10 @@ def render(
     ]
     for reason in [r for r in reasons if r in grouped]:
         count = sum(len(v) for v in grouped[reason].values())
-        parts.append(f"<h2 id='{html.escape(reason)}'>{html.escape(reason)} ({count})</h2>")
+        parts.append(f"<section class='reason'><h2 id='{html.escape(reason)}'>{html.escape(reason)} ({count})</h2>")
         for xid, group in sorted(grouped[reason].items()):
             parts.append(_group(xid, group, landmarks, typical.get(xid, []), sizes))
+        parts.append("</section>")
     parts.append(f"</main><script>{SCRIPT}</script></body></html>")
     return "\n".join(parts)
 

@@ -115,3 +115,47 @@ def test_remove_on_a_copy_deleted_by_hand_leaves_it_kept(reviewed) -> None:
 def test_cleaning_without_decisions_writes_no_kept_file(reviewed) -> None:
     dataset, *_ = reviewed
     assert not (dataset.data_dir / "kept.csv").exists()
+
+
+async def test_in_a_real_browser_the_not_saved_bar_shows_at_any_scroll_and_filters_leave_no_empty_heading(
+    reviewed, tmp_path
+) -> None:
+    """Issue #32: the bar sat under the sticky header once the page was scrolled, and a filtered-out
+    reason kept its heading over nothing. Tested as the page is used: headless Chromium, the live server."""
+    from tests.helpers.browser import browser_page
+
+    _, _, server, _ = reviewed
+    async with browser_page(tmp_path / "profile", width=1000, height=600) as page:
+        await page.open(
+            server.url, "document.body.classList.contains('live') && document.getElementById('counts').textContent"
+        )
+        reasons = await page.evaluate(
+            "[...document.getElementById('reason').options].map(o => o.value).filter(Boolean)"
+        )
+        assert len(reasons) >= 2
+        for reason in [*reasons, ""]:
+            shown = await page.evaluate(
+                "(() => { const s = document.getElementById('reason'); s.value = " + json.dumps(reason) + ";"
+                " s.dispatchEvent(new Event('change'));"
+                " return [...document.querySelectorAll('section.reason')].filter(r => !r.classList.contains('hidden'))"
+                "   .map(r => [r.querySelector('h2').id,"
+                "              r.querySelectorAll('figure.candidate:not(.hidden)').length]); })()"
+            )
+            assert shown and all(count > 0 for _, count in shown), (reason, shown)
+            if reason:
+                assert len(shown) < len(reasons) or len(reasons) == 1  # the other reasons' headings are gone
+        server.shutdown()  # prep review stopped: the next decision cannot be saved
+        await page.evaluate("document.querySelector('figure.candidate button[data-decision=keep]').click()")
+        await page.wait_for("!document.getElementById('trouble').classList.contains('hidden')")
+        height = await page.evaluate("document.documentElement.scrollHeight - innerHeight")
+        assert height > 600  # a page long enough to scroll
+        for y in (0, height // 2, height):
+            seen = await page.evaluate(
+                f"(() => {{ scrollTo(0, {y}); const bar = document.getElementById('trouble');"
+                " const r = bar.getBoundingClientRect();"
+                " const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);"
+                " const inside = r.top >= 0 && r.bottom <= innerHeight && r.height > 0;"
+                " return [inside, bar.contains(top), bar.textContent]; })()"
+            )
+            assert seen[0] and seen[1] and seen[2].startswith("Not saved"), (y, seen)
+        await page.screenshot(tmp_path / "not-saved.png")
