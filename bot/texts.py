@@ -16,6 +16,7 @@ from core import (
     Recognition,
     closest_language,
     language,
+    normalised_licence,
     trusted_link,
 )
 
@@ -127,8 +128,17 @@ def credit_line(credit: PhotoCredit, lang: Lang) -> str:
         label = escape(clip_text(label, CREDIT_LIMIT))
         return f'<a href="{escape(url, quote=True)}">{label}</a>' if (url := trusted_link(url)) else label
 
-    author, license_ = linked(credit.author, credit.source_url), linked(credit.license, credit.license_url)
+    author, license_ = (
+        linked(credit.author, credit.source_url),
+        linked(licence_name(credit.license, lang), credit.license_url),
+    )
     return text("photo_credit", lang, author=author, license=license_)
+
+
+def licence_name(licence: str, lang: Lang) -> str:
+    """A licence as the reader says it where the catalog has it ("Gemeinfrei", "公有领域"), else its short name."""
+    key = f"licence:{normalised_licence(licence)}"
+    return text(key, lang) if catalog(lang).has(key) else licence
 
 
 # Telegram's limits: a photo caption is 1,024 characters, a message 4,096.
@@ -202,12 +212,20 @@ def format_others(result: Recognition, names: Sequence[LandmarkText], lang: Lang
 
 
 def merged_categories(result: Recognition, lang: Lang) -> list[tuple[str, float]]:
-    """Categories by their label in `lang`: kinds that read the same are one line, with the larger score."""
+    """Categories by their label in `lang`, each once: kinds that read the same, and a kind beside a wider
+    one that names it ("monuments" beside "monuments_and_memorials"), are one line with the larger score."""
+    kinds = {category.category for category in result.categories}
     merged: dict[str, float] = {}
     for category in result.categories:
-        label = category_name(category.category, lang)
+        label = category_name(_widest(category.category, kinds), lang)
         merged[label] = max(merged.get(label, 0.0), category.score)
     return sorted(merged.items(), key=lambda item: -item[1])
+
+
+def _widest(kind: str, kinds: set[str]) -> str:
+    """The kind among `kinds` that names `kind` with another ("x" → "x_and_y" or "y_and_x"), else itself."""
+    wider = [k for k in kinds if k.startswith(f"{kind}_and_") or k.endswith(f"_and_{kind}")]
+    return min(wider, default=kind)
 
 
 def route_url(landmark: Landmark, start: tuple[float, float] | None) -> str | None:

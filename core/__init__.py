@@ -26,7 +26,7 @@ from core.contributions import (
     reject,
     stats_summary,
 )
-from core.credits import licence_problem, trusted_link
+from core.credits import licence_problem, normalised_licence, trusted_link
 from core.dataset import (
     IMAGE_SUFFIXES,
     IMAGES_DIR,
@@ -168,6 +168,7 @@ __all__ = [
     "model_id",
     "most_typical_first",
     "no_progress",
+    "normalised_licence",
     "open_cache",
     "parse_coordinate",
     "photo_extension",

@@ -23,6 +23,8 @@ class RecognizeReport:
     image: Path
     result: Recognition | None
     error: str = ""
+    # What a match had to reach: ("precision", MATCH_PRECISION) when calibrated, else ("similarity", MATCH_THRESHOLD).
+    asked: tuple[str, float] | None = None
 
     def to_dict(self) -> dict:
         return self.result.to_dict() if self.result is not None else {"error": self.error}
@@ -31,9 +33,7 @@ class RecognizeReport:
         result = self.result
         if result is None:
             return f"{self.image}: {self.error}"
-        verdict = "recognised" if result.match else "not sure — no landmark matches closely"
-        sure = f", {100 * result.confidence:.0f} % likely right" if result.confidence is not None else ""
-        lines = [f"{verdict} (best similarity {result.best_similarity:.3f}{sure})"]
+        lines = [self._verdict(result)]
         if result.location is not None:
             where = f"{result.location.lat:.5f},{result.location.lon:.5f} ({result.location.source})"
             effect = "re-weighted by distance" if result.prior_applied else "no landmark near it: not used"
@@ -46,6 +46,21 @@ class RecognizeReport:
         for rank, category in enumerate(result.categories, 1):
             lines.append(f"{rank:>2}  {category.score:5.3f}  {category.category}")
         return "\n".join(lines)
+
+    def _verdict(self, result: Recognition) -> str:
+        """ "recognised (…)", or "not sure" with why: the figure the rule looked at, below what was asked."""
+        sure = f"{100 * result.confidence:.0f} % likely right" if result.confidence is not None else ""
+        similarity = f"best similarity {result.best_similarity:.3f}"
+        if result.match:
+            return f"recognised ({similarity}{', ' + sure if sure else ''})"
+        if not result.landmarks:
+            return "not sure: no landmark in the index resembles it"
+        kind, value = self.asked or ("", 0.0)
+        if kind == "precision" and sure:
+            return f"not sure: {sure}, below the {100 * value:.0f} % asked (MATCH_PRECISION)"
+        if kind == "similarity":
+            return f"not sure: {similarity}, below the {value:.2f} asked (MATCH_THRESHOLD)"
+        return f"not sure ({similarity}{', ' + sure if sure else ''})"
 
 
 @dataclass(frozen=True)
@@ -157,7 +172,8 @@ def _recognize(args: argparse.Namespace, settings: Settings) -> Report:
     if len(args.images) == 1:  # one photo: exactly today's answer, and a bad file is one line and exit 2
         image = read_image_file(args.images[0])
         try:
-            return RecognizeReport(args.images[0], _guide(args, settings).recognize(image, near, exif=near is None))
+            one = _guide(args, settings)
+            return RecognizeReport(args.images[0], one.recognize(image, near, exif=near is None), asked=_asked(one))
         except ImageDecodeError as exc:
             die(f"{args.images[0]}: {exc}")
     readable: dict[Path, bytes | str] = {}
@@ -173,10 +189,19 @@ def _recognize(args: argparse.Namespace, settings: Settings) -> Report:
             reports.append(RecognizeReport(path, None, str(data)))
             continue
         try:
-            reports.append(RecognizeReport(path, guide.recognize(data, near=near, exif=near is None)))
+            result = guide.recognize(data, near=near, exif=near is None)
+            reports.append(RecognizeReport(path, result, asked=_asked(guide)))
         except ImageDecodeError as exc:
             reports.append(RecognizeReport(path, None, str(exc)))
     return RecognizeBatchReport(tuple(reports))
+
+
+def _asked(guide: Guide) -> tuple[str, float]:
+    """The rule the guide's answers are matched by (core.service.Guide.recognize_vector)."""
+    precision = guide.params.match_precision
+    if guide.index.calibration is not None and precision is not None:
+        return "precision", precision
+    return "similarity", guide.params.match_threshold
 
 
 def _search(args: argparse.Namespace, settings: Settings) -> SearchReport:

@@ -150,6 +150,18 @@ def test_kinds_with_the_same_label_render_once() -> None:
     assert merged[0][1] == max(c.score for c in result.categories)
 
 
+@pytest.mark.parametrize("lang", ["en", "zh-Hans", "ar", "de"])
+def test_a_kind_beside_a_wider_one_that_names_it_is_shown_once(lang) -> None:
+    """Issue #32: "Monuments 60 %, Monuments and memorials 55 %" from the dataset's two kinds."""
+    pair = {
+        "M1": Landmark("M1", "m", "c", kinds=("monuments", "monuments_and_memorials")),
+        "M2": Landmark("M2", "n", "c", kinds=("monuments_and_memorials",)),
+    }
+    result = vote([0.9, 0.85], ["M1", "M2"], pair)
+    labels = [label for label, _ in merged_categories(result, lang)]
+    assert labels == [text("kind:monuments_and_memorials", lang)]
+
+
 def test_links_come_from_coordinates_and_osm() -> None:
     assert map_url(CHURCH) == "https://www.openstreetmap.org/?mlat=56.844000&mlon=60.609000#map=17/56.844000/60.609000"
     assert map_url(Landmark("X", "x", "y", osm="node/5")) == "https://www.openstreetmap.org/node/5"
@@ -181,3 +193,14 @@ def test_names_inside_right_to_left_answers_are_isolated(lang) -> None:
     others = format_others(result, cards, lang, skip_first=True)
     assert "\u2068" in others and others.count("\u2068") == others.count("\u2069")
     assert "\u2068" not in format_card(result, describe(CHURCH, ENRICHED, "de"), "de")
+
+
+@pytest.mark.parametrize(("lang", "expected"), [("de", "Gemeinfrei"), ("zh-Hans", "公有领域"), ("ar", "ملكية عامة")])
+def test_licence_names_are_in_the_readers_language_where_a_translation_exists(lang, expected) -> None:
+    from bot.texts import credit_line
+    from core.dataset import PhotoCredit
+
+    public = PhotoCredit("Ann", "Public domain", "", "https://commons.wikimedia.org/wiki/File:A.jpg")
+    assert expected in credit_line(public, lang) and "Public domain" not in credit_line(public, lang)
+    free = PhotoCredit("Ann", "CC BY-SA 4.0", "https://creativecommons.org/licenses/by-sa/4.0", "")
+    assert ">CC BY-SA 4.0</a>" in credit_line(free, lang)  # a licence's own short name stays as it is

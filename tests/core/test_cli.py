@@ -135,3 +135,22 @@ def test_out_of_range_coordinates_say_which_and_odd_ids_are_one_line(tmp_path) -
     )
     assert not list(tmp_path.iterdir())  # refused before any store was opened
     assert odd.returncode == 2 and "Traceback" not in odd.stderr and "no contribution" in odd.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("MATCH_PRECISION", "0.99", r"not sure: \d+ % likely right, below the 99 % asked \(MATCH_PRECISION\)"),
+        ("MATCH_THRESHOLD", "0.9999", r"not sure: best similarity 0\.\d{3}, below the 1\.00 asked \(MATCH_THRESHOLD\)"),
+    ],
+)
+def test_a_plain_not_sure_says_why(tmp_path: Path, capsys, monkeypatch, variable, value, expected) -> None:
+    """Issue #32: "not sure — no landmark matches closely (best similarity 0.999 …)" said nothing of why."""
+    import re
+
+    monkeypatch.setenv(variable, value)
+    photo = tmp_path / "fresh.jpg"
+    photo.write_bytes(jpeg_bytes(scene(3, 777)))
+    code, out, err = run(main, ["recognize", str(photo)], capsys)
+    assert code == 0, err
+    assert re.match(expected, out.splitlines()[0]), out.splitlines()[0]
