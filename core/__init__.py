@@ -13,6 +13,7 @@ user can cause derives from `GuideError` and reads as one line.
 """
 
 from core.calibration import UNKNOWN_SHARE, summary_rows, text_threshold
+from core.calibration import TextCalibration as TextThresholds
 from core.catalog import CatalogError, Landmark, clean_text, parse_coordinate, split_kinds
 from core.contributions import (
     Answer,
@@ -146,6 +147,7 @@ __all__ = [
     "SettingsError",
     "SqliteContributionStore",
     "Stats",
+    "TextThresholds",
     "UNKNOWN_SHARE",
     "approve",
     "basic_check",

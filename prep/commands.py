@@ -323,7 +323,7 @@ def evaluate(args: argparse.Namespace, settings: Settings):
         report = calibration_report(index, params, settings.text_match_threshold, settings.match_precision)
         result = replace(result, calibration=report)
         if args.plot is not None:
-            plot_calibration(index, args.plot)
+            plot_calibration(index, args.plot, settings.match_precision)
         if args.geo_noise is not None:
             geo = geo_evaluation(index, params, args.geo_noise, settings.location_max_km, show_progress=not args.json)
             result = replace(result, geo=geo)

@@ -23,6 +23,7 @@ from core import (
     PhotoIndex,
     PhotoLocation,
     RankingParams,
+    TextThresholds,
     landmark_point,
     rank,
     summary_rows,
@@ -100,7 +101,7 @@ class Evaluation:
             if c["text_match_threshold"] is None:
                 rule = (
                     f"never: no similarity gives text answers right {100 * c['match_precision']:.0f} % of the time, so "
-                    "every text answer says \"nothing matches well\" (set TEXT_MATCH_THRESHOLD, or lower "
+                    'every text answer says "nothing matches well" (set TEXT_MATCH_THRESHOLD, or lower '
                     "MATCH_PRECISION, to answer some)"
                 )
                 rows.append(("  text: a match when", rule))
@@ -327,8 +328,9 @@ def calibration_report(
     }
 
 
-def plot_calibration(index: PhotoIndex, path: Path) -> None:
-    """The reliability diagram and the precision–coverage curve (held-out queries) into a PNG."""
+def plot_calibration(index: PhotoIndex, path: Path, match_precision: float) -> None:
+    """The reliability diagram, the photo answers' precision–coverage curve and the text answers' one
+    (held-out queries) into a PNG; the operating points labelled once where they coincide."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -337,19 +339,62 @@ def plot_calibration(index: PhotoIndex, path: Path) -> None:
     calibration = index.calibration
     if calibration is None:
         raise ValueError("this index has no calibration (too few photos): nothing to plot")
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.8))
     predicted, observed, weight = zip(*calibration.reliability, strict=True)
     left.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
     left.scatter(predicted, observed, s=[40 + 600 * w for w in weight], label="held-out queries (size: share)")
     left.set(xlabel="predicted P(right)", ylabel="observed share right", title="Reliability", xlim=(0, 1), ylim=(0, 1))
     left.legend(loc="upper left")
-    thresholds, precision, coverage = zip(*calibration.curve, strict=True)
-    right.plot(coverage, precision)
-    for t, p, c in summary_rows(calibration):
-        right.annotate(f"P≥{t:.2f}", (c, p), textcoords="offset points", xytext=(4, -10), fontsize=8)
-        right.scatter([c], [p], s=12)
-    right.set(xlabel="coverage (share of photos called a match)", ylabel="precision", title="Precision vs coverage")
-    right.set_ylim(0, 1.02)
+    _, precision, coverage = zip(*calibration.curve, strict=True)
+    middle.plot(coverage, precision)
+    _label_points(middle, [(c, p, f"P≥{t:.2f}") for t, p, c in summary_rows(calibration)])
+    middle.set(
+        xlabel="coverage (share of photos called a match)", ylabel="precision", title="Photos: precision vs coverage"
+    )
+    middle.set_ylim(0, 1.05)
+    _plot_text(right, index.text_calibration, match_precision)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+# Operating points closer than this (in coverage and precision) share one label on the plot.
+LABEL_MERGE_DISTANCE = 0.03
+
+
+def _label_points(axes, points: list[tuple[float, float, str]]) -> None:
+    """Mark each point; points that coincide get one label ("P≥0.80, 0.90"), labels alternate below and
+    above their point so that neighbours do not overlap."""
+    groups: list[list[tuple[float, float, str]]] = []
+    for point in sorted(points):
+        near = next(
+            (g for g in groups if abs(g[0][0] - point[0]) + abs(g[0][1] - point[1]) < LABEL_MERGE_DISTANCE), None
+        )
+        if near is None:
+            groups.append([point])
+        else:
+            near.append(point)
+    for number, group in enumerate(groups):
+        c, p, _ = group[0]
+        label = group[0][2] + "".join(", " + g[2].removeprefix("P≥") for g in group[1:])
+        axes.scatter([c], [p], s=14, color="C1", zorder=3)
+        axes.annotate(label, (c, p), textcoords="offset points", xytext=(5, -12 if number % 2 else 6), fontsize=8)
+
+
+def _plot_text(axes, text: TextThresholds | None, match_precision: float) -> None:
+    """Text search: precision and coverage per similarity threshold, and the one serving uses (none when
+    no threshold reaches the precision asked: then every text answer says "nothing matches well")."""
+    axes.set(xlabel="coverage (share of names answered as a match)", ylabel="precision", ylim=(0, 1.05))
+    if text is None or not text.curve:
+        axes.set_title("Text search: not calibrated (too few names)")
+        return
+    _, precision, coverage = zip(*text.curve, strict=True)
+    axes.plot(coverage, precision, color="C2")
+    axes.axhline(match_precision, linestyle=":", color="grey")
+    threshold = text.threshold(match_precision)
+    if math.isfinite(threshold):
+        wanted_precision, wanted_coverage = text.operating_point(threshold)
+        _label_points(axes, [(wanted_coverage, wanted_precision, f"similarity≥{threshold:.3f}")])
+        axes.set_title(f"Text search: {100 * match_precision:.0f} % precise from similarity {threshold:.3f}")
+    else:
+        axes.set_title(f"Text search: no threshold reaches {100 * match_precision:.0f} %: never a match")

@@ -120,3 +120,18 @@ def test_eval_reports_the_calibration_serving_uses_and_plots_it(
     assert "at P ≥ 0.90: precision / coverage" in out
     code, _, err = run(main, ["eval", "--no-text", "--plot", str(tmp_path / "missing" / "x.png")], capsys)
     assert code == 2 and "--plot" in err
+
+
+def test_operating_points_that_coincide_share_one_label_on_the_plot() -> None:
+    """Issue #32: "P≥0.50" to "P≥0.95" were printed over each other where the curve is flat."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from prep.evaluate import _label_points
+
+    figure, axes = plt.subplots()
+    _label_points(axes, [(0.55, 1.0, "P≥0.50"), (0.55, 1.0, "P≥0.70"), (0.56, 1.0, "P≥0.80"), (0.9, 0.6, "P≥0.95")])
+    assert sorted(t.get_text() for t in axes.texts) == ["P≥0.50, 0.70, 0.80", "P≥0.95"]
+    plt.close(figure)
