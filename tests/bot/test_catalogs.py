@@ -101,3 +101,22 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_every_fallback_language_has_its_marker_in_every_catalog() -> None:
+    """Issue #32: "(Name auf English)" spliced a language name in from code; the marker is a message."""
+    from bot.i18n import catalog
+    from core.languages import language
+
+    fallbacks = {code for lang in LANGUAGES for code in language(lang).fallback}
+    assert fallbacks == {"en"}
+    for lang in LANGUAGES:
+        for code in fallbacks:
+            assert catalog(lang).has(f"name_in:{code}") and "{" not in catalog(lang).text(f"name_in:{code}")
+
+
+def test_stats_of_an_empty_store_never_say_none(tmp_path: Path) -> None:
+    from core import SqliteContributionStore, stats_summary
+
+    summary = stats_summary(SqliteContributionStore(tmp_path / "contrib").stats())
+    assert "None" not in summary and "p50/p95 –/– ms" in summary

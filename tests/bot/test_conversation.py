@@ -232,7 +232,7 @@ async def test_a_burst_of_30_photos_from_10_users_is_all_answered(bot: FakeTeleg
     for user in users:
         replies = await wait_answers(bot, user, 3, timeout=60)
         assert len(replies) == 3
-        assert all("%" in r.text for r in replies)
+        assert all("%" in r.text or "unlikely" in r.text for r in replies)  # an answer, not an error
 
 
 async def test_a_fast_user_is_asked_to_wait(bot: FakeTelegram) -> None:
