@@ -109,7 +109,8 @@ def read_image_file(path: Path, limit: int = MAX_IMAGE_BYTES) -> bytes:
 def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS, draft: bool = False, draft_side: int = 0) -> Image.Image:
     """Fully decode `data` into an RGB image with its EXIF orientation applied.
 
-    draft: decode JPEGs at the smallest scale still covering `draft_side` (default: the model's 224 px)."""
+    draft: decode JPEGs at the smallest scale still covering `draft_side` (default: the model's 224 px),
+    and reduce other formats right after decoding by the integer factor that still covers it."""
     if not data:
         raise ImageDecodeError("empty file")
     try:
