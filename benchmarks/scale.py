@@ -97,7 +97,7 @@ def measure(count: int, work: Path) -> list[dict]:
 
     faiss.omp_set_num_threads(2)
     landmarks = max(1, count // PHOTOS_PER_LANDMARK)
-    matrix, _ = vectors(count, 1, landmarks)
+    matrix, which = vectors(count, 1, landmarks)
     queries, _ = vectors(QUERIES, 2, landmarks)
     flat = faiss.IndexFlatIP(DIM)
     flat.add(matrix)
@@ -110,6 +110,7 @@ def measure(count: int, work: Path) -> list[dict]:
         started = time.perf_counter()
         built = build_vector_index(matrix, kind)
         build_s = time.perf_counter() - started
+        calibration_s = _calibration_seconds(built, matrix, which)
         (work / kind).mkdir(exist_ok=True)
         built.write(work / kind)
         (work / f"{kind}.json").write_text(json.dumps(built.info.to_dict()))
@@ -119,11 +120,30 @@ def measure(count: int, work: Path) -> list[dict]:
             figures = _in_child("search", str(work), kind, str(nprobe))
             label = name if name != "ivf" else f"ivf (IVF{built.info.nlist}, nprobe {built.info.nprobe})"
             results.append(
-                {"index": label, "vectors": count, "build_s": round(build_s, 1), "disk_mb": round(disk / 2**20, 1)}
+                {
+                    "index": label,
+                    "vectors": count,
+                    "build_s": round(build_s, 1),
+                    "calibration_s": round(calibration_s, 1),
+                    "disk_mb": round(disk / 2**20, 1),
+                }
                 | figures
             )
         del built
     return results
+
+
+def _calibration_seconds(built, matrix: np.ndarray, which: np.ndarray) -> float:
+    """How long `prep build`'s calibration of photo answers takes on this index (core.calibration)."""
+    from core.calibration import calibrate
+    from core.catalog import Landmark
+    from core.ranking import RankingParams
+
+    row_xids = [f"L{w}" for w in which]
+    catalog = {xid: Landmark(xid, xid, "c") for xid in set(row_xids)}
+    started = time.perf_counter()
+    calibrate(built.search, row_xids, [str(i) for i in range(len(row_xids))], matrix, catalog, RankingParams())
+    return time.perf_counter() - started
 
 
 def _in_child(*args: str) -> dict:
@@ -253,11 +273,12 @@ def child_serve_models(work: Path, models: Path) -> dict:
 
 
 def table(results: list[dict], served: list[dict]) -> str:
-    head = f"{'index':<36} {'vectors':>9} {'build s':>8} {'recall@20':>9} {'p50 ms':>8} {'p95 ms':>8}"
+    head = f"{'index':<36} {'vectors':>9} {'build s':>8} {'calib s':>8} {'recall@20':>9} {'p50 ms':>8} {'p95 ms':>8}"
     lines = [head + f" {'heap MB':>8} {'mapped':>8} {'disk MB':>8}"]
     for r in results:
         lines.append(
-            f"{r['index']:<36} {r['vectors']:>9} {r['build_s']:>8} {r['recall_at_20']:>9} {r['p50_ms']:>8} "
+            f"{r['index']:<36} {r['vectors']:>9} {r['build_s']:>8} {r['calibration_s']:>8} {r['recall_at_20']:>9} "
+            f"{r['p50_ms']:>8} "
             f"{r['p95_ms']:>8} {r['memory_mb']:>8} {r['mapped_mb']:>8} {r['disk_mb']:>8}"
         )
     for s in served:

@@ -38,8 +38,12 @@ from core.ranking import RankingParams, Recognition, vote
 
 # Known (leave-one-out) queries at most: ~2 s of FAISS on 12.5 k photos, plenty for 4 parameters.
 KNOWN_QUERIES = 2000
-# Landmarks held out for unknown queries: this share of the indexed ones (at least 2), photos each.
+# Queries searched in one FAISS call (a flat index answers a batch ~as fast as one query).
+QUERY_BATCH = 256
+# Landmarks held out for unknown queries: this share of the indexed ones (at least 2, at most
+# MAX_UNKNOWN_LANDMARKS: 2,000 queries, as many as the known ones, at any index size), photos each.
 UNKNOWN_LANDMARK_SHARE = 0.2
+MAX_UNKNOWN_LANDMARKS = 400
 UNKNOWN_PHOTOS_PER_LANDMARK = 5
 # Weight of unknown queries in the fit and the figures (see the module docstring).
 UNKNOWN_SHARE = 0.3
@@ -199,9 +203,12 @@ def collect_queries(
     if len(known_rows) < MIN_QUERIES or len(unknown_rows) < MIN_QUERIES:
         return None
     features, right = [], []
-    for rows, leave_out_landmark in ((known_rows, False), (unknown_rows, True)):
-        for row in rows:
-            result = _query(search, row, row_xids, row_sha256, vectors, landmarks, params, leave_out_landmark)
+    counts = {xid: len(rows) for xid, rows in by_xid.items()}
+    queries = [(row, 0) for row in known_rows] + [(row, counts[row_xids[row]]) for row in unknown_rows]
+    for start in range(0, len(queries), QUERY_BATCH):  # batched: one FAISS call serves many queries
+        batch = queries[start : start + QUERY_BATCH]
+        votes = _votes(search, batch, row_xids, row_sha256, vectors, landmarks, params)
+        for (row, _), result in zip(batch, votes, strict=True):
             features.append(evidence(result))
             right.append(bool(result.landmarks) and result.landmarks[0].xid == row_xids[row])
     unknown = np.array([False] * len(known_rows) + [True] * len(unknown_rows))
@@ -244,30 +251,37 @@ def _held_out(by_xid: Mapping[str, list[int]], rng: np.random.Generator) -> set[
     indexed = sorted(by_xid)
     if len(indexed) <= 2:
         return set()
-    hidden = min(len(indexed) - 1, max(2, round(UNKNOWN_LANDMARK_SHARE * len(indexed))))
+    hidden = min(len(indexed) - 1, MAX_UNKNOWN_LANDMARKS, max(2, round(UNKNOWN_LANDMARK_SHARE * len(indexed))))
     return set(rng.choice(indexed, size=hidden, replace=False).tolist())
 
 
-def _query(
+def _votes(
     search: SearchFn,
-    row: int,
+    batch: list[tuple[int, int]],
     row_xids: Sequence[str],
     row_sha256: Sequence[str],
     vectors: np.ndarray,
     landmarks: Mapping[str, Landmark],
     params: RankingParams,
-    leave_out_landmark: bool,
-) -> Recognition:
-    own = row_xids[row]
-    depth = params.search_depth + (len([x for x in row_xids if x == own]) if leave_out_landmark else 8)
-    similarities, rows = search(vectors[row][None, :], min(depth, len(row_xids)))
-    sims, xids = [], []
-    for s, r in zip(similarities[0], rows[0], strict=True):
-        if r < 0 or row_sha256[r] == row_sha256[row] or (leave_out_landmark and row_xids[r] == own):
-            continue
-        sims.append(float(s))
-        xids.append(row_xids[r])
-    return vote(sims, xids, landmarks, params)
+) -> list[Recognition]:
+    """The vote for each (row, hidden) of `batch`: the photo at `row` searched without its own copies and,
+    when `hidden` > 0, without any of its landmark's `hidden` photos (the landmark plays unknown). They are
+    skipped in a search that many rows deeper, never found by scanning the index: a query's work stays
+    k + hidden rows at any size. One search serves the batch at its deepest; each query keeps the depth
+    it would have had alone, so the votes are those of single searches."""
+    depths = [params.search_depth + (hidden if hidden else 8) for _, hidden in batch]
+    rows = [row for row, _ in batch]
+    similarities, found = search(np.ascontiguousarray(vectors[rows]), min(max(depths), len(row_xids)))
+    votes = []
+    for i, ((row, hidden), depth) in enumerate(zip(batch, depths, strict=True)):
+        own, sims, xids = row_xids[row], [], []
+        for s, r in zip(similarities[i][:depth], found[i][:depth], strict=True):
+            if r < 0 or row_sha256[r] == row_sha256[row] or (hidden and row_xids[r] == own):
+                continue
+            sims.append(float(s))
+            xids.append(row_xids[r])
+        votes.append(vote(sims, xids, landmarks, params))
+    return votes
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

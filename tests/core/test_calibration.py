@@ -156,3 +156,30 @@ def test_text_search_threshold_override_then_calibration_then_fallback(calibrate
     bare.text_calibration = None  # an index too small to calibrate
     assert Guide(bare, encoders.image, encoders.text).text_threshold() == FALLBACK_TEXT_MATCH_THRESHOLD
     assert text_threshold(None, None, 0.9) == FALLBACK_TEXT_MATCH_THRESHOLD
+
+
+def test_the_calibrations_work_is_bounded_at_any_index_size() -> None:
+    """Issue #35: every unknown query scanned all rows, and their number grew with the landmarks (a fifth of
+    them): minutes at 1 M rows, hours at 10 M. Now at most KNOWN_QUERIES + MAX_UNKNOWN_LANDMARKS × 5 queries,
+    each k + its own landmark's photos deep."""
+    from core.calibration import KNOWN_QUERIES, MAX_UNKNOWN_LANDMARKS, UNKNOWN_PHOTOS_PER_LANDMARK, collect_queries
+    from core.catalog import Landmark
+
+    landmarks_n, per = 20_000, 3
+    row_xids = [f"L{i // per}" for i in range(landmarks_n * per)]
+    catalog = {f"L{i}": Landmark(f"L{i}", "n", "c") for i in range(landmarks_n)}
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((len(row_xids), 8)).astype(np.float32)
+    asked: list[tuple[int, int]] = []  # (queries, k) per search
+
+    def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        asked.append((len(queries), k))
+        rows = rng.integers(0, len(row_xids), size=(len(queries), k))
+        return np.sort(rng.random((len(queries), k)))[:, ::-1].astype(np.float32), rows
+
+    params = RankingParams()
+    queries = collect_queries(search, row_xids, [str(i) for i in range(len(row_xids))], vectors, catalog, params)
+    unknown = MAX_UNKNOWN_LANDMARKS * min(per, UNKNOWN_PHOTOS_PER_LANDMARK)
+    assert queries is not None and queries.unknown.sum() == unknown
+    assert sum(n for n, _ in asked) == KNOWN_QUERIES + unknown and len(asked) < 20  # in batches
+    assert max(k for _, k in asked) <= params.search_depth + max(8, per)
