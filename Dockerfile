@@ -33,7 +33,7 @@ COPY requirements/prep.txt requirements/
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install --index-url "${TORCH_INDEX_URL}" torch==2.13.0 \
     && pip install --require-hashes -r requirements/prep.txt
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY core ./core
 COPY bot ./bot
 COPY prep ./prep
@@ -43,7 +43,7 @@ ENTRYPOINT ["python", "-m", "prep"]
 CMD ["--help"]
 
 FROM base AS serve
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY core ./core
 COPY bot ./bot
 COPY prep ./prep

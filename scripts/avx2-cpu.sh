@@ -6,6 +6,8 @@
 set -euo pipefail
 if ! command -v qemu-x86_64 >/dev/null; then
     echo "installing qemu-user (Debian) for AVX2 emulation…" >&2
-    (apt-get install -y -qq qemu-user >/dev/null 2>&1) || (apt-get update -qq && apt-get install -y -qq qemu-user >/dev/null)
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"  # CI runners are not root
+    ($sudo apt-get install -y -qq qemu-user >/dev/null 2>&1) \
+        || ($sudo apt-get update -qq && $sudo apt-get install -y -qq qemu-user >/dev/null)
 fi
 exec qemu-x86_64 -cpu Haswell-noTSX,-pcid,-x2apic,-tsc-deadline,-invpcid "$@"

@@ -10,6 +10,7 @@ Imports under `if TYPE_CHECKING:` are left out: they never run.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,29 @@ def test_the_checker_finds_what_it_must() -> None:
     modules = _modules()
     assert {"core", "core.service", "bot.app", "prep.clean"} <= set(modules)
     assert "core.service" in _imports(modules["core"], set(modules))
+
+
+def test_every_third_party_package_the_code_imports_is_declared() -> None:
+    """Issue #35: prep/wikimedia.py imported httpx, which only came through python-telegram-bot."""
+    import sys
+    import tomllib
+    from importlib.metadata import packages_distributions
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {
+        re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        for requirement in project["dependencies"]
+        + [r for extra in ("prep", "scale") for r in project["optional-dependencies"][extra]]
+    }
+    providers = packages_distributions()
+    undeclared = {}
+    for path in _modules().values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for top in {name.split(".")[0] for name in names} - set(PACKAGES) - set(sys.stdlib_module_names):
+                distributions = {d.lower().replace("_", "-") for d in providers.get(top, [top])}
+                if not distributions & declared:
+                    undeclared.setdefault(top, path.relative_to(REPO).as_posix())
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"

@@ -186,3 +186,24 @@ print("loaded:", heavy)
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("loaded: []"), result.stdout[-500:]
+
+
+def test_ci_runs_the_test_command_on_every_push_and_pull_request_with_actions_pinned_by_sha() -> None:
+    """Issue #35: the tests ran only when a version tag was pushed, on actions pinned by movable tags."""
+    import yaml  # in the dev lock (through transformers and ray)
+
+    workflows = {path.name: path.read_text() for path in (REPO / ".github" / "workflows").glob("*.yml")}
+    tests = yaml.safe_load(workflows["tests.yml"])
+    triggers = tests[True]  # YAML 1.1 reads the key `on` as true
+    assert triggers["push"]["branches"] == ["main"] and "pull_request" in triggers
+    steps = tests["jobs"]["test"]["steps"]
+    assert any(step.get("run") == "scripts/test.sh" for step in steps)
+    assert any(step.get("with", {}).get("cache") == "pip" for step in steps)
+    uses = [
+        line.split("uses:")[1].split("#")[0].strip()
+        for text in workflows.values()
+        for line in text.splitlines()
+        if "uses:" in line
+    ]
+    assert uses and all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref) for ref in uses), uses
+    assert "tags" in yaml.safe_load(workflows["images.yml"])[True]["push"]  # images still publish on tags only

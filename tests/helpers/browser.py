@@ -31,13 +31,16 @@ FLAGS = (
 )
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
 def chromium() -> str:
-    """The browser's path, installed on first use by the project's own script (as the test command does)."""
-    found = shutil.which("chromium")
-    if found is None:
+    """The browser's path (Debian's chromium here, Chrome on CI runners), installed on first use by the
+    project's own script, as the test command does."""
+    if not any(shutil.which(name) for name in BROWSERS):
         subprocess.run([str(REPO / "scripts" / "chromium.sh"), "--version"], check=True, capture_output=True)
-        found = shutil.which("chromium")
-    assert found, "Debian's chromium is missing: scripts/chromium.sh installs it"
+    found = next((path for name in BROWSERS if (path := shutil.which(name))), None)
+    assert found, "no Chromium: scripts/chromium.sh installs Debian's"
     return found
 
 
