@@ -8,6 +8,7 @@ Writing and reading the format both live here. Layout of ARTIFACTS_DIR:
                                fast-scan PQ + builds/<id>/vectors.f16.npy (exact re-ranking, memory-mapped)
                                + trained.faiss/trained.json (the training, reused by the next build)
     builds/<id>/photos.csv     row i of the index: path (relative to the data dir), xid, sha256
+    builds/<id>/photos/        the same rows as columns the bot memory-maps (core.photo_table)
     builds/<id>/landmarks.csv  the dataset's whole catalog (places.csv columns), with or without photos
     builds/<id>/enrichment.json  names, descriptions, links per language (core.enrichment), if enriched
     builds/<id>/attribution.csv  credits of the indexed photos that need them (core.dataset's format), if any
@@ -21,7 +22,6 @@ error at any point leaves the previous index untouched and loadable.
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import hashlib
 import json
@@ -31,13 +31,12 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import overload
 
 import numpy as np
 
@@ -66,6 +65,7 @@ from core.enrichment import ENRICHMENT_FILE, Enrichment, LandmarkText, city_name
 from core.errors import GuideError
 from core.geo import LandmarkLocator
 from core.languages import CODES
+from core.photo_table import PhotoRecord, PhotoTable, as_photo_table
 from core.ranking import RankingParams
 from core.vector_index import IndexInfo, VectorIndex, build_vector_index
 
@@ -78,7 +78,6 @@ CACHE_DIR = "cache"
 LOCK_FILE = ".build.lock"
 MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.faiss"
-PHOTOS_FILE = "photos.csv"
 LANDMARKS_FILE = "landmarks.csv"
 CALIBRATION_FILE = "calibration.json"  # core.calibration's model and figures, fitted at build
 
@@ -89,69 +88,6 @@ class ArtifactsError(GuideError, RuntimeError):
 
 class BuildInProgressError(GuideError, RuntimeError):
     """Another build holds the artifacts lock."""
-
-
-@dataclass(frozen=True)
-class PhotoRecord:
-    path: str  # relative to the data dir
-    xid: str
-    sha256: str
-
-
-class PhotoTable(Sequence[PhotoRecord]):
-    """The index's rows as a read-only sequence of PhotoRecord, stored compactly: at a million photos a
-    list of records would hold ~400 MB of Python objects, these arrays ~100 MB."""
-
-    def __init__(self, records: Iterable[PhotoRecord]) -> None:
-        paths: list[bytes] = []
-        xids: dict[str, int] = {}
-        codes: list[int] = []
-        hashes: list[bytes] = []
-        for record in records:
-            paths.append(record.path.encode("utf-8"))
-            codes.append(xids.setdefault(record.xid, len(xids)))
-            hashes.append(bytes.fromhex(record.sha256))  # SHA-256 in hex (core.embedding_cache): 32 bytes
-        self._blob = b"".join(paths)
-        self._ends = np.cumsum([len(p) for p in paths], dtype=np.int64)
-        self._xid_names = list(xids)
-        self.xid_codes = np.asarray(codes, dtype=np.int32)
-        self._sha = np.frombuffer(b"".join(hashes), dtype=np.uint8).reshape(-1, 32)
-
-    def __len__(self) -> int:
-        return len(self._ends)
-
-    @overload
-    def __getitem__(self, row: int) -> PhotoRecord: ...
-    @overload
-    def __getitem__(self, row: slice) -> list[PhotoRecord]: ...
-    def __getitem__(self, row: int | slice) -> PhotoRecord | list[PhotoRecord]:
-        if isinstance(row, slice):
-            return [self[r] for r in range(*row.indices(len(self)))]
-        if row < 0:
-            row += len(self)
-        if not 0 <= row < len(self):
-            raise IndexError(row)
-        start = int(self._ends[row - 1]) if row else 0
-        path = self._blob[start : int(self._ends[row])].decode("utf-8")
-        return PhotoRecord(path, self._xid_names[self.xid_codes[row]], self._sha[row].tobytes().hex())
-
-    def xid(self, row: int) -> str:
-        return self._xid_names[self.xid_codes[row]]
-
-    def sha256(self, row: int) -> str:
-        return self._sha[row].tobytes().hex()
-
-    def rows_by_xid(self) -> dict[str, np.ndarray]:
-        order = np.argsort(self.xid_codes, kind="stable")
-        bounds = np.searchsorted(self.xid_codes[order], np.arange(len(self._xid_names) + 1))
-        return {name: order[bounds[i] : bounds[i + 1]] for i, name in enumerate(self._xid_names)}
-
-    def copies(self) -> dict[bytes, int]:
-        """How many rows share each content (only contents held more than once)."""
-        if not len(self):
-            return {}
-        unique, counts = np.unique(self._sha, axis=0, return_counts=True)
-        return {row.tobytes(): int(n) for row, n in zip(unique, counts, strict=True) if n > 1}
 
 
 @dataclass(frozen=True)
@@ -215,7 +151,7 @@ class PhotoIndex:
         self.calibration = calibration  # None: too few photos to fit one, or a build from before it
         self.text_calibration = text_calibration  # None: too few names, or built without the text model
         self.manifest = manifest
-        self.photos = photos if isinstance(photos, PhotoTable) else PhotoTable(photos)
+        self.photos = as_photo_table(photos)
         self.landmarks = landmarks
         self.location = location
         self.enrichment = enrichment or Enrichment()
@@ -238,7 +174,7 @@ class PhotoIndex:
         manifest = Manifest.read(location / MANIFEST_FILE)
         try:
             index = VectorIndex.load(location, IndexInfo(**manifest.search_index))
-            photos = _read_photos(location / PHOTOS_FILE)
+            photos = PhotoTable.read(location)
             landmarks = read_places(location / LANDMARKS_FILE)
             credits = read_attribution(location / ATTRIBUTION_FILE)  # never served uncredited: damaged if unread
         except Exception as exc:
@@ -395,11 +331,6 @@ def resolve_build(artifacts_dir: Path) -> Path:
     if not (current / MANIFEST_FILE).is_file():
         raise ArtifactsError(f"no index in {artifacts_dir}/: build one with `python -m prep build`")
     return current.resolve()
-
-
-def _read_photos(path: Path) -> PhotoTable:
-    with path.open(newline="", encoding="utf-8") as f:
-        return PhotoTable(PhotoRecord(row["path"], row["xid"], row["sha256"]) for row in csv.DictReader(f))
 
 
 @dataclass(frozen=True)
@@ -671,10 +602,7 @@ def _publish(
     try:
         # The manifest records the index file's checksum: a file damaged later is refused at load.
         manifest = replace(manifest, search_index=index.write(staging).to_dict())
-        with (staging / PHOTOS_FILE).open("w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["path", "xid", "sha256"])
-            writer.writerows((r.path, r.xid, r.sha256) for r in records)
+        PhotoTable.from_records(records).write(staging)
         write_places(staging / LANDMARKS_FILE, landmarks)
         if enrichment.landmarks or enrichment.cities:
             enrichment.write(staging / ENRICHMENT_FILE)

@@ -156,3 +156,39 @@ def test_moved_data_dir_can_be_given_explicitly(dataset, tmp_path) -> None:
     shutil.move(dataset.data_dir, moved)
     index = PhotoIndex.load(dataset.artifacts_dir)
     assert index.photo_path(0, moved).is_file()
+
+
+def test_the_photo_table_is_memory_mapped_from_columns_beside_photos_csv(dataset: BuiltDataset) -> None:
+    """Issue #35: ~100 B a photo on the heap (10 M photos: ~1 GB before the models). The loaded index maps
+    the columns; photos.csv stays for people and for builds made before them."""
+    import csv
+
+    location = resolve_build(dataset.artifacts_dir)
+    index = PhotoIndex.load(dataset.artifacts_dir)
+    assert isinstance(index.photos.xid_codes, np.memmap)
+    with (location / "photos.csv").open(encoding="utf-8") as f:
+        rows = [(r["path"], r["xid"], r["sha256"]) for r in csv.DictReader(f)]
+    assert [(p.path, p.xid, p.sha256) for p in index.photos] == rows
+    assert index.photos_of(rows[0][1]) and index.has_photos(rows[-1][1])
+    shutil.rmtree(location / "photos")  # a build from before the columns
+    older = PhotoIndex.load(dataset.artifacts_dir)
+    assert [(p.path, p.xid, p.sha256) for p in older.photos] == rows and not isinstance(
+        older.photos.xid_codes, np.memmap
+    )
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder: np.save(folder / "xid_codes.npy", np.load(folder / "xid_codes.npy").astype(np.int64)),
+        lambda folder: np.save(folder / "xid_codes.npy", np.load(folder / "xid_codes.npy") + 10_000),
+        lambda folder: np.save(folder / "ends.npy", np.load(folder / "ends.npy")[:-1]),
+        lambda folder: (folder / "paths.bin").write_bytes((folder / "paths.bin").read_bytes()[:-3]),
+        lambda folder: (folder / "xids.json").write_text('{"not": "a list"}'),
+    ],
+    ids=["dtype", "codes past the landmarks", "a row short", "paths cut", "xids not a list"],
+)
+def test_damaged_photo_columns_are_refused_at_load(dataset: BuiltDataset, damage) -> None:
+    damage(resolve_build(dataset.artifacts_dir) / "photos")
+    with pytest.raises(ArtifactsError, match="damaged|inconsistent"):
+        PhotoIndex.load(dataset.artifacts_dir)
