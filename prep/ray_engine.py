@@ -14,7 +14,9 @@ photo at a time (its vectors then equal the local engine's); fp32 runtimes take 
 
 from __future__ import annotations
 
+import csv
 import threading
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -80,8 +82,9 @@ def _run(
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    manifest = _write_manifest(cache.path.parent, missing)
     try:
-        dataset = _pipeline(ray, settings, missing, batch=1 if "int8" in encoder.cache_key else RAY_BATCH)
+        dataset = _pipeline(ray, settings, manifest, batch=1 if "int8" in encoder.cache_key else RAY_BATCH)
         fresh: dict[str, np.ndarray] = {}
         failed: dict[str, str] = {}
         pending: dict[str, np.ndarray] = {}
@@ -98,17 +101,36 @@ def _run(
         _store(cache, encoder, pending, fresh)
         return fresh, failed
     finally:
+        manifest.unlink(missing_ok=True)
         if started_here:
             ray.shutdown()
 
 
-def _pipeline(ray, settings: Settings, missing: list[PhotoToEmbed], batch: int):
+def _write_manifest(folder: Path, missing: list[PhotoToEmbed]) -> Path:
+    """The photos to embed as a CSV file (sha256, path) that Ray reads in blocks: a list of 10 M row dicts
+    handed to `from_items` would sit in the driver's memory and then in the object store. On a cluster
+    the file, like the dataset and MODEL_DIR, must be at the same path on every node (the artifacts
+    folder on a shared file system)."""
+    manifest = folder / f".ray-manifest-{uuid.uuid4().hex[:12]}.csv"
+    with manifest.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sha256", "path"])
+        writer.writerows((p.sha256, str(p.path)) for p in missing)
+    return manifest
+
+
+def _pipeline(ray, settings: Settings, manifest: Path, batch: int):
     """With GPUs: decode on the CPUs (tasks) and encode on the GPUs (one actor each), streaming between
     them. CPUs only: each actor reads, decodes and encodes its photos itself — measured here, a
     separate decode stage cost ~45 % on 2 cores (decoded pixels through the object store, and decode
     tasks competing with the encoders for the same cores)."""
     resources = ray.available_resources()
-    rows = ray.data.from_items([{"sha256": p.sha256, "path": str(p.path)} for p in missing])
+    import pyarrow as pa
+    from pyarrow import csv as arrow_csv
+
+    text = arrow_csv.ConvertOptions(column_types={"sha256": pa.string(), "path": pa.string()})
+    # Reading the list is light: it takes no core of its own, which the encoder actors hold all of.
+    rows = ray.data.read_csv(str(manifest), shuffle=None, convert_options=text, num_cpus=0)
     gpus = int(resources.get("GPU", 0))
     if gpus:
         return rows.map(_decode).map_batches(
