@@ -6,11 +6,11 @@ from html import escape
 
 import pytest
 
-from core import Guide, PhotoIndex, build_index, model_id
+from core import Guide
 from core.catalog import Landmark
 from core.dataset import Dataset, PhotoCredit
 from core.enrichment import Enrichment, LandmarkInfo
-from tests.helpers.bot import bot_settings, running_bot, wait_answers
+from tests.helpers.bot import bot_settings, running_bot, serving_built, wait_answers
 
 pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
 
@@ -50,11 +50,7 @@ async def enriched_bot(fake, built_dataset, model_dirs, encoders, tmp_path):
     # Landmark 0's photos came from Commons: each needs its author and licence wherever it is shown.
     credits = {p.path: CREDIT for p in catalog.photos() if p.xid == first.xid}
     catalog.record_attribution(credits)
-    build_index(dataset.data_dir, dataset.artifacts_dir, encoders.image, text_model=model_id(str(model_dirs.text)))
-    index = PhotoIndex.load(dataset.artifacts_dir)
-    guide = Guide(index, encoders.image, encoders.text, data_dir=dataset.data_dir)
-    settings = bot_settings(fake, dataset, model_dirs, bot_state_file=tmp_path / "state.json")
-    async with running_bot(settings, guide):
+    async with serving_built(fake, dataset, model_dirs, encoders, tmp_path / "state.json") as guide:
         yield fake, first, guide
 
 

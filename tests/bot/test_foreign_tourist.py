@@ -11,11 +11,11 @@ from html import escape
 import pytest
 
 from bot.texts import text
-from core import Guide, PhotoIndex, build_index, model_id
+from core import Guide, PhotoIndex
 from core.calibration import TextCalibration
 from core.dataset import Dataset
 from core.enrichment import Enrichment, LandmarkInfo
-from tests.helpers.bot import bot_settings, running_bot, wait_answers
+from tests.helpers.bot import serving_built, wait_answers
 
 pytestmark = pytest.mark.slow  # end to end: the whole suite (CI) runs it, the fast loop does not
 
@@ -50,12 +50,14 @@ async def foreign_bot(fake, built_dataset, model_dirs, encoders, tmp_path):
     catalog = Dataset(dataset.data_dir)
     first = next(lm for lm in catalog.landmarks().values() if lm.name == built_dataset.names["EKB"][0])
     catalog.write_enrichment(Enrichment({first.xid: LandmarkInfo(names={"en": "Dynamo Stadium"})}, CITY_NAMES))
-    build_index(dataset.data_dir, dataset.artifacts_dir, encoders.image, text_model=model_id(str(model_dirs.text)))
-    index = PhotoIndex.load(dataset.artifacts_dir)
-    index.text_calibration = TextCalibration(40, 10, 0.5, ((0.1, 0.6, 1.0), (0.2, 0.7, 0.5), (0.3, 0.8, 0.1)))
-    guide = Guide(index, encoders.image, encoders.text, data_dir=dataset.data_dir)
-    settings = bot_settings(fake, dataset, model_dirs, bot_state_file=tmp_path / "state.json")
-    async with running_bot(settings, guide):
+    unreached = TextCalibration(40, 10, 0.5, ((0.1, 0.6, 1.0), (0.2, 0.7, 0.5), (0.3, 0.8, 0.1)))
+
+    def without_a_text_threshold(index: PhotoIndex) -> None:
+        index.text_calibration = unreached
+
+    async with serving_built(
+        fake, dataset, model_dirs, encoders, tmp_path / "state.json", without_a_text_threshold
+    ) as guide:
         yield fake, first, guide
 
 

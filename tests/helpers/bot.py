@@ -63,6 +63,23 @@ async def running_bot(settings: BotSettings, guide: Guide) -> AsyncIterator[None
             await application.stop()
 
 
+@asynccontextmanager
+async def serving_built(
+    fake: FakeTelegram, dataset: BuiltDataset, models: ModelDirs, encoders, state_file: Path, adjust=None
+) -> AsyncIterator[Guide]:
+    """`dataset` built into an index as `prep build` does, loaded (then changed by `adjust`, if given) and
+    served by the real Application against the fake Bot API."""
+    from core import PhotoIndex, build_index, model_id
+
+    build_index(dataset.data_dir, dataset.artifacts_dir, encoders.image, text_model=model_id(str(models.text)))
+    index = PhotoIndex.load(dataset.artifacts_dir)
+    if adjust is not None:
+        adjust(index)
+    guide = Guide(index, encoders.image, encoders.text, data_dir=dataset.data_dir)
+    async with running_bot(bot_settings(fake, dataset, models, bot_state_file=state_file), guide):
+        yield guide
+
+
 def bot_env(fake: FakeTelegram, dataset: BuiltDataset, models: ModelDirs, **extra: str) -> dict[str, str]:
     """The environment `python -m bot` gets from a user's .env, pointed at the fake server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ADMIN_"))}
