@@ -72,9 +72,7 @@ class Catalog:
         """ "92%", "92 %", "%92", "۹۲٪": pattern, digits and sign of the locale's own numbering system (Babel
         keeps the Latin percent sign there)."""
         formatted = format_percent(share, locale=self.language.locale, numbering_system="default")
-        locale = Locale.parse(self.language.locale)
-        sign = locale.number_symbols.get(locale.default_numbering_system, {}).get("percentSign", "%")
-        return self._digits(formatted.replace("%", sign))
+        return self._digits(formatted.replace("%", _numbering(self.language.locale).percent_sign))
 
     def join(self, items: list[str]) -> str:
         """ "A, B and C" as the language says it (CLDR's list pattern)."""
@@ -87,11 +85,27 @@ class Catalog:
 
     def _digits(self, formatted: str) -> str:
         """Babel formats with Latin digits whatever the numbering system: the locale's own digits in their place."""
-        native = NATIVE_DIGITS.get(Locale.parse(self.language.locale).default_numbering_system)
+        native = _numbering(self.language.locale).digits
         return formatted.translate(native) if native else formatted
 
     def has(self, key: str) -> bool:
         return key in self.keys
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """A locale's default numbering system as replies need it: its digits (None: Latin) and percent sign."""
+
+    digits: dict[int, int] | None  # a str.translate table
+    percent_sign: str
+
+
+@cache
+def _numbering(locale_name: str) -> Numbering:
+    """Read from CLDR once per locale (every card's percentages ask for it)."""
+    locale = Locale.parse(locale_name)
+    system = locale.default_numbering_system
+    return Numbering(NATIVE_DIGITS.get(system), locale.number_symbols.get(system, {}).get("percentSign", "%"))
 
 
 @cache

@@ -88,6 +88,7 @@ from core.ranking import (
     vote,
 )
 from core.recognition import rank
+from core.schema import open_cache_db
 from core.service import ALBUM_SIZE, EmptyQueryError, Guide, PhotoHit
 from core.settings import ENV_FILE, EnvReader, Settings, SettingsError, environment, usable_cpus
 
@@ -172,6 +173,7 @@ __all__ = [
     "no_progress",
     "normalised_licence",
     "open_cache",
+    "open_cache_db",
     "parse_coordinate",
     "photo_extension",
     "rank",

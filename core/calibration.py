@@ -362,10 +362,6 @@ class TextCalibration:
                 return similarity
         return math.inf
 
-    def reaches(self, precision: float) -> bool:
-        """Whether some similarity threshold gives text answers right at least `precision` of the time."""
-        return math.isfinite(self.threshold(precision))
-
     def operating_point(self, threshold: float) -> tuple[float, float]:
         """(expected precision, expected coverage) of text answers at similarity ≥ threshold."""
         return _operating_point(self.curve, threshold)

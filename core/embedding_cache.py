@@ -11,7 +11,6 @@ import hashlib
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 from core.encoders.base import ImageEncoder
 from core.errors import GuideError
 from core.imaging import ImageDecodeError, decode_image
-from core.schema import SchemaError, upgrade
+from core.schema import SchemaError, open_cache_db, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -60,25 +59,16 @@ class EmbeddingCache:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        try:
-            self._db = self._open()
-        except (sqlite3.DatabaseError, SchemaError) as exc:  # only a cache: a newer one is set aside too
-            aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
-            log.warning("embedding cache %s is damaged (%s): moved to %s, starting a new one", path, exc, aside)
-            for suffix in ("", "-wal", "-shm"):
-                damaged = Path(f"{path}{suffix}")
-                if damaged.exists():
-                    damaged.replace(Path(f"{aside}{suffix}"))
-            self._db = self._open()
+        self._db = open_cache_db(path, self._open, "embedding cache")  # a newer one is set aside too
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, path: Path) -> sqlite3.Connection:
         # timeout: `prep build` and the bot's /reindex may briefly touch it at once.
-        db = sqlite3.connect(self.path, timeout=30)
+        db = sqlite3.connect(path, timeout=30)
         try:
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("integrity check failed")
             db.execute("PRAGMA journal_mode=WAL")
-            upgrade(db, CACHE_SCHEMA_STEPS, f"the embedding cache {self.path}")
+            upgrade(db, CACHE_SCHEMA_STEPS, f"the embedding cache {path}")
         except (sqlite3.DatabaseError, SchemaError):
             db.close()
             raise

@@ -9,11 +9,15 @@ guide is refused with one line rather than misread, and so is a file that is no 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from core.errors import GuideError
+from core.files import set_aside
+
+log = logging.getLogger(__name__)
 
 
 class SchemaError(GuideError):
@@ -59,3 +63,17 @@ def check_file(path: Path, steps: Sequence[str], what: str) -> None:
         raise SchemaError(
             f"{what} was written by a newer version of the guide (schema {version}, this one knows {len(steps)})"
         )
+
+
+def open_cache_db(path: Path, open_db: Callable[[Path], sqlite3.Connection], what: str) -> sqlite3.Connection:
+    """A cache's database, by `open_db`. A cache is only ever a cache: a file that does not open (damaged,
+    or from a newer release) is moved aside with its -wal/-shm files, with a warning, and opened afresh."""
+    try:
+        return open_db(path)
+    except (sqlite3.DatabaseError, SchemaError) as exc:
+        aside = set_aside(path)
+        for suffix in ("-wal", "-shm"):
+            if (extra := Path(f"{path}{suffix}")).exists():
+                extra.replace(Path(f"{aside}{suffix}"))
+        log.warning("%s %s is damaged (%s): moved to %s, starting a new one", what, path, exc, aside)
+        return open_db(path)

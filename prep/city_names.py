@@ -36,6 +36,11 @@ class CityQuery:
     centre: GeoPoint | None
 
 
+def located_in(entities: Iterable[dict]) -> frozenset[str]:
+    """The administrative units (P131) the given items say they lie in: where the walk up starts."""
+    return frozenset(q for entity in entities for q in item_ids(statement_values(entity, "P131")))
+
+
 def city_labels(client: WikiClient, city: CityQuery, langs: tuple[str, ...], failures: list[str]) -> dict[str, str]:
     """{language: name} from the city's Wikidata item ({} when it is not found); failed requests are
     appended to `failures` and leave the city as it was."""

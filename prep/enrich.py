@@ -37,16 +37,14 @@ from core import (
     language,
     no_progress,
 )
-from prep.city_names import CityQuery, centre_of, city_labels
+from prep.city_names import CityQuery, centre_of, city_labels, located_in
 from prep.wikimedia import (
     WIKIDATA_BATCH,
     FetchError,
     HttpCache,
     WikiClient,
     WikimediaSettings,
-    item_ids,
     nested_text,
-    statement_values,
 )
 
 # Sentences kept from a Wikipedia summary.
@@ -147,8 +145,8 @@ def _city_names(
             by_city.setdefault(landmark.city, []).append(landmark)
     found = {}
     for city, members in sorted(by_city.items()):
-        located_in = {q for lm in members for q in item_ids(statement_values(entities.get(lm.wikidata, {}), "P131"))}
-        query = CityQuery(city, frozenset(located_in), centre_of((lm.lat, lm.lon) for lm in members))
+        units = located_in(entities.get(lm.wikidata, {}) for lm in members)
+        query = CityQuery(city, units, centre_of((lm.lat, lm.lon) for lm in members))
         found[city] = city_labels(client, query, langs, report.failures)
         report.cities[city] = len(found[city])
     return found

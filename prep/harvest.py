@@ -49,7 +49,7 @@ from core import (
     transliterate,
     trusted_link,
 )
-from prep.city_names import CityQuery, centre_of, city_labels
+from prep.city_names import CityQuery, centre_of, city_labels, located_in
 from prep.enrich import wikidata_info
 from prep.wikimedia import (
     WIKIDATA_BATCH,
@@ -410,9 +410,9 @@ def harvest(
         points = _geosearch(client, area, report, progress)
         entities = _entities(client, sorted(points), CODES, report, progress)
         sights = _sights(client, entities, points, classes, report)
-        located_in = {q for sight in sights for q in item_ids(statement_values(sight.entity, "P131"))}
         centre = area.centre or centre_of([(area.south, area.west), (area.north, area.east)])
-        names = city_labels(client, CityQuery(city, frozenset(located_in), centre), CODES, report.failures)
+        query = CityQuery(city, located_in(sight.entity for sight in sights), centre)
+        names = city_labels(client, query, CODES, report.failures)
         xids = _merge_landmarks(dataset, sights, city, code, names, report)
         photos = _photos(client, sights, per_landmark, report, progress)
         _download(client, dataset, xids, photos, report, progress)

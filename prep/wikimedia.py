@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from core import EnvReader, clean_text, environment, language, set_aside
+from core import EnvReader, clean_text, environment, language, open_cache_db
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -106,12 +106,7 @@ class HttpCache:
     Only a cache: a damaged file is set aside with a warning and a new one started."""
 
     def __init__(self, path: Path) -> None:
-        try:
-            self._db = self._open(path)
-        except sqlite3.DatabaseError as exc:
-            aside = set_aside(path)
-            log.warning("%s is damaged (%s): moved to %s, answers will be asked again", path, exc, aside)
-            self._db = self._open(path)
+        self._db = open_cache_db(path, self._open, "answer cache")
 
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:

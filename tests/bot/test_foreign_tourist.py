@@ -4,6 +4,7 @@ text search that admits a miss, shares that add up, lists, numbers and direction
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import replace
 from html import escape
@@ -164,4 +165,4 @@ async def test_arabic_and_persian_lists_and_numbers_follow_cldr(foreign_bot) -> 
 
 def test_the_fixture_marks_its_index_as_unreached() -> None:
     curve = TextCalibration(40, 10, 0.5, ((0.1, 0.6, 1.0),))
-    assert not curve.reaches(0.9) and replace(curve, curve=((0.1, 0.95, 1.0),)).reaches(0.9)
+    assert curve.threshold(0.9) == math.inf and replace(curve, curve=((0.1, 0.95, 1.0),)).threshold(0.9) == 0.1

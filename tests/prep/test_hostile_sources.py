@@ -181,3 +181,16 @@ def test_an_absurdly_nested_answer_is_one_failed_request(wiki, tmp_path, capsys)
     code, out, err = run(main, [*HARVEST, "--json"], capsys)
     assert code == 0 and "Traceback" not in err
     assert any("not a JSON object" in failure for failure in __import__("json").loads(out)["failures"])
+
+
+def test_a_damaged_answer_cache_is_set_aside_and_started_afresh(tmp_path) -> None:
+    """The harvest/enrich answer cache is only a cache: like the embedding cache, it never stops a run."""
+    from prep.wikimedia import HttpCache
+
+    path = tmp_path / ".harvest_cache.sqlite"
+    path.write_bytes(b"not a database" * 300)
+    cache = HttpCache(path)
+    cache.put("https://example.org/a", 200, "{}")
+    assert cache.get("https://example.org/a") == (200, "{}")
+    cache.close()
+    assert [p.name.startswith(".harvest_cache.sqlite.damaged-") for p in tmp_path.iterdir()].count(True) == 1
