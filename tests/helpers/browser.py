@@ -72,10 +72,18 @@ class Page:
         await self.wait_for(ready)
 
     async def wait_for(self, condition: str, timeout: float = 15.0) -> None:
+        """Poll until the condition holds. While a navigation is under way the condition may throw (no body
+        yet): that counts as not yet, and the last such error is named if the page never gets there."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while not await self.evaluate(f"!!({condition})"):
+        failure = ""
+        while True:
+            try:
+                if await self.evaluate(f"!!({condition})"):
+                    return
+            except RuntimeError as error:
+                failure = f" (last: {error})"
             if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"the page never met: {condition}")
+                raise TimeoutError(f"the page never met: {condition}{failure}")
             await asyncio.sleep(0.1)
 
     async def screenshot(self, path: Path) -> None:
