@@ -43,6 +43,12 @@ ENTRYPOINT ["python", "-m", "prep"]
 CMD ["--help"]
 
 FROM base AS serve
+# espeak-ng: the guide's default voice, all seven languages, no download (~16 MB with its libraries). It
+# runs as a separate program (core/speech.py). Not pinned: Debian's bookworm security updates replace it.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends espeak-ng \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md LICENSE ./
 COPY core ./core
 COPY bot ./bot

@@ -17,7 +17,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import feedback, handlers
+from bot import feedback, handlers, narration, walks
 from bot.context import SERVICES_KEY, GuideApplication, GuideContext, Services
 from bot.health import heartbeat
 from bot.reindex import Reindexer
@@ -25,7 +25,8 @@ from bot.settings import BotSettings
 from bot.state import StateFile, UserState
 from bot.texts import LANGUAGES, commands, text
 from bot.throttle import UserRateLimiter
-from core import DEFAULT_LANGUAGE, Guide, SqliteContributionStore, language
+from bot.voice_ids import FILE_IDS_NAME, VoiceFileIds
+from core import DEFAULT_LANGUAGE, Guide, Narrator, SqliteContributionStore, VoiceCache, Voices, language
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def build_application(settings: BotSettings, guide: Guide) -> GuideApplication:
     if settings.telegram_file_url:
         builder = builder.base_file_url(settings.telegram_file_url)
     application = builder.build()
+    voices = VoiceCache.beside(settings.core.artifacts_dir)
     application.bot_data[SERVICES_KEY] = Services(
         settings=settings,
         guide=guide,
@@ -63,6 +65,9 @@ def build_application(settings: BotSettings, guide: Guide) -> GuideApplication:
         store=SqliteContributionStore(
             settings.core.contributions_dir, settings.contrib_max_mb * 1024 * 1024, settings.contrib_per_user_day
         ),
+        narrator=Narrator(Voices(settings.core.espeak_binary, settings.core.voices_dir), voices),
+        # A file_id is the uploading bot's own: the store names the bot (the token's public id part).
+        voice_ids=VoiceFileIds(voices.folder / FILE_IDS_NAME, int(token.partition(":")[0])),
     )
     _add_handlers(application)
     return application
@@ -109,6 +114,7 @@ def _add_handlers(application: GuideApplication) -> None:
             CommandHandler("privacy", feedback.privacy, filters=new),
             CommandHandler("about", handlers.about, filters=new),
             CommandHandler("nearby", handlers.nearby, filters=new),
+            CommandHandler("walk", walks.walk, filters=new),
             CommandHandler("review", feedback.review, filters=new),
             CommandHandler("stats", feedback.stats, filters=new),
             CallbackQueryHandler(feedback.feedback_pressed, pattern=rf"^{feedback.FEEDBACK}"),
@@ -116,12 +122,15 @@ def _add_handlers(application: GuideApplication) -> None:
             CallbackQueryHandler(feedback.review_pressed, pattern=rf"^{feedback.REVIEW}"),
             CallbackQueryHandler(handlers.lang_chosen, pattern=handlers.LANG_PATTERN),
             CallbackQueryHandler(handlers.more_photos, pattern=rf"^{handlers.MORE_PREFIX}"),
+            CallbackQueryHandler(narration.listen, pattern=rf"^{narration.LISTEN}"),
+            CallbackQueryHandler(narration.show_local, pattern=rf"^{narration.LOCAL}"),
+            CallbackQueryHandler(walks.walk_pressed, pattern=rf"^{walks.WALK}$"),
             MessageHandler(new & filters.PHOTO, handlers.photo),
             MessageHandler(new & filters.LOCATION, handlers.location),
             MessageHandler(new & filters.Document.ALL, handlers.document),
             MessageHandler(new & filters.COMMAND, handlers.unknown_command),
             MessageHandler(new & filters.TEXT, handlers.text_query),
-            MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.LOCATION, handlers.live_location),
+            MessageHandler(filters.UpdateType.EDITED_MESSAGE & filters.LOCATION, walks.live_moved),
             MessageHandler(filters.UpdateType.EDITED_MESSAGE, handlers.edited),
             MessageHandler(new, handlers.unsupported),
             CallbackQueryHandler(handlers.stale_button),  # last: every other callback gets answered

@@ -10,6 +10,7 @@ backup delays only the answers that need it, never another user's /start).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,10 +21,11 @@ from telegram.ext import Application, CallbackContext, ExtBot
 
 from bot.reindex import Reindexer
 from bot.settings import BotSettings
-from bot.state import UserState
+from bot.state import SharedLocation, UserState
 from bot.texts import LANGUAGES, Lang, language_for
 from bot.throttle import UserRateLimiter
-from core import ContributionStore, Guide
+from bot.voice_ids import VoiceFileIds
+from core import ContributionStore, Guide, Narrator, PhotoLocation
 
 SERVICES_KEY = "services"
 # Threads for blocking I/O (the contribution store, photo files): small, and apart from the CPU pool.
@@ -41,6 +43,8 @@ class Services:
     limiter: UserRateLimiter
     reindexer: Reindexer
     store: ContributionStore
+    narrator: Narrator
+    voice_ids: VoiceFileIds
     io_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="io")
     )
@@ -93,6 +97,20 @@ class GuideContext(CallbackContext[ExtBot[None], UserState, dict, dict]):
         if chosen in LANGUAGES:
             return chosen
         return language_for(self.client_language)
+
+    def recent_location(self) -> PhotoLocation | None:
+        """The user's last shared location, while it is fresh (LOCATION_TTL)."""
+        stored = self.state.location
+        if stored is None or time.time() - stored.at > self.services.settings.location_ttl_hours * 3600:
+            return None
+        return PhotoLocation(stored.lat, stored.lon, "shared")
+
+    def remember_location(self, lat: float, lon: float) -> bool:
+        """Keep a shared point for the next photos; False (nothing kept) for a point that is not on Earth."""
+        checked = SharedLocation.checked(lat, lon, time.time())
+        if checked is not None:
+            self.state.location = checked
+        return checked is not None
 
 
 def incoming(update: Update) -> Message:

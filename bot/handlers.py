@@ -23,14 +23,14 @@ from telegram import (
 from telegram.constants import ChatAction, FileSizeLimit, ParseMode
 from telegram.error import BadRequest
 
-from bot import feedback
+from bot import feedback, walks
+from bot.cards import MORE_PREFIX, card_markup
 from bot.context import GuideContext, incoming, pressed
 from bot.i18n import catalog
 from bot.logs import is_network_failure, short_failure
 from bot.nearby_intent import asks_what_is_nearby
 from bot.photos import shareable_photo
 from bot.reindex import ReindexBusyError
-from bot.state import SharedLocation
 from bot.texts import (
     BUTTON_LABEL_LIMIT,
     CITIES_LIMIT,
@@ -46,7 +46,6 @@ from bot.texts import (
     join_names,
     map_url,
     plural,
-    route_url,
     text,
 )
 from core import (
@@ -59,10 +58,7 @@ from core import (
     ImageDecodeError,
     ImageShapeError,
     ImageTooLargeError,
-    Landmark,
-    LandmarkText,
     PhotoHit,
-    PhotoLocation,
     Recognition,
     language,
     photo_extension,
@@ -70,10 +66,11 @@ from core import (
 
 log = logging.getLogger(__name__)
 
-MORE_PREFIX = "more:"  # callback data of "More photos": more:<xid> (XIDs are short, safe names)
 LANG_PREFIX = "lang:"  # callback data of the /lang buttons: lang:<code of the registry>
 LANG_PATTERN = "^" + LANG_PREFIX + "(" + "|".join(re.escape(code) for code in LANGUAGES) + ")$"
 LANG_BUTTONS_PER_ROW = 2
+# The default voice, as /about credits it: a separate program, so its GPL-3.0 does not reach the guide.
+ESPEAK_CREDIT = "espeak-ng (GPL-3.0)"
 # Photos shown with "nothing matches well".
 WEAK_MATCHES = 3
 
@@ -105,8 +102,11 @@ async def help_command(update: Update, context: GuideContext) -> None:
 
 
 async def about(update: Update, context: GuideContext) -> None:
-    """Where the landmarks, descriptions, photos and models come from, and under which licences."""
-    await incoming(update).reply_text(text("about", context.lang), parse_mode=ParseMode.HTML)
+    """Where the landmarks, descriptions, photos, models and voices come from, and under which licences."""
+    lang_ = context.lang
+    credits = [f"{escape(voice)} ({escape(licence)})" for voice, licence in context.services.narrator.voices.credits()]
+    voices = text("about_voices", lang_, voices=join_names([ESPEAK_CREDIT, *credits], lang_))
+    await incoming(update).reply_text(f"{text('about', lang_)}\n{voices}", parse_mode=ParseMode.HTML)
 
 
 async def lang(update: Update, context: GuideContext) -> None:
@@ -161,9 +161,7 @@ async def document(update: Update, context: GuideContext) -> None:
     await _recognize(message, update, context, file.file_id, file.file_size)
 
 
-async def _recognize(
-    message: Message, update: Update, context: GuideContext, file_id: str, size: int | None
-) -> None:
+async def _recognize(message: Message, update: Update, context: GuideContext, file_id: str, size: int | None) -> None:
     """Download, recognise in the compute pool, record, answer (`update` only scopes the background task
     and names the sender)."""
     lang_ = context.lang
@@ -185,7 +183,7 @@ async def _recognize(
         return
     started = time.monotonic()
     try:
-        result: Recognition = await svc.compute(svc.guide.recognize, data, remembered_location(context))
+        result: Recognition = await svc.compute(svc.guide.recognize, data, context.recent_location())
     except ImageTooLargeError:
         await message.reply_text(text("too_many_pixels", lang_))
         return
@@ -227,7 +225,8 @@ async def _answer_recognition(
         await message.reply_text(others, parse_mode=ParseMode.HTML, reply_markup=InlineKeyboardMarkup([rate]))
         return
     caption = format_card(result, cards[0], lang_)
-    buttons = _card_buttons(result.landmarks[0].landmark, cards[0], result, lang_) + [rate]
+    start = (result.location.lat, result.location.lon) if result.location is not None else None
+    buttons = card_markup(result.landmarks[0].landmark, cards[0], lang_, start) + [rate]
     photo = await context.services.compute(shareable_photo, result.matched_photo)
     markup = InlineKeyboardMarkup(buttons)
     if photo is not None:
@@ -236,22 +235,6 @@ async def _answer_recognition(
         await message.reply_text(caption, parse_mode=ParseMode.HTML, reply_markup=markup)
     if others:
         await message.reply_text(others, parse_mode=ParseMode.HTML)
-
-
-def _card_buttons(
-    landmark: Landmark, card: LandmarkText, result: Recognition, lang_: Lang
-) -> list[list[InlineKeyboardButton]]:
-    """Map, Route, Wikipedia, More photos: only for a confident answer, never for a guess."""
-    start = (result.location.lat, result.location.lon) if result.location is not None else None
-    links = [
-        (text("map", lang_), map_url(landmark)),
-        (text("route", lang_), route_url(landmark, start)),
-        (text("wikipedia", lang_), card.wikipedia or None),
-    ]
-    row = [InlineKeyboardButton(label, url=url) for label, url in links if url]
-    more = [InlineKeyboardButton(text("more_photos", lang_), callback_data=f"{MORE_PREFIX}{landmark.xid}")]
-    rows = [row[:2], row[2:] + more] if row else [more]
-    return [r for r in rows if r]
 
 
 async def more_photos(update: Update, context: GuideContext) -> None:
@@ -266,25 +249,9 @@ async def more_photos(update: Update, context: GuideContext) -> None:
     await _send_album(update, context, hits, lang_)
 
 
-def remembered_location(context: GuideContext) -> PhotoLocation | None:
-    """The user's last shared location, while it is fresh (LOCATION_TTL)."""
-    stored = context.state.location
-    if stored is None or time.time() - stored.at > context.services.settings.location_ttl_hours * 3600:
-        return None
-    return PhotoLocation(stored.lat, stored.lon, "shared")
-
-
-def _remember_location(context: GuideContext, lat: float, lon: float) -> bool:
-    """Keep a shared point for the next photos; False (nothing kept) for a point that is not on Earth."""
-    checked = SharedLocation.checked(lat, lon, time.time())
-    if checked is not None:
-        context.state.location = checked
-    return checked is not None
-
-
 async def nearby(update: Update, context: GuideContext) -> None:
     """/nearby (or "what is nearby" typed): the nearest landmarks to a recent location, or a one-tap button."""
-    stored = remembered_location(context)
+    stored = context.recent_location()
     if stored is not None and stored.source == "shared":
         await _answer_nearby(incoming(update), context, stored.lat, stored.lon)
         return
@@ -295,13 +262,19 @@ async def nearby(update: Update, context: GuideContext) -> None:
 
 
 async def location(update: Update, context: GuideContext) -> None:
-    """A shared (or live) location: remember it and list the nearest landmarks."""
+    """A shared location: remember it, then a walk (when /walk asked for it), the sight the tourist stands
+    at (a live location, followed from now on), or the nearest landmarks."""
     message, lang_ = incoming(update), context.lang
     where = message.location
-    if where is None or not _remember_location(context, where.latitude, where.longitude):
+    if where is None or not context.remember_location(where.latitude, where.longitude):
         await message.reply_text(text("bad_location", lang_))
         return
-    await _answer_nearby(message, context, where.latitude, where.longitude)
+    if context.state.wants_walk:
+        await walks.answer_walk(message, context, where.latitude, where.longitude)
+    elif where.live_period:
+        await walks.start_following(message, context, where)
+    else:
+        await _answer_nearby(message, context, where.latitude, where.longitude)
 
 
 async def _answer_nearby(message: Message, context: GuideContext, lat: float, lon: float) -> None:
@@ -323,15 +296,8 @@ async def _answer_nearby(message: Message, context: GuideContext, lat: float, lo
     await message.reply_text(
         format_nearby(places, names, lang_, ttl),
         parse_mode=ParseMode.HTML,
-        reply_markup=InlineKeyboardMarkup(buttons) if buttons else None,
+        reply_markup=InlineKeyboardMarkup([*buttons, [walks.walk_button(lang_)]]),
     )
-
-
-async def live_location(update: Update, context: GuideContext) -> None:
-    """A live location moved: update the stored point quietly (an update arrives every few seconds)."""
-    where = incoming(update).location
-    if where is not None:
-        _remember_location(context, where.latitude, where.longitude)  # a point off the Earth is ignored
 
 
 async def forget(update: Update, context: GuideContext) -> None:
@@ -380,9 +346,7 @@ async def _send_album(
     too few for an album."""
     index = context.services.guide.index
     captions = [index.describe(hit.xid, lang_) for hit in hits]
-    credited = [
-        album_caption(c.name, c.city, hit.credit, lang_, weak) for c, hit in zip(captions, hits, strict=True)
-    ]
+    credited = [album_caption(c.name, c.city, hit.credit, lang_, weak) for c, hit in zip(captions, hits, strict=True)]
     album = await context.services.compute(_read_album, hits, credited)
     if len(album) < 2:  # Telegram albums need 2–10 items
         pairs = [(c.name, c.city) for c in captions[:1]]

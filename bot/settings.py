@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.health import DEFAULT_HEALTH_FILE
-from core import ENV_FILE, EnvReader, Settings, SettingsError, environment, usable_cpus
+from core import ENV_FILE, RENDER_DEADLINE_S, EnvReader, Settings, SettingsError, environment, usable_cpus
 
 # Photos/queries worked on at once; they share the cores (one per core on a small VPS).
 DEFAULT_WORKERS = 2
@@ -20,6 +20,8 @@ DEFAULT_LOCATION_TTL_HOURS = 3.0
 STATE_FILE_NAME = "bot_state.json"
 # Where versions up to 0.1 kept it (PTB pickle): read once and migrated to STATE_FILE_NAME.
 LEGACY_STATE_FILE_NAME = "bot_state.pickle"
+# A live location this close to a sight (metres) brings its card.
+DEFAULT_TRIGGER_RADIUS_M = 60.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class BotSettings:
     # The memory the bot may use, checked against the models' expected peak before they load;
     # default: the container's limit as its cgroup says (compose's mem_limit), none on a bare host.
     memory_limit_mb: int | None = None
+    # A live location this close to a sight with photos brings its card (once per sight per sharing).
+    trigger_radius_m: float = DEFAULT_TRIGGER_RADIUS_M
+    # Seconds one voice message may take to render before the tourist is told it is unavailable.
+    tts_deadline_s: float = RENDER_DEADLINE_S
 
     def __post_init__(self) -> None:
         # Each worker's inference gets its share of the usable cores (set once, here).
@@ -73,6 +79,8 @@ class BotSettings:
             contrib_max_mb=env.whole("CONTRIB_MAX_MB", DEFAULT_CONTRIB_MAX_MB, 0, 10**7),
             contrib_per_user_day=env.whole("CONTRIB_PER_USER_DAY", DEFAULT_CONTRIB_PER_USER_DAY, 0, 10**6),
             memory_limit_mb=env.whole("MEMORY_LIMIT_MB", 0, 0, 10**7) or None,
+            trigger_radius_m=env.number("TRIGGER_RADIUS_M", DEFAULT_TRIGGER_RADIUS_M, 5, 5000),
+            tts_deadline_s=env.number("TTS_DEADLINE", RENDER_DEADLINE_S, 0.5, 120),
         )
 
     def require_token(self) -> str:

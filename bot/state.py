@@ -3,7 +3,9 @@
 Format (JSON, written atomically by `core.files.write_atomically`):
 
     {"version": 1, "users": {"<user id>": {"lang": "en", "location": {"lat": …, "lon": …, "at": …},
-                                            "consent_asked": true}}}
+                                            "consent_asked": true,
+                                            "live": {"message_id": …, "until": …, "seen": ["<xid>", …],
+                                                     "last": [lat, lon, time]}}}}
 
 - Versioned: an older file is migrated forward when read (`MIGRATIONS`), including the pickle file that
   versions up to 0.1 wrote with PTB's PicklePersistence.
@@ -53,6 +55,32 @@ class SharedLocation:
         return cls(float(lat), float(lon), float(at))
 
 
+@dataclass(frozen=True)
+class LiveSharing:
+    """A live location the bot follows: Telegram's message that carries it, until when, the sights whose
+    card was sent during it (each once), and the last point received (to tell a GPS jump from a walk)."""
+
+    message_id: int
+    until: float  # Unix time the sharing expires
+    seen: tuple[str, ...] = ()
+    last: tuple[float, float, float] | None = None  # lat, lon, Unix time
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"message_id": self.message_id, "until": self.until, "seen": list(self.seen), "last": self.last}
+
+    @classmethod
+    def from_dict(cls, raw: object) -> LiveSharing | None:
+        if not isinstance(raw, dict):
+            return None
+        try:
+            last = raw.get("last")
+            point = tuple(float(v) for v in last) if isinstance(last, list) and len(last) == 3 else None
+            seen = tuple(str(x) for x in raw.get("seen", ()) if isinstance(x, str))
+            return cls(int(raw["message_id"]), float(raw["until"]), seen, point)  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
 @dataclass
 class UserState:
     """What the bot keeps about one user between messages (PTB's user_data). /forget drops all of it."""
@@ -61,6 +89,9 @@ class UserState:
     location: SharedLocation | None = None
     # The photo-consent question was asked (once per user, not after every photo until answered).
     consent_asked: bool = False
+    live: LiveSharing | None = None  # the live location being followed
+    # /walk asked for a location: the next one shared is answered with a walk (not kept across restarts).
+    wants_walk: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -70,6 +101,8 @@ class UserState:
             data["consent_asked"] = True
         if self.location is not None:
             data["location"] = {"lat": self.location.lat, "lon": self.location.lon, "at": self.location.at}
+        if self.live is not None:
+            data["live"] = self.live.to_dict()
         return data
 
     @classmethod
@@ -85,11 +118,12 @@ class UserState:
                 location = SharedLocation.checked(float(place["lat"]), float(place["lon"]), float(place["at"]))
             except (KeyError, TypeError, ValueError):
                 location = None
-        return cls(lang=lang, location=location, consent_asked=raw.get("consent_asked") is True)
+        live = LiveSharing.from_dict(raw.get("live"))
+        return cls(lang=lang, location=location, consent_asked=raw.get("consent_asked") is True, live=live)
 
     @property
     def empty(self) -> bool:
-        return self.lang is None and self.location is None and not self.consent_asked
+        return self.lang is None and self.location is None and not self.consent_asked and self.live is None
 
 
 class DamagedStateError(ValueError):
@@ -190,7 +224,7 @@ class StateFile(BasePersistence[UserState, dict, dict]):
         if self._users is None:
             self._users = await asyncio.to_thread(load_state, self.path, self.legacy)
             log.info("bot state: %d users from %s (format %d)", len(self._users), self.path, STATE_VERSION)
-        return {k: UserState(v.lang, v.location, v.consent_asked) for k, v in self._users.items()}
+        return {k: UserState(v.lang, v.location, v.consent_asked, v.live) for k, v in self._users.items()}
 
     async def update_user_data(self, user_id: int, data: UserState) -> None:
         users = self._users if self._users is not None else {}
@@ -255,5 +289,3 @@ class StateFile(BasePersistence[UserState, dict, dict]):
 
     async def refresh_bot_data(self, bot_data: dict) -> None:
         return None
-
-

@@ -11,6 +11,7 @@ from core import (
     CODES,
     Landmark,
     LandmarkText,
+    Loop,
     Nearby,
     PhotoCredit,
     Recognition,
@@ -23,7 +24,7 @@ from core import (
 Lang = str  # a guide language code of the registry (core.languages): "ru", "zh-Hans", …
 LANGUAGES: tuple[Lang, ...] = CODES
 # The bot's commands, in menu order; their descriptions are catalog messages "command:<name>".
-COMMANDS = ("start", "help", "nearby", "lang", "privacy", "about", "forget")
+COMMANDS = ("start", "help", "nearby", "walk", "lang", "privacy", "about", "forget")
 
 
 def language_for(language_code: str | None) -> Lang:
@@ -162,9 +163,8 @@ def clip_text(text_: str, room: int) -> str:
     return cut.rstrip(",.;: ") + "…"
 
 
-def format_card(result: Recognition, card: LandmarkText, lang: Lang) -> str:
-    """The caption of the best landmark's card (Telegram HTML, within CAPTION_LIMIT)."""
-    hit = result.landmarks[0]
+def card_title(card: LandmarkText, lang: Lang) -> str:
+    """A card's first line: the name in bold, its original beside it, and how it came to be in this script."""
     title = f"<b>{embedded(escape(clip_text(card.name, NAME_LIMIT)), lang)}</b>"
     if card.original and card.original != card.name:
         title += f" ({escape(clip_text(card.original, NAME_LIMIT))})"
@@ -172,6 +172,53 @@ def format_card(result: Recognition, card: LandmarkText, lang: Lang) -> str:
         title += f" <i>({text('transliterated', lang)})</i>"
     elif card.fallback:  # no name in the reader's language: the one shown is in another, and says so
         title += f" <i>({text(f'name_in:{card.fallback}', lang)})</i>"
+    return title
+
+
+def format_sight_card(card: LandmarkText, lang: Lang, credit: PhotoCredit | None) -> str:
+    """The card a live location brings when the tourist reaches a sight (Telegram HTML, within CAPTION_LIMIT)."""
+    lines = [text("live_arrived", lang), card_title(card, lang)]
+    if card.city:
+        lines.append(escape(clip_text(card.city, NAME_LIMIT)))
+    tail = ["", credit_line(credit, lang)] if credit is not None else []
+    fixed = len("\n".join(lines + tail)) + 4
+    if card.description:
+        lines += ["", f"<i>{escape(clip_text(card.description, CAPTION_LIMIT - fixed - 8))}</i>"]
+    return "\n".join(lines + tail)
+
+
+def format_walk(loop: Loop, names: Sequence[str], lang: Lang) -> str:
+    """A walking loop: its sights in walking order with each leg's length, the way back, the total."""
+    places = plural("n_places", len(loop.legs), lang)
+    lines = [text("walk_title", lang, places=places)]
+    for rank, (leg, name) in enumerate(zip(loop.legs, names, strict=True), 1):
+        name = embedded(escape(clip_text(name, NAME_LIMIT)), lang)
+        lines.append(f"{rank}. <b>{name}</b> — {distance_text(leg.distance_m, lang)}")
+    lines.append(text("walk_back", lang, distance=distance_text(loop.back_m, lang)))
+    minutes = plural("n_minutes", rounded_minutes(loop.minutes), lang)
+    lines += ["", text("walk_total", lang, distance=distance_text(loop.total_m, lang), minutes=minutes)]
+    return "\n".join(lines)
+
+
+def rounded_minutes(minutes: float) -> int:
+    """A walk's time as people say it: to the minute under a quarter of an hour, else to five minutes."""
+    return max(1, round(minutes) if minutes < 15 else 5 * round(minutes / 5))
+
+
+def walk_url(loop: Loop) -> str:
+    """The loop on Google Maps, on foot: from the start through every sight, in order, and back."""
+    start = f"{loop.start.lat:.6f},{loop.start.lon:.6f}"
+    stops = "%7C".join(f"{leg.landmark.lat:.6f},{leg.landmark.lon:.6f}" for leg in loop.legs)
+    return (
+        f"https://www.google.com/maps/dir/?api=1&origin={start}&destination={start}"
+        f"&waypoints={stops}&travelmode=walking"
+    )
+
+
+def format_card(result: Recognition, card: LandmarkText, lang: Lang) -> str:
+    """The caption of the best landmark's card (Telegram HTML, within CAPTION_LIMIT)."""
+    hit = result.landmarks[0]
+    title = card_title(card, lang)
     details = [escape(clip_text(card.city, NAME_LIMIT))] if card.city else []
     if hit.distance_m is not None and result.prior_applied:
         details.append(distance_text(hit.distance_m, lang))

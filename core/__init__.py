@@ -54,7 +54,7 @@ from core.encoders import choose_runtime, model_id
 from core.enrichment import LANGS, SOURCE_LANG, Enrichment, LandmarkInfo, LandmarkText, transliterate
 from core.errors import GuideError
 from core.files import file_lock, read_text_tolerantly, set_aside, write_atomically
-from core.geo import EARTH_RADIUS_M, GeoPoint, Nearby, landmark_point
+from core.geo import EARTH_RADIUS_M, GeoPoint, Nearby, distance_m, landmark_point
 from core.imaging import (
     MIN_PHOTO_SIDE,
     MODEL_INPUT_SIDE,
@@ -91,6 +91,17 @@ from core.recognition import rank
 from core.schema import open_cache_db
 from core.service import ALBUM_SIZE, EmptyQueryError, Guide, PhotoHit
 from core.settings import ENV_FILE, EnvReader, Settings, SettingsError, environment, usable_cpus
+from core.speech import (
+    RENDER_DEADLINE_S,
+    STORY_LENGTH,
+    Line,
+    Narrator,
+    SpeechError,
+    Voices,
+    clip_for_speech,
+)
+from core.voice_cache import VoiceCache
+from core.walks import WALK_RADIUS_M, Loop
 
 __all__ = [
     "ALBUM_SIZE",
@@ -131,8 +142,11 @@ __all__ = [
     "LandmarkInfo",
     "LandmarkText",
     "Language",
+    "Line",
+    "Loop",
     "MIN_PHOTO_SIDE",
     "MODEL_INPUT_SIDE",
+    "Narrator",
     "Nearby",
     "PhotoCredit",
     "PhotoHit",
@@ -140,16 +154,22 @@ __all__ = [
     "PhotoLocation",
     "PhotoToEmbed",
     "ProgressFn",
+    "RENDER_DEADLINE_S",
     "RankingParams",
     "Recognition",
     "RemovedPhoto",
     "SOURCE_LANG",
+    "STORY_LENGTH",
     "Settings",
     "SettingsError",
+    "SpeechError",
     "SqliteContributionStore",
     "Stats",
     "TextThresholds",
     "UNKNOWN_SHARE",
+    "VoiceCache",
+    "Voices",
+    "WALK_RADIUS_M",
     "approve",
     "basic_check",
     "build_index",
@@ -157,9 +177,11 @@ __all__ = [
     "check_up_to_date",
     "choose_runtime",
     "clean_text",
+    "clip_for_speech",
     "closest_language",
     "content_hash",
     "decode_image",
+    "distance_m",
     "embed_missing",
     "environment",
     "file_hash",

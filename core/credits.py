@@ -32,8 +32,10 @@ FREE_LICENCES = (
 )
 _FREE = re.compile("|".join(f"(?:{pattern})" for pattern in FREE_LICENCES))
 # Words that make a licence non-free whatever else its name says ("cc by-nc-sa 4.0", "non-free media").
-_NON_FREE = re.compile(r"\b(nc|nd|noncommercial|non commercial|noderivs|no derivatives|non free|fair use|"
-                       r"all rights reserved|copyrighted)\b")
+_NON_FREE = re.compile(
+    r"\b(nc|nd|noncommercial|non commercial|noderivs|no derivatives|non free|fair use|"
+    r"all rights reserved|copyrighted)\b"
+)
 
 # Pages a credit may link to: each file's page on Commons, and licence texts.
 TRUSTED_LINK_HOSTS = frozenset(
@@ -51,7 +53,7 @@ def normalised_licence(name: str) -> str:
 
 
 def licence_problem(name: str) -> str:
-    """"" when `name` is a free licence a photo may be shown under, else the reason it is refused."""
+    """ "" when `name` is a free licence a photo may be shown under, else the reason it is refused."""
     normal = normalised_licence(name)
     if not normal:
         return "no licence information"

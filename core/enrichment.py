@@ -144,6 +144,16 @@ class LandmarkText:
     transliterated: bool
     # The language the name is in when it is not the reader's (taken along the fallback chain), else "".
     fallback: str = ""
+    # The language the description is in (the reader's, or one along the fallback chain); "" without one.
+    description_lang: str = ""
+    # The language to say the name in: where it was found, Russian for a transliterated one (its original
+    # is said instead), else the reader's (a French name in the dataset reads as it is).
+    spoken_name_lang: str = ""
+
+    @property
+    def spoken_name(self) -> str:
+        """The name as a voice should say it: a transliteration is said from its original."""
+        return self.original if self.transliterated else self.name
 
 
 def transliterate(text: str) -> str:
@@ -171,7 +181,7 @@ def describe(landmark: Landmark, enrichment: Enrichment, lang: str) -> LandmarkT
     transliterated = not name and CYRILLIC.search(landmark.name) is not None
     if not name:
         name = transliterate(landmark.name) if transliterated else landmark.name
-    description, _ = _first({SOURCE_LANG: landmark.description} | info.descriptions, chain)
+    description, description_lang = _first({SOURCE_LANG: landmark.description} | info.descriptions, chain)
     link, _ = _first(info.wikipedia, chain)
     return LandmarkText(
         name=name,
@@ -181,6 +191,8 @@ def describe(landmark: Landmark, enrichment: Enrichment, lang: str) -> LandmarkT
         wikipedia=link or next(iter(info.wikipedia.values()), ""),
         transliterated=transliterated,
         fallback=found_in if found_in and found_in != lang else "",
+        description_lang=description_lang,
+        spoken_name_lang=found_in or (SOURCE_LANG if transliterated else lang),
     )
 
 

@@ -263,6 +263,11 @@ class PhotoIndex:
         return LandmarkLocator(self.landmarks)
 
     @cached_property
+    def sight_locator(self) -> LandmarkLocator:
+        """The landmarks that have indexed photos (the sights a walk or a live location leads to), by distance."""
+        return LandmarkLocator({xid: self.landmarks[xid] for xid in self.indexed_xids if xid in self.landmarks})
+
+    @cached_property
     def _rows_by_xid(self) -> dict[str, np.ndarray]:
         return self.photos.rows_by_xid()
 

@@ -27,6 +27,18 @@ class Language:
     rtl: bool = False
     # Wikidata's language codes for labels and descriptions, best first (default: the guide's code).
     wikidata: tuple[str, ...] = ()
+    # espeak-ng's voice for the language (`espeak-ng --voices`; default: the guide's code): the guide's
+    # default voice for narration when no Piper voice of the language is configured (core.speech).
+    espeak: str = ""
+
+    @property
+    def espeak_voice(self) -> str:
+        return self.espeak or self.code
+
+    @property
+    def family(self) -> str:
+        """The primary language subtag ("zh" for zh-Hans): what a Piper voice's config names."""
+        return self.code.split("-")[0].lower()
 
     @property
     def label_codes(self) -> tuple[str, ...]:
@@ -36,8 +48,8 @@ class Language:
 LANGUAGES: tuple[Language, ...] = (
     # CIS visitors mostly read Russian (ATOR): their client languages get it.
     Language("ru", "Русский", "ru", "ru", ("ru", "uk", "be", "kk", "ky", "uz", "tg", "tk", "hy", "az"), ("en",)),
-    Language("en", "English", "en", "en", ("en",), ()),
-    Language("zh-Hans", "简体中文", "zh_Hans", "zh", ("zh",), wikidata=("zh-hans", "zh-cn", "zh")),
+    Language("en", "English", "en", "en", ("en",), (), espeak="en-us"),
+    Language("zh-Hans", "简体中文", "zh_Hans", "zh", ("zh",), wikidata=("zh-hans", "zh-cn", "zh"), espeak="cmn"),
     Language("ar", "العربية", "ar", "ar", ("ar",), rtl=True),
     Language("tr", "Türkçe", "tr", "tr", ("tr",)),
     Language("de", "Deutsch", "de", "de", ("de",)),

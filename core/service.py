@@ -21,6 +21,7 @@ from core.index import ArtifactsError, BuildReport, PhotoIndex, build_index
 from core.ranking import PhotoLocation, RankingParams, Recognition, most_typical_first
 from core.recognition import DEFAULT_LOCATION_MAX_KM, rank
 from core.settings import Settings
+from core.walks import WALK_RADIUS_M, WALK_STOPS, Loop, shortest_loop
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,17 @@ class Guide:
     def nearby(self, lat: float, lon: float, limit: int = NEARBY_LIMIT) -> list[Nearby]:
         """The catalog's landmarks nearest to a point (with or without photos), nearest first."""
         return self._index.locator.nearest(GeoPoint(lat, lon), limit)
+
+    def sights_near(self, lat: float, lon: float, radius_m: float, limit: int = WALK_STOPS) -> list[Nearby]:
+        """Up to `limit` landmarks with photos within `radius_m` of a point, nearest first (no model: a
+        live location asks this on every update)."""
+        found = self._index.sight_locator.nearest(GeoPoint(lat, lon), limit)
+        return [place for place in found if place.distance_m <= radius_m]
+
+    def walk(self, lat: float, lon: float, stops: int = WALK_STOPS, radius_m: float = WALK_RADIUS_M) -> Loop | None:
+        """The shortest loop from a point through up to `stops` nearby sights and back (None: none near)."""
+        sights = self.sights_near(lat, lon, radius_m, stops)
+        return shortest_loop(GeoPoint(lat, lon), [place.landmark for place in sights])
 
     def text_threshold(self) -> float:
         """The similarity a text query's best photo needs to be a match (below: "nothing matches well")."""

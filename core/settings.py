@@ -159,6 +159,10 @@ class Settings:
     # Threads one inference may use. None: every usable CPU (prep, the query CLI); the bot gives each
     # of its workers a share.
     inference_threads: int | None = None
+    # Piper voices (`<voice>.onnx` + `.onnx.json`, one per language) that narrate instead of espeak-ng.
+    voices_dir: Path | None = None
+    # The espeak-ng program: the default voice of every language, and the phonemiser of Piper voices.
+    espeak_binary: str = "espeak-ng"
 
     @property
     def onnx_dir(self) -> Path:
@@ -201,4 +205,6 @@ class Settings:
             text_match_threshold=env.optional_number("TEXT_MATCH_THRESHOLD", -1, 1),
             location_max_km=env.number("LOCATION_MAX_KM", DEFAULT_LOCATION_MAX_KM, 0, 20_000),
             inference_threads=env.whole("INFERENCE_THREADS", 0, 0, 1024) or None,
+            voices_dir=env.path("VOICES_DIR"),
+            espeak_binary=env.text("ESPEAK_NG", "espeak-ng"),
         )

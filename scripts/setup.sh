@@ -35,3 +35,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     "$venv/bin/python" -m pip check >/dev/null
     echo "$want" > "$stamp"
 fi
+# The guide's default voice (a Debian package, run as a separate program): installed where missing.
+scripts/espeak.sh --version >/dev/null

@@ -72,7 +72,16 @@ async def test_an_english_user_gets_the_english_card_with_photo_and_wikipedia(en
     assert lines[-1] == f"Photo: {CREDIT_HTML}"  # the matched photo is a Commons one: credited, linked
     buttons = {b["text"]: b for row in card.params["reply_markup"]["inline_keyboard"] for b in row}
     assert buttons["📖 Wikipedia"]["url"] == "https://en.wikipedia.org/wiki/Dynamo_Stadium"
-    assert set(buttons) == {"🗺 Map", "🧭 Route", "📖 Wikipedia", "🖼 More photos", "✓ Right", "✗ Wrong"}
+    assert set(buttons) == {
+        "🔊 Listen",
+        "🗣 Show a local",
+        "🗺 Map",
+        "🧭 Route",
+        "📖 Wikipedia",
+        "🖼 More photos",
+        "✓ Right",
+        "✗ Wrong",
+    }
 
 
 async def test_a_russian_user_sees_the_published_description(enriched_bot) -> None:

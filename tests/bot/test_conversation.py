@@ -48,7 +48,8 @@ async def test_photo_gets_a_card_then_the_other_candidates(bot: FakeTelegram, sh
     assert expected.confidence is not None and f"{round(100 * expected.confidence)}%" in card.text
     assert card.files["photo"] == Path(expected.matched_photo).read_bytes()  # the dataset photo that matched
     buttons = [b for row in card.params["reply_markup"]["inline_keyboard"] for b in row]
-    urls = [b.get("url", "") for b in buttons]
+    assert [b["callback_data"] for b in buttons[:2]] == [f"say:en:{best.xid}", f"local:en:{best.xid}"]
+    urls = [b.get("url", "") for b in buttons[2:]]
     assert urls[0].startswith(f"https://www.openstreetmap.org/?mlat={best.landmark.lat:.6f}")
     assert "openstreetmap.org/directions" in urls[1] and buttons[-3]["callback_data"] == f"more:{best.xid}"
     assert [b["text"] for b in buttons[-2:]] == ["✓ Right", "✗ Wrong"]

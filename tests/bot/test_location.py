@@ -7,6 +7,7 @@ import json
 import math
 import random
 import re
+import time
 from html import escape
 
 import pytest
@@ -43,8 +44,9 @@ async def test_a_shared_location_gets_the_nearest_landmarks(bot: FakeTelegram, p
     assert text.startswith("📍 Near you:") and f"1. <b>{name}</b>" in text and "0 m" in text
     assert text.count("\n") >= 5 and "next 3 hours" in text
     assert not re.search("[а-яА-Я]", text)
-    buttons = reply.params["reply_markup"]["inline_keyboard"]
-    assert len(buttons) == 5 and all(row[0]["url"].startswith("https://www.openstreetmap.org/") for row in buttons)
+    *maps, walk = reply.params["reply_markup"]["inline_keyboard"]
+    assert len(maps) == 5 and all(row[0]["url"].startswith("https://www.openstreetmap.org/") for row in maps)
+    assert walk == [{"text": "🚶 Walk a loop", "callback_data": "walk"}]
 
 
 async def test_a_location_then_a_photo_applies_the_prior(bot: FakeTelegram, places) -> None:
@@ -56,7 +58,7 @@ async def test_a_location_then_a_photo_applies_the_prior(bot: FakeTelegram, plac
     lines = card.text.splitlines()
     assert card.method == "sendPhoto" and lines[1] == f"<b>{escape(name)}</b>" and " · 60 м · " in lines[2]
     assert "С учётом вашей геопозиции" in card.text
-    route = card.params["reply_markup"]["inline_keyboard"][0][1]["url"]
+    route = card.params["reply_markup"]["inline_keyboard"][1][1]["url"]
     assert f"route={lat + 0.0005:.6f}%2C{lon:.6f}%3B" in route  # from where the tourist stands
 
 
@@ -70,13 +72,13 @@ async def test_a_location_far_from_everything_says_so_and_changes_nothing(bot: F
 
 async def test_live_location_updates_move_the_stored_point(bot: FakeTelegram, places) -> None:
     _, name, lat, lon = places[5]
-    message_id = await bot.send(304, **_location(-33.8688, 151.2093, live_period=900))
+    message_id = await bot.share_live_location(304, lat + 0.009, lon)  # 1 km north
     await bot.wait_replies(304)
-    await bot.send(304, edited=True, **_location(lat, lon, live_period=900), message_id=message_id)
+    await bot.move_live_location(304, message_id, lat + 0.00225, lon, at=time.time() + 60)  # 250 m: no card
     await bot.send_photo(304, jpeg_bytes(scene(5, 402)))
     replies = await wait_answers(bot, 304, 2)
     await asyncio.sleep(0.2)
-    assert len(answers(bot, 304)) == 2  # the live update itself is not answered
+    assert len(answers(bot, 304)) == 2  # the move itself is not answered (no sight within TRIGGER_RADIUS_M)
     assert "Using the location you shared" in replies[-1].text
 
 

@@ -56,6 +56,7 @@ class FakeTelegram:
         self._files: dict[str, bytes] = {}
         self._downloads: list[str] = []
         self.too_big: set[str] = set()  # file ids whose getFile Telegram refuses ("file is too big")
+        self.voices: dict[str, bytes] = {}  # file_id → the OGG/Opus voice message uploaded with sendVoice
         self._failures: dict[str, list[int]] = {}
         self._ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
@@ -98,11 +99,22 @@ class FakeTelegram:
             "file_size": len(data) if file_size is None else file_size,
         }
 
-    async def send(self, user_id: int, *, language_code: str = "en", edited: bool = False, **content: Any) -> int:
-        """Push an update with a message from `user_id` carrying `content` (text=…, photo=[…], …)."""
+    async def send(
+        self,
+        user_id: int,
+        *,
+        language_code: str = "en",
+        edited: bool = False,
+        message_id: int | None = None,
+        at: float | None = None,
+        **content: Any,
+    ) -> int:
+        """Push an update with a message from `user_id` carrying `content` (text=…, photo=[…], …); an edit
+        of message `message_id` (a live location moving) at Unix time `at` when given."""
+        sent_at = int(time.time() if at is None else at)
         message = {
-            "message_id": next(self._message_ids),
-            "date": int(time.time()),
+            "message_id": next(self._message_ids) if message_id is None else message_id,
+            "date": sent_at,
             "chat": {"id": user_id, "type": "private", "first_name": f"User{user_id}"},
             "from": {"id": user_id, "is_bot": False, "first_name": f"User{user_id}", "language_code": language_code},
             **content,
@@ -111,7 +123,7 @@ class FakeTelegram:
             command = content["text"].split()[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         if edited:
-            message["edit_date"] = int(time.time())
+            message["edit_date"] = sent_at
         return await self._push({"edited_message" if edited else "message": message})
 
     async def send_photo(
@@ -139,6 +151,20 @@ class FakeTelegram:
     def file(self, file_id: str) -> bytes:
         return self._files[file_id]
 
+    async def share_live_location(self, user_id: int, lat: float, lon: float, period: int = 900, **kw: Any) -> int:
+        """A live location starts (returns its message id: its moves are edits of that message)."""
+        message_id = next(self._message_ids)
+        location = {"latitude": lat, "longitude": lon, "live_period": period}
+        await self.send(user_id, message_id=message_id, location=location, **kw)
+        return message_id
+
+    async def move_live_location(
+        self, user_id: int, message_id: int, lat: float, lon: float, *, period: int | None = 900, **kw: Any
+    ) -> int:
+        """The live location `message_id` moved; `period=None`: Telegram's last edit, which ends the sharing."""
+        location = {"latitude": lat, "longitude": lon} | ({"live_period": period} if period is not None else {})
+        return await self.send(user_id, edited=True, message_id=message_id, location=location, **kw)
+
     async def send_document(
         self, user_id: int, data: bytes, mime: str, name: str, file_size: int | None = None, **kw: Any
     ) -> int:
@@ -165,7 +191,7 @@ class FakeTelegram:
 
     def replies(self, chat_id: int) -> list[Call]:
         """Answers a user sees: messages, albums, photos and edits (not chat actions)."""
-        kinds = {"sendMessage", "sendMediaGroup", "sendPhoto", "editMessageText"}
+        kinds = {"sendMessage", "sendMediaGroup", "sendPhoto", "editMessageText", "sendVoice"}
         return [c for c in self.calls if c.method in kinds and c.chat_id == chat_id]
 
     async def wait_for(self, condition: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -274,6 +300,8 @@ class FakeTelegram:
             return web.json_response({"ok": False, "error_code": 400, "description": refused}, status=400)
         if method in {"sendMessage", "sendPhoto", "editMessageText"}:
             return self._message(params)
+        if method == "sendVoice":
+            return self._voice(params, files)
         if method == "sendMediaGroup":
             return [
                 self._message(params)
@@ -281,6 +309,28 @@ class FakeTelegram:
                 for item in params["media"]
             ]
         return True
+
+    def _voice(self, params: dict[str, Any], files: dict[str, bytes]) -> dict | web.Response:
+        """sendVoice as Telegram answers it: an uploaded OGG/Opus file gets a file_id; a file_id is re-sent
+        only if Telegram knows it ("wrong file identifier" otherwise)."""
+        if "voice" in files:
+            data = files["voice"]
+            if not (data[:4] == b"OggS" and b"OpusHead" in data[:64]):
+                return _bad_request("Bad Request: VOICE_MESSAGES_FORBIDDEN or not an OGG/Opus voice")
+            file_id = f"voice{next(self._ids)}"
+            self.voices[file_id] = data
+        else:
+            file_id = str(params.get("voice", ""))
+            if file_id not in self.voices:
+                return _bad_request("Bad Request: wrong file identifier/HTTP URL specified")
+        voice = {
+            "file_id": file_id,
+            "file_unique_id": f"u{file_id}",
+            "duration": 1,
+            "mime_type": "audio/ogg",
+            "file_size": len(self.voices[file_id]),
+        }
+        return self._message(params) | {"voice": voice}
 
     def _message(self, params: dict[str, Any]) -> dict:
         chat_id = int(params.get("chat_id", 0))
@@ -323,6 +373,10 @@ def _image_size(data: bytes) -> tuple[int, int]:
         return Image.open(io.BytesIO(data)).size
     except (UnidentifiedImageError, OSError, ValueError):
         return 1280, 960
+
+
+def _bad_request(description: str) -> web.Response:
+    return web.json_response({"ok": False, "error_code": 400, "description": description}, status=400)
 
 
 def _ok(result: Any) -> web.Response:
