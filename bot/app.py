@@ -142,6 +142,8 @@ def _add_handlers(application: GuideApplication) -> None:
 async def _post_init(application: GuideApplication) -> None:
     await describe_bot(application)
     services_ = application.bot_data[SERVICES_KEY]
+    # The sights' spatial index, built once off the event loop (live locations look it up on the loop).
+    await services_.io(lambda: services_.guide.index.sight_locator)
     services_.heartbeat = asyncio.create_task(heartbeat(application, services_.settings.health_file))
 
 

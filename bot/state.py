@@ -58,12 +58,14 @@ class SharedLocation:
 @dataclass(frozen=True)
 class LiveSharing:
     """A live location the bot follows: Telegram's message that carries it, until when, the sights whose
-    card was sent during it (each once), and the last point received (to tell a GPS jump from a walk)."""
+    card was sent during it (each once), the last point taken and the last one taken for a GPS jump (a
+    second point near a jump confirms it: the tourist did travel)."""
 
     message_id: int
     until: float  # Unix time the sharing expires
     seen: tuple[str, ...] = ()
     last: tuple[float, float, float] | None = None  # lat, lon, Unix time
+    suspect: tuple[float, float, float] | None = None  # not kept across restarts
 
     def to_dict(self) -> dict[str, Any]:
         return {"message_id": self.message_id, "until": self.until, "seen": list(self.seen), "last": self.last}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 from telegram import (
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 WALK = "walk"  # callback data of the walk button under the nearby list
 # Faster than this between two points of a live location (m/s, a fast train) is a GPS jump, not a move.
 MAX_TRAVEL_SPEED_MPS = 70.0
+# Cards one point may bring at once (sights in one building each get theirs; more would flood the chat).
+CARDS_AT_ONCE = 3
 
 
 async def walk(update: Update, context: GuideContext) -> None:
@@ -88,26 +91,41 @@ async def start_following(message: Message, context: GuideContext, where: Locati
     started = message.date.timestamp() if message.date else time.time()
     point = (where.latitude, where.longitude, started)
     context.state.live = LiveSharing(message.message_id, started + period, (), point)
+    reached = _reached(context, where.latitude, where.longitude)  # marked before any await: see live_moved
     await message.reply_text(text("live_following", context.lang))
-    await _card_if_near(message, context, where.latitude, where.longitude)
+    for xid in reached:
+        await send_sight_card(message, context, xid)
 
 
 async def live_moved(update: Update, context: GuideContext) -> None:
     """A followed live location moved: a sight's card the first time the tourist comes near it."""
     message = incoming(update)
+    # Everything up to the card runs without an await: updates of one sharing are handled concurrently,
+    # and each must see the state the one before it left (or two of them would send the same card).
+    for xid in _follow(message, context):
+        await send_sight_card(message, context, xid)
+
+
+def _follow(message: Message, context: GuideContext) -> list[str]:
+    """Move the followed sharing to this edit's point; the sights it reaches for the first time."""
     live, where = context.state.live, message.location
     if live is None or live.message_id != message.message_id or where is None:
-        return  # not a sharing this bot follows (another message, or one from before /forget)
-    at = (message.edit_date or message.date).timestamp() if (message.edit_date or message.date) else time.time()
+        return []  # not a sharing this bot follows (another message, or one from before /forget)
+    stamp = message.edit_date or message.date
+    at = stamp.timestamp() if stamp else time.time()
     if where.live_period is None or at > live.until:
         context.state.live = None  # the sharing ended (its last edit has no live_period) or expired
-        return
-    lat, lon = where.latitude, where.longitude
-    jumped = live.last is not None and _speed(live.last, (lat, lon, at)) > MAX_TRAVEL_SPEED_MPS
-    context.state.live = LiveSharing(live.message_id, live.until, live.seen, (lat, lon, at))
-    # The point is kept for the next photos either way (it is what Telegram last said); a jump brings no card.
-    if context.remember_location(lat, lon) and not jumped:
-        await _card_if_near(message, context, lat, lon)
+        return []
+    point = (where.latitude, where.longitude, at)
+    known = [p for p in (live.last, live.suspect) if p is not None]
+    if known and all(_speed(p, point) > MAX_TRAVEL_SPEED_MPS for p in known):
+        # A GPS jump: remembered as a suspect (a next point near it confirms it), no card for what lies there.
+        context.state.live = replace(live, suspect=point)
+        return []
+    context.state.live = replace(live, last=point, suspect=None)
+    if not context.remember_location(where.latitude, where.longitude):
+        return []
+    return _reached(context, where.latitude, where.longitude)
 
 
 def _speed(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
@@ -115,17 +133,18 @@ def _speed(before: tuple[float, float, float], after: tuple[float, float, float]
     return metres / max(1.0, after[2] - before[2])
 
 
-async def _card_if_near(message: Message, context: GuideContext, lat: float, lon: float) -> None:
+def _reached(context: GuideContext, lat: float, lon: float) -> list[str]:
+    """The sights within TRIGGER_RADIUS_M whose card this sharing has not brought yet (marked as brought);
+    sights in one building (a museum's halls) come together, at most CARDS_AT_ONCE."""
     svc, live = context.services, context.state.live
     if live is None:
-        return
-    radius = svc.settings.trigger_radius_m
-    near = await svc.io(svc.guide.sights_near, lat, lon, radius, 1)
-    if not near or near[0].landmark.xid in live.seen:
-        return
-    xid = near[0].landmark.xid
-    context.state.live = LiveSharing(live.message_id, live.until, (*live.seen, xid), live.last)
-    await send_sight_card(message, context, xid)
+        return []
+    # A nearest-sights lookup in a 3-d FAISS index: microseconds, so on the event loop (no model, no file).
+    near = svc.guide.sights_near(lat, lon, svc.settings.trigger_radius_m, CARDS_AT_ONCE)
+    new = [place.landmark.xid for place in near if place.landmark.xid not in live.seen]
+    if new:
+        context.state.live = replace(live, seen=(*live.seen, *new))
+    return new
 
 
 async def send_sight_card(message: Message, context: GuideContext, xid: str) -> None:

@@ -393,21 +393,26 @@ def export_onnx(args: argparse.Namespace, settings: Settings) -> ExportReport:
 class RandomModelsReport:
     clip: Path
     text: Path
+    voices: Path | None = None
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict:
-        return {"image_model": str(self.clip), "text_model": str(self.text)}
+        voices = None if self.voices is None else str(self.voices)
+        return {"image_model": str(self.clip), "text_model": str(self.text), "voices_dir": voices}
 
     def summary(self) -> str:
-        return f"random-weight models written: IMAGE_MODEL={self.clip} TEXT_MODEL={self.text}"
+        return f"random-weight models written: IMAGE_MODEL={self.clip} TEXT_MODEL={self.text} VOICES_DIR={self.voices}"
 
 
 def random_models(args: argparse.Namespace, settings: Settings) -> RandomModelsReport:
-    from prep.random_models import build_clip, build_multilingual
+    from prep.random_models import build_clip, build_multilingual, build_piper_voice
 
     clip = build_clip(args.out_dir / "clip-ViT-B-32", args.size)
     text = build_multilingual(args.out_dir / "clip-ViT-B-32-multilingual-v1", args.size)
-    return RandomModelsReport(clip, text)
+    # A Russian Piper voice stand-in: VOICES_DIR's layout, for the narration path that is not espeak-ng's.
+    voices = args.out_dir / "voices"
+    build_piper_voice(voices, "ru_RU-random-medium", "ru", "ru")
+    return RandomModelsReport(clip, text, voices)
 
 
 def contributions(args: argparse.Namespace, settings: Settings):

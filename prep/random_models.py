@@ -185,3 +185,70 @@ def _write_pooling_and_dense(out: Path, hidden: int) -> None:
 def _write_modules(out: Path, modules: list[tuple[str, str, str]]) -> None:
     entries = [{"idx": int(idx), "name": idx, "path": path, "type": kind} for idx, path, kind in modules]
     (out / "modules.json").write_text(json.dumps(entries, indent=2), encoding="utf-8")
+
+
+# Piper's phoneme alphabet, as its voices' `phoneme_id_map` holds it: the pad, BOS and EOS marks, a space,
+# punctuation, and the IPA letters and marks espeak-ng writes.
+PIPER_SYMBOLS = (
+    "_^$ !'(),-.:;?"
+    + "abcdefghijklmnopqrstuvwxyz"
+    + "æçðøħŋœǀǁǂǃɐɑɒɓɔɕɖɗɘəɚɛɜɞɟɠɡɢɣɤɥɦɧɨɪɫɬɭɮɯɰɱɲɳɴɵɶɸɹɺɻɽɾʀʁʂʃʄʈʉʊʋʌʍʎʏʐʑʒʔʕʘʙʛʜʝʟʡʢʲˈˌːˑ˞βθχᵻⱱ"
+    + "\u0303\u0329\u032a\u032f\u0361"
+)
+# Audio samples each phoneme id becomes in the stand-in (a real voice: ~1,000–3,000 at 22 kHz).
+PIPER_SAMPLES_PER_ID = 512
+
+
+def build_piper_voice(folder: Path, name: str, family: str, espeak_voice: str, seed: int = 0) -> Path:
+    """A Piper voice stand-in: `<name>.onnx` with the real voices' inputs (input, input_lengths, scales) and
+    output (audio [1, 1, samples]) — random weights, one waveform per phoneme id, scaled by length_scale —
+    beside a real-format `<name>.onnx.json` and a model card naming its licence."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = list(dict.fromkeys(PIPER_SYMBOLS))
+    rng = np.random.default_rng(seed)
+    table = (rng.standard_normal((len(symbols), PIPER_SAMPLES_PER_ID)) * 0.1).astype(np.float32)
+    nodes = [
+        helper.make_node("Gather", ["waveforms", "input"], ["picked"]),  # [1, N, samples]
+        helper.make_node("Gather", ["scales", "length_index"], ["length_scale"]),
+        helper.make_node("Mul", ["picked", "length_scale"], ["scaled"]),
+        helper.make_node("Reshape", ["scaled", "audio_shape"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "piper_stand_in",
+        [
+            helper.make_tensor_value_info("input", TensorProto.INT64, [1, "phonemes"]),
+            helper.make_tensor_value_info("input_lengths", TensorProto.INT64, [1]),
+            helper.make_tensor_value_info("scales", TensorProto.FLOAT, [3]),
+        ],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, "samples"])],
+        [
+            numpy_helper.from_array(table, "waveforms"),
+            numpy_helper.from_array(np.array(1, dtype=np.int64), "length_index"),
+            numpy_helper.from_array(np.array([1, 1, -1], dtype=np.int64), "audio_shape"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, folder / f"{name}.onnx")
+    config = {
+        "audio": {"sample_rate": 22050, "quality": "medium"},
+        "espeak": {"voice": espeak_voice},
+        "inference": {"noise_scale": 0.667, "length_scale": 1.0, "noise_w": 0.8},
+        "phoneme_type": "espeak",
+        "phoneme_id_map": {symbol: [number] for number, symbol in enumerate(symbols)},
+        "num_symbols": len(symbols),
+        "num_speakers": 1,
+        "language": {"code": family, "family": family, "region": ""},
+        "dataset": name,
+    }
+    (folder / f"{name}.onnx.json").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    (folder / f"{name}.MODEL_CARD").write_text(
+        f"# Model card for {name}\n\n* Language: {family}\n* License: CC0 (random weights, for tests)\n",
+        encoding="utf-8",
+    )
+    return folder / f"{name}.onnx"
