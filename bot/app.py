@@ -56,6 +56,9 @@ def build_application(settings: BotSettings, guide: Guide) -> GuideApplication:
         builder = builder.base_file_url(settings.telegram_file_url)
     application = builder.build()
     voices = VoiceCache.beside(settings.core.artifacts_dir)
+    narrator = Narrator(Voices(settings.core.espeak_binary, settings.core.voices_dir), voices)
+    if problem := narrator.voices.problem():
+        log.warning("%s", problem)
     application.bot_data[SERVICES_KEY] = Services(
         settings=settings,
         guide=guide,
@@ -65,7 +68,7 @@ def build_application(settings: BotSettings, guide: Guide) -> GuideApplication:
         store=SqliteContributionStore(
             settings.core.contributions_dir, settings.contrib_max_mb * 1024 * 1024, settings.contrib_per_user_day
         ),
-        narrator=Narrator(Voices(settings.core.espeak_binary, settings.core.voices_dir), voices),
+        narrator=narrator,
         # A file_id is the uploading bot's own: the store names the bot (the token's public id part).
         voice_ids=VoiceFileIds(voices.folder / FILE_IDS_NAME, int(token.partition(":")[0])),
     )

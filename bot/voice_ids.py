@@ -33,13 +33,17 @@ class VoiceFileIds:
 
     def _read(self) -> dict[str, str]:
         try:
-            document = json.loads(self.path.read_bytes())
+            raw = self.path.read_bytes()
+        except OSError as exc:  # none yet, or a place that cannot hold it: voices are uploaded again
+            if not isinstance(exc, FileNotFoundError):
+                log.warning("voice file ids %s unreadable (%s): voices are uploaded again", self.path, exc)
+            return {}
+        try:
+            document = json.loads(raw)
             files = document["files"]
             if document.get("version") != FILE_IDS_VERSION or not isinstance(files, dict):
                 raise ValueError(f"format {document.get('version')!r}")
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             log.warning("voice file ids %s unreadable (%s): set aside as %s", self.path, exc, set_aside(self.path))
             return {}
         if self.bot_id is not None and document.get("bot") != str(self.bot_id):

@@ -157,7 +157,7 @@ class Guide:
     def swap(self, index: PhotoIndex) -> None:
         encoder = self.image_encoder
         index.check_models(encoder.model_name, self.text_encoder.model_name, self.text_encoder.dim, encoder.fingerprint)
-        index.sight_locator  # built here (a build thread), not on the bot's event loop at the first live location
+        _ = index.sight_locator  # built here (a build thread), not on the event loop at the first live location
         with self._swap_lock:
             self._index = index
         log.info("index swapped: %d photos from %s", len(index), index.location)

@@ -21,6 +21,7 @@ import io
 import json
 import logging
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -240,6 +241,12 @@ class Voices:
     def __init__(self, espeak_binary: str = "espeak-ng", voices_dir: Path | None = None) -> None:
         self.espeak_binary = espeak_binary
         self.piper = piper_voices(voices_dir, espeak_binary)
+
+    def problem(self) -> str | None:
+        """Why no voice can speak (no espeak-ng program), else None: said once when the bot starts."""
+        if shutil.which(self.espeak_binary) is None:
+            return f"{self.espeak_binary} not found: 🔊 and 🗣 will say the voice is unavailable (scripts/espeak.sh)"
+        return None
 
     def voice(self, lang: str) -> Voice:
         return self.piper.get(lang) or EspeakVoice(self.espeak_binary, language(lang).espeak_voice)

@@ -156,3 +156,8 @@ def test_the_cache_keeps_each_message_once_trims_the_oldest_and_survives_a_read_
         made = blocked.message([Line("en", "A new one.")])
         blocked.message([Line("en", "Another new one.")])
     assert made.data[:4] == b"OggS" and caplog.text.count("not kept on disk") == 1
+
+
+def test_a_missing_espeak_is_named_once_at_start(tmp_path: Path) -> None:
+    assert Voices().problem() is None
+    assert "scripts/espeak.sh" in (Voices(str(tmp_path / "none")).problem() or "")
