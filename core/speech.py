@@ -45,6 +45,11 @@ OPUS_RATE = 24_000
 # libsndfile's Opus "compression level" (0 best quality … 1 smallest): 0.9 gives ~32 kb/s, clear speech,
 # ~240 KB a minute (measured: benchmarks/voice.py).
 OPUS_COMPRESSION = 0.9
+# Voice messages rendered at once: each espeak-ng process takes ~55 MB beside the bot's ~500 (measured:
+# benchmarks/voice.py), so a second waits (~1.7 s a minute of speech) rather than push a 700 MB container.
+RENDERS_AT_ONCE = 1
+# Samples resampled at a time (bounds the working memory of a long story).
+RESAMPLE_BLOCK = 65_536
 # Silence between two lines (a change of language or of voice), seconds.
 LINE_PAUSE_S = 0.35
 # The longest voice message rendered, seconds: a story of 1–2 minutes (izi.TRAVEL's advice), with room.
@@ -142,9 +147,10 @@ def read_wav(data: bytes) -> Audio:
         elif kind == b"data":
             if width != 2 or not rate:
                 raise SpeechError("the voice produced WAV audio other than 16-bit PCM")
-            pcm = data[body : len(data) - (len(data) - body) % (2 * channels)]
-            samples = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels).mean(axis=1)
-            return Audio((samples / 32768.0).astype(np.float32), rate)
+            pcm = np.frombuffer(data[body : len(data) - (len(data) - body) % (2 * channels)], dtype="<i2")
+            # float32 all the way (a minute of speech is 5 MB so, 20 in float64 copies)
+            mono = pcm.reshape(-1, channels)[:, 0] if channels > 1 else pcm
+            return Audio(mono.astype(np.float32) * np.float32(1 / 32768), rate)
         position = body + size + (size & 1)
     raise SpeechError("the voice's WAV audio has no data")
 
@@ -283,12 +289,19 @@ class Voices:
 
 
 def resample(audio: Audio, rate: int) -> np.ndarray:
-    """Linear interpolation to `rate`: speech from 16–22 kHz voices loses nothing audible at 24 kHz."""
+    """Linear interpolation to `rate`: speech from 16–22 kHz voices loses nothing audible at 24 kHz.
+    In blocks of RESAMPLE_BLOCK samples, so the float64 working arrays stay small."""
     if audio.rate == rate or not len(audio.samples):
         return audio.samples
     count = int(round(len(audio.samples) * rate / audio.rate))
-    positions = np.arange(count, dtype=np.float64) * (audio.rate / rate)
-    return np.interp(positions, np.arange(len(audio.samples)), audio.samples).astype(np.float32)
+    samples, last = audio.samples, len(audio.samples) - 1
+    out = np.empty(count, dtype=np.float32)
+    for start in range(0, count, RESAMPLE_BLOCK):
+        positions = np.arange(start, min(count, start + RESAMPLE_BLOCK), dtype=np.float64) * (audio.rate / rate)
+        left = np.minimum(positions.astype(np.int64), last)
+        share = (positions - left).astype(np.float32)
+        out[start : start + len(positions)] = samples[left] * (1 - share) + samples[np.minimum(left + 1, last)] * share
+    return out
 
 
 def encode_opus(samples: np.ndarray, rate: int) -> bytes:
@@ -333,6 +346,7 @@ class Narrator:
 
     def __init__(self, voices: Voices, cache: Any) -> None:
         self.voices, self.cache = voices, cache  # cache: core.voice_cache.VoiceCache (or one like it)
+        self._rendering = threading.BoundedSemaphore(RENDERS_AT_ONCE)
 
     def key(self, lines: Sequence[Line]) -> str:
         return self.voices.key(lines)
@@ -342,6 +356,12 @@ class Narrator:
         key = self.key(lines)
         data = self.cache.get(key)
         if data is None:
-            data = self.voices.render(lines, deadline_s)
+            started = time.monotonic()
+            if not self._rendering.acquire(timeout=deadline_s):
+                raise SpeechError(f"other voice messages kept the voice busy for {deadline_s:.0f} s")
+            try:
+                data = self.voices.render(lines, max(0.1, deadline_s - (time.monotonic() - started)))
+            finally:
+                self._rendering.release()
             self.cache.put(key, data)
         return VoiceMessage(key, data)
