@@ -42,7 +42,13 @@ async def test_the_bot_serves_from_the_serving_install_on_onnx(
     try:
         await fake.wait_for(lambda: fake.sent("setMyCommands"), timeout=60)
         await fake.send_photo(61, jpeg_bytes(scene(0, 90)))
-        assert (await fake.wait_replies(61, timeout=30))[0].text.startswith("This is most likely")
+        card = (await fake.wait_replies(61, timeout=30))[0]
+        assert card.text.startswith("This is most likely")
+        # The spoken guide on the serving install: espeak-ng, soundfile's Opus, no torch.
+        listen = next(b for row in card.params["reply_markup"]["inline_keyboard"] for b in row if b["text"][0] == "🔊")
+        await fake.press_button(61, listen["callback_data"], card)
+        voice = (await fake.wait_for(lambda: fake.sent("sendVoice", 61), timeout=30))[0]
+        assert voice.files["voice"][:4] == b"OggS"
         await fake.send(62, text="белый собор у реки")
         await fake.wait_for(lambda: fake.sent("sendMediaGroup", 62), timeout=30)
     finally:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import soundfile
 
+from bot.narration import story
 from bot.texts import LANGUAGES, text
-from core import Enrichment, GeoPoint, Guide, LandmarkInfo, PhotoIndex, distance_m
+from core import Enrichment, GeoPoint, Guide, LandmarkInfo, PhotoIndex, Voices, distance_m
 from tests.helpers.bot import bot_settings, running_bot, wait_answers
 from tests.helpers.fake_telegram import Call, FakeTelegram
 
@@ -293,3 +294,32 @@ async def test_live_location_stops_after_forget_and_is_never_followed_for_a_stra
     await fake.wait_replies(990, 3)
     await fake.wait_replies(991, 1)
     assert not any(r.text.startswith("📍 You are at:") for r in fake.replies(990) + fake.replies(991))
+
+
+async def test_a_piper_voice_narrates_its_language_and_about_credits_its_licence(
+    fake, built_dataset, model_dirs, guide, tmp_path
+) -> None:
+    from prep.random_models import build_piper_voice
+
+    build_piper_voice(tmp_path / "voices", "de_DE-random-medium", "de", "de")
+    settings = bot_settings(
+        fake, built_dataset, model_dirs, bot_state_file=tmp_path / "s.json", artifacts_dir=tmp_path / "a",
+        voices_dir=tmp_path / "voices",
+    )  # fmt: skip
+    async with running_bot(settings, guide):
+        for user, lang in ((1001, "de"), (1002, "en")):
+            card = await _card(fake, guide, user, lang)
+            await fake.press_button(user, _button(card, "🔊")["callback_data"], card, language_code=lang)
+            await _voices(fake, user, 1)
+        await fake.send(1003, text="/about", language_code="de")
+        about = (await fake.wait_replies(1003))[0].text
+    german, english = (fake.sent("sendVoice", u)[0].files["voice"] for u in (1001, 1002))
+    assert _duration(german) > 1 and _duration(english) > 1
+    # The German story was made with the Piper voice: it is kept under the key that names that voice.
+    lines = story(guide.index.describe(_first(guide), "de"), "de")
+    with_piper, espeak_only = Voices(voices_dir=tmp_path / "voices").key(lines), Voices().key(lines)
+    assert (tmp_path / "a" / "voices" / f"{with_piper}.ogg").read_bytes() == german
+    assert not (tmp_path / "a" / "voices" / f"{espeak_only}.ogg").exists()
+    assert "espeak-ng (GPL-3.0)" in about and "de_DE-random-medium (CC0 (random weights, for tests))" in about
+    assert about.splitlines()[-1].startswith("🔊 <b>Stimmen:</b>")
+    assert len(list((tmp_path / "a" / "voices").glob("*.ogg"))) == 2
