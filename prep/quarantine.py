@@ -3,7 +3,7 @@ the dataset exactly the photos still here — matched by relative path AND conte
 
 Layout: QDIR/{reason}/{CITY}/{XID}/{file}   copies of the candidates (delete one to keep its photo)
         QDIR/.kept/{reason}/…                copies kept in the review page (`prep review`)
-        QDIR/report.csv                      path, reason, score, threshold, detail, sha256, other_reasons, original
+        QDIR/report.csv                      the candidates (prep/quarantine_report.py owns the format)
         QDIR/index.html, QDIR/.thumbs/       the review page and its thumbnails (prep/review_page.py)
         QDIR/.quarantine                     the marker: only a folder carrying it is ever emptied
 
@@ -13,8 +13,6 @@ flag it again for the same reasons, and `prep apply` never deletes it.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import shutil
 from collections import defaultdict
@@ -30,85 +28,20 @@ from core import (
     RemovedPhoto,
     file_hash,
     file_lock,
-    is_safe_name,
-    read_text_tolerantly,
-    spreadsheet_safe,
-    write_atomically,
 )
 from prep.checks import REASONS
 from prep.clean import CleanResult
+from prep.quarantine_report import REPORT, ReportRow, read_report, write_report
 from prep.review_page import THUMBS, render, thumbnail_name, write_thumbnail
 
 MARKER = ".quarantine"
-REPORT = "report.csv"
 PAGE = "index.html"
-REPORT_COLUMNS = ("path", "reason", "score", "threshold", "detail", "sha256", "other_reasons", "original")
 KEPT_DIR = ".kept"  # copies of photos kept in the review page (moved back when undone)
 COMPARISON_PHOTOS = 3  # typical photos of the same landmark shown beside its candidates
 
 
 class QuarantineError(GuideError, ValueError):
     """The quarantine folder is unsafe to use or unreadable; the message says why."""
-
-
-@dataclass(frozen=True)
-class ReportRow:
-    """One candidate of report.csv, the quarantine's record of what `prep clean` flagged and why."""
-
-    path: str  # images/{CITY}/{XID}/{file}, relative to the data dir
-    reason: str
-    score: str
-    threshold: str
-    detail: str
-    sha256: str
-    other_reasons: tuple[str, ...]
-    original: str  # for a duplicate: the dataset photo it duplicates
-
-    @property
-    def reasons(self) -> frozenset[str]:
-        return frozenset((self.reason, *self.other_reasons))
-
-    @property
-    def xid(self) -> str:
-        return Path(self.path).parent.name
-
-    def to_csv(self) -> dict[str, str]:
-        return {
-            "path": self.path,
-            "reason": self.reason,
-            "score": self.score,
-            "threshold": self.threshold,
-            "detail": str(spreadsheet_safe(self.detail)),
-            "sha256": self.sha256,
-            "other_reasons": ";".join(self.other_reasons),
-            "original": self.original,
-        }
-
-    @classmethod
-    def from_csv(cls, raw: dict[str | None, str | None]) -> ReportRow | None:
-        """A row as read back; None for one that names no dataset photo under a known reason. The report is
-        a file anyone can edit: a path with `..` or odd names must never steer a move or a deletion."""
-        values = {key: (value or "").strip() for key, value in raw.items() if isinstance(key, str)}
-        path, reason = values.get("path", ""), values.get("reason", "")
-        if reason not in REASONS or not is_dataset_photo_path(path):
-            return None
-        original = values.get("original", "")
-        return cls(
-            path=path,
-            reason=reason,
-            score=values.get("score", ""),
-            threshold=values.get("threshold", ""),
-            detail=values.get("detail", ""),
-            sha256=values.get("sha256", "").lower(),
-            other_reasons=tuple(r for r in values.get("other_reasons", "").split(";") if r in REASONS),
-            original=original if is_dataset_photo_path(original) else "",
-        )
-
-
-def is_dataset_photo_path(path: str) -> bool:
-    """images/{CITY}/{XID}/{file}, each part a safe name: the only shape a candidate's path may have."""
-    parts = path.split("/")
-    return len(parts) == 4 and parts[0] == IMAGES_DIR and all(is_safe_name(part) for part in parts[1:])
 
 
 def check_location(qdir: Path, data_dir: Path) -> None:
@@ -174,11 +107,7 @@ def write_quarantine(result: CleanResult, data_dir: Path, qdir: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(data_dir / finding.path, target)
     rows = _report_rows(result)
-    out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS)
-    writer.writeheader()
-    writer.writerows(row.to_csv() for row in rows)
-    write_atomically(qdir / REPORT, out.getvalue().encode("utf-8"))
+    write_report(qdir, rows)
     (qdir / PAGE).write_text(_page(result, rows, data_dir, qdir), encoding="utf-8")
 
 
@@ -219,19 +148,10 @@ def _page(result: CleanResult, rows: list[ReportRow], data_dir: Path, qdir: Path
 # --- decisions: keep (the copy leaves the quarantine) or remove (it stays) ---------------------------------
 
 
-def _read_report(qdir: Path) -> list[ReportRow]:
-    """report.csv's candidates; rows that name no dataset photo (edited, damaged) are left out."""
-    report = qdir / REPORT
-    if report.is_symlink() or not report.is_file():
-        return []
-    reader = csv.DictReader(io.StringIO(read_text_tolerantly(report), newline=""))
-    return [row for raw in reader if (row := ReportRow.from_csv(raw)) is not None]
-
-
 def states(qdir: Path, rows: list[ReportRow] | None = None) -> dict[str, str]:
     """Each candidate's state: "remove" while its copy is in the quarantine, else "keep"."""
     out = {}
-    for row in _read_report(qdir) if rows is None else rows:
+    for row in read_report(qdir) if rows is None else rows:
         copy = quarantine_path(qdir, row.reason, row.path)
         out[row.path] = "remove" if copy.is_file() and not copy.is_symlink() else "keep"
     return out
@@ -241,7 +161,7 @@ def decide(qdir: Path, data_dir: Path, paths: list[str], decision: str) -> dict[
     """Keep: move the copy to QDIR/.kept (undoable) and record the decision in the dataset at once.
     Remove: move it back. Unknown paths are ignored; returns the new states of the known ones."""
     check_location(qdir, data_dir)
-    rows = {row.path: row for row in _read_report(qdir)}
+    rows = {row.path: row for row in read_report(qdir)}
     touched = [rows[path] for path in dict.fromkeys(paths) if path in rows]
     for row in touched:
         live = quarantine_path(qdir, row.reason, row.path)
@@ -268,7 +188,7 @@ def harvest_kept(qdir: Path, data_dir: Path) -> int:
     kept in the review page), so the decision outlives the quarantine. Returns how many."""
     if not (qdir / MARKER).is_file() or (qdir / MARKER).is_symlink():
         return 0
-    rows = _read_report(qdir)
+    rows = read_report(qdir)
     now = states(qdir, rows)
     keeps = [_kept_photo(row) for row in rows if now[row.path] == "keep" and row.sha256]
     Dataset(data_dir).record_kept(keeps)
@@ -324,7 +244,7 @@ def _recorded(qdir: Path) -> dict[str, tuple[str, str]]:
             f"{qdir} has no {REPORT}: without the hashes recorded at cleaning time nothing can be verified, "
             "so nothing is deleted; run `python -m prep clean` again"
         )
-    return {row.path: (row.reason, row.sha256) for row in _read_report(qdir)}
+    return {row.path: (row.reason, row.sha256) for row in read_report(qdir)}
 
 
 def _why_not_delete(

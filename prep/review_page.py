@@ -15,14 +15,11 @@ import hashlib
 import html
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from core import decode_image
-
-if TYPE_CHECKING:
-    from prep.quarantine import ReportRow
+from prep.quarantine_report import ReportRow
 
 Sizes = dict[str, tuple[int, int] | None]  # path → (width, height) of the photo, None if it does not decode
 
