@@ -42,8 +42,8 @@ PACE_S = 0.3
 def _artifacts(work: Path, runtime: str) -> Path:
     """An index embedded by the runtime that serves it (the bot warns about any other)."""
     from benchmarks.serving import _settings
+    from core.build import build_index
     from core.encoders import choose_runtime, model_id
-    from core.index import build_index
 
     artifacts = work / f"bot-artifacts-{runtime}"
     if not (artifacts / "current").exists():

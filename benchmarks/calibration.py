@@ -149,9 +149,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
+    from core.build import build_index
     from core.calibration import UNKNOWN_SHARE, expected_calibration_error
     from core.encoders import choose_runtime
-    from core.index import build_index
     from core.service import Guide
     from core.settings import Settings
 

@@ -21,9 +21,9 @@ def main() -> None:
     parser.add_argument("--model", help="IMAGE_MODEL folder or name (default: a tiny random-weight CLIP)")
     args = parser.parse_args()
 
+    from core.artifacts import open_cache
     from core.cli import configure_logging
     from core.encoders.torch_runtime import SentenceTransformerImageEncoder
-    from core.index import open_cache
     from prep.checks import DEFAULT_CHECKS
     from prep.clean import analyse
     from prep.random_models import build_clip

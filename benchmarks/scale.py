@@ -159,8 +159,9 @@ def serving(count: int, work: Path, models: Path | None = None) -> dict:
     """Full artifacts of `count` synthetic photos, then what loading and answering costs the bot; with
     `models` (a `benchmarks.serving` work folder: full-size models and their int8 export) the whole
     Guide as the bot starts it, and a 1280×960 photo's answer end to end."""
+    from core.artifacts import SCHEMA_VERSION, BuildContents, Manifest, publish  # the format's one writer
     from core.catalog import Landmark
-    from core.index import Manifest, PhotoRecord, _publish  # the artifacts' owner writes them
+    from core.photo_table import PhotoRecord
     from core.vector_index import build_vector_index
 
     landmarks = max(1, count // PHOTOS_PER_LANDMARK)
@@ -181,7 +182,7 @@ def serving(count: int, work: Path, models: Path | None = None) -> dict:
         encoder = choose_runtime(settings).image_encoder()
         names = (encoder.model_name, model_id(settings.text_model), encoder.fingerprint, encoder.cache_key)
     manifest = Manifest(
-        1,
+        SCHEMA_VERSION,
         names[0],
         names[1],
         DIM,
@@ -194,9 +195,7 @@ def serving(count: int, work: Path, models: Path | None = None) -> dict:
         names[3],
         index.info.to_dict(),
     )
-    from core.enrichment import Enrichment
-
-    _publish(work / "artifacts", manifest, records, index, catalog, Enrichment(), (None, None), {})
+    publish(work / "artifacts", BuildContents(manifest, records, index, catalog))
     queries, _ = vectors(50, 2, landmarks)
     np.save(work / "serving-queries.npy", queries)
     return {"vectors": count, "index": index.info.kind} | _in_child("serve", str(work), str(models or ""), "0")

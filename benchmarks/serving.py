@@ -76,8 +76,8 @@ def prepare(work: Path) -> None:
                 (folder / f"{view}.jpg").write_bytes(jpeg_bytes(scene(k, view)))
         write_places(data / "places.csv", landmarks)
     if not (work / "artifacts" / "current").exists():
+        from core.build import build_index
         from core.encoders import choose_runtime, model_id
-        from core.index import build_index
 
         settings = _settings(work, "onnx-fp32", 1)
         build_index(
@@ -117,8 +117,8 @@ def _guide(work: Path, runtime: str, workers: int):
 
 def measure_build(work: Path, runtime: str) -> dict:
     """Index-build throughput of one runtime, into a fresh artifacts folder of its own."""
+    from core.build import build_index
     from core.encoders import choose_runtime, model_id
-    from core.index import build_index
 
     settings = _settings(work, runtime, 1)
     artifacts = work / f"build-{runtime}"

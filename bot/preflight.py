@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.settings import BotSettings
-from core import ArtifactsError, Dataset, GuideError, check_store, resolve_build
+from core import Dataset, GuideError, check_store, has_index
 from core.encoders import HEADROOM, ModelLoadError, choose_runtime, container_limit_mb, expected_footprint
 
 
@@ -20,17 +20,9 @@ class PreflightError(GuideError):
     """The bot cannot start with these settings and files; the message says what to do."""
 
 
-def _has_index(settings: BotSettings) -> bool:
-    try:
-        resolve_build(settings.core.artifacts_dir)
-    except ArtifactsError:
-        return False
-    return True
-
-
 def check_something_to_serve(settings: BotSettings) -> None:
     """An index, or a dataset to build one from."""
-    if _has_index(settings):
+    if has_index(settings.core.artifacts_dir):
         return
     dataset = Dataset(settings.core.data_dir)
     if not dataset.places_path.is_file() or not dataset.has_photos():

@@ -12,6 +12,8 @@ A photo's way: Guide (service) → recognition (vote + location prior) → index
 user can cause derives from `GuideError` and reads as one line.
 """
 
+from core.artifacts import has_index, open_cache
+from core.build import BuildInProgressError, BuildReport, build_index, check_up_to_date
 from core.calibration import UNKNOWN_SHARE, summary_rows, text_threshold
 from core.calibration import TextCalibration as TextThresholds
 from core.catalog import CatalogError, Landmark, clean_text, parse_coordinate, split_kinds
@@ -65,16 +67,7 @@ from core.imaging import (
     photo_extension,
     telegram_photo,
 )
-from core.index import (
-    ArtifactsError,
-    BuildInProgressError,
-    BuildReport,
-    PhotoIndex,
-    build_index,
-    check_up_to_date,
-    open_cache,
-    resolve_build,
-)
+from core.index import PhotoIndex
 from core.languages import CODES, DEFAULT_LANGUAGE, Language, closest_language, language
 from core.preprocess import ClipPreprocessing
 from core.ranking import (
@@ -107,7 +100,6 @@ __all__ = [
     "ALBUM_SIZE",
     "Answer",
     "Approval",
-    "ArtifactsError",
     "BuildCancelled",
     "BuildInProgressError",
     "BuildReport",
@@ -186,6 +178,7 @@ __all__ = [
     "environment",
     "file_hash",
     "file_lock",
+    "has_index",
     "is_safe_name",
     "landmark_point",
     "language",
@@ -201,7 +194,6 @@ __all__ = [
     "rank",
     "read_text_tolerantly",
     "reject",
-    "resolve_build",
     "set_aside",
     "split_kinds",
     "spreadsheet_safe",

@@ -10,7 +10,7 @@ heap rather than ~100 MB (10 M: ~1 GB), and only the pages of the rows a query t
     photos/sha256.npy     uint8 (rows × 32): each row's SHA-256
     photos/xids.json      the landmark ids, in code order
 
-This module writes and reads them; core.index places them in a build folder.
+This module writes and reads them; core.artifacts places them in a build folder.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.artifacts import ArtifactsError
+from core.build import BuildReport, build_index
 from core.calibration import DEFAULT_MATCH_PRECISION, text_threshold
 from core.dataset import PhotoCredit
 from core.embedding_cache import ProgressFn
@@ -17,7 +19,7 @@ from core.encoders import ImageEncoder, TextEncoder, choose_runtime
 from core.errors import GuideError
 from core.geo import GeoPoint, Nearby
 from core.imaging import decode_image, read_gps
-from core.index import ArtifactsError, BuildReport, PhotoIndex, build_index
+from core.index import PhotoIndex
 from core.ranking import PhotoLocation, RankingParams, Recognition, most_typical_first
 from core.recognition import DEFAULT_LOCATION_MAX_KM, rank
 from core.settings import Settings

@@ -14,7 +14,7 @@ Two kinds, chosen at build (`prep build --index auto|flat|ivf`) and recorded in 
   build's trained index (`trained.faiss`) unless the data grew past RETRAIN_GROWTH × what it was
   trained on or new vectors lie RETRAIN_DISTORTION × farther from their centroids: then it retrains.
 
-This module writes and reads these files; `core.index` places them in a build folder.
+This module writes and reads these files; `core.artifacts` places them in a build folder.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ async def test_shutdown_cancels_a_running_reindex_and_keeps_the_old_index(
 
     from bot.reindex import Reindexer
     from core import BuildCancelled
-    from core.index import open_cache
+    from core.artifacts import open_cache
 
     dataset = built_dataset.copy_to(tmp_path)
     _add_photos(dataset, 200)

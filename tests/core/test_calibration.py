@@ -11,6 +11,8 @@ import faiss
 import numpy as np
 import pytest
 
+from core.artifacts import CALIBRATION_FILE, resolve_build
+from core.build import build_index
 from core.calibration import (
     FALLBACK_TEXT_MATCH_THRESHOLD,
     Calibration,
@@ -19,7 +21,7 @@ from core.calibration import (
     text_threshold,
 )
 from core.encoders import model_id
-from core.index import CALIBRATION_FILE, PhotoIndex, build_index, resolve_build
+from core.index import PhotoIndex
 from core.ranking import RankingParams
 from core.service import Guide
 from core.settings import Settings

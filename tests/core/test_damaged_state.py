@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import ArtifactsError, Guide, PhotoIndex, build_index, model_id, open_cache
+from core import Guide, PhotoIndex, build_index, model_id, open_cache
+from core.artifacts import ArtifactsError, resolve_build
 from core.encoders.torch_runtime import SentenceTransformerImageEncoder
-from core.index import resolve_build
 from prep.__main__ import main as prep_main
 from prep.random_models import build_clip
 from tests.helpers.cli import run, run_json, use_environment

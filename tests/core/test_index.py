@@ -5,8 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.artifacts import ArtifactsError, resolve_build
+from core.build import BuildInProgressError, build_index, build_lock
 from core.encoders import model_id
-from core.index import ArtifactsError, BuildInProgressError, PhotoIndex, build_index, build_lock, resolve_build
+from core.index import PhotoIndex
 from tests.helpers.datagen import jpeg_bytes, scene
 from tests.helpers.models import CITIES, PHOTOS_PER_LANDMARK, BuiltDataset, Encoders, ModelDirs
 

@@ -141,7 +141,7 @@ def test_swap_replaces_the_index_while_queries_run(guide: Guide, built_dataset: 
 def test_swap_refuses_an_index_for_another_model(guide: Guide, built_dataset: BuiltDataset) -> None:
     from dataclasses import replace
 
-    from core.index import ArtifactsError
+    from core.artifacts import ArtifactsError
 
     other = PhotoIndex.load(built_dataset.artifacts_dir)
     other.manifest = replace(other.manifest, image_model="clip-ViT-L-14")

@@ -7,7 +7,7 @@ grayscale, unreadable, tiny and duplicates, ≥ 0.85 for collages. Run with `-s`
 
 import pytest
 
-from core.index import open_cache
+from core.artifacts import open_cache
 from prep.checks import DEFAULT_CHECKS
 from prep.clean import analyse
 from tests.helpers.cleaning_set import format_table, precision_recall, write_quality_dataset

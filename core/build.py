@@ -1,0 +1,282 @@
+"""The build: the folder dataset → a published index (core.artifacts), incrementally, one at a time.
+
+Photos are hashed (memoised by size and mtime), only those the embedding cache lacks are embedded, the
+vectors' index is built (IVF past its size, reusing the previous build's training), the calibration is
+fitted on the index's own photos, and the result is published atomically. `check_up_to_date` answers
+"nothing to do" without any model. One build runs at a time per artifacts folder (`build_lock`, on
+core.files' lock: a `prep build` and a `/reindex` may race).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from core.artifacts import (
+    BUILD_LOCK,
+    CALIBRATION_FILE,
+    CURRENT_LINK,
+    SCHEMA_VERSION,
+    BuildContents,
+    Manifest,
+    current_manifest,
+    open_cache,
+    publish,
+    resolve_build,
+)
+from core.calibration import calibrate, calibrate_text
+from core.catalog import Landmark
+from core.dataset import PLACES_FILE, Dataset, DatasetPhoto
+from core.embedding_cache import EmbeddingCache, EmbedFn, PhotoToEmbed, ProgressFn, embed_missing, no_progress
+from core.encoders.base import ImageEncoder, TextEncoder
+from core.enrichment import Enrichment, describe
+from core.errors import GuideError
+from core.files import file_lock
+from core.languages import CODES
+from core.photo_table import PhotoRecord
+from core.ranking import RankingParams
+from core.vector_index import build_vector_index
+
+
+class BuildInProgressError(GuideError, RuntimeError):
+    """Another build holds the artifacts lock."""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    photos: int
+    landmarks: int
+    embedded: int
+    from_cache: int
+    skipped: tuple[tuple[str, str], ...] = ()  # (path, reason): unreadable files, unknown landmarks
+    seconds: float = 0.0
+    up_to_date: bool = False
+    location: str = ""
+    index: dict = field(default_factory=dict)  # core.vector_index.IndexInfo of the published build
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["skipped"] = [{"path": p, "reason": r} for p, r in self.skipped]
+        return data
+
+    def summary(self, listed: int = 10) -> str:
+        if self.up_to_date:
+            return (
+                f"Index is up to date: {self.photos} photos of {self.landmarks} landmarks "
+                f"(checked in {self.seconds:.1f} s)"
+            )
+        lines = [
+            f"Indexed {self.photos} photos of {self.landmarks} landmarks in {self.seconds:.1f} s: "
+            f"{self.embedded} embedded, {self.from_cache} from cache, {len(self.skipped)} skipped",
+            f"→ {self.location}",
+        ]
+        if self.index.get("kind") == "ivf":
+            i = self.index
+            reuse = "trained now" if i["retrained"] else f"training of {i['trained_on']} vectors reused"
+            lines.append(
+                f"  search: IVF{i['nlist']} (nprobe {i['nprobe']}, recall@20 {i['recall_at_20']:.3f}; {reuse})"
+            )
+        lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped[:listed]]
+        if len(self.skipped) > listed:
+            lines.append(f"  … and {len(self.skipped) - listed} more")
+        return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def build_lock(artifacts_dir: Path) -> Iterator[None]:
+    """One build at a time per artifacts folder: a second one fails at once with BuildInProgressError."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(file_lock(artifacts_dir / BUILD_LOCK, timeout=0))
+        except TimeoutError:
+            raise BuildInProgressError(f"another build of {artifacts_dir}/ is running") from None
+        yield
+
+
+@dataclass(frozen=True)
+class _Scan:
+    landmarks: dict[str, Landmark]
+    photos: list[DatasetPhoto]
+    hashes: list[str]
+    skipped: list[tuple[str, str]]
+    fingerprint: str
+
+
+def _scan(dataset: Dataset, cache: EmbeddingCache, report_progress: ProgressFn) -> _Scan:
+    """The dataset's photos with their content hashes (memoised by size and mtime) and its fingerprint."""
+    landmarks = dataset.landmarks()
+    skipped: list[tuple[str, str]] = []
+    photos: list[DatasetPhoto] = []
+    for photo in dataset.photos():
+        if photo.xid in landmarks:
+            photos.append(photo)
+        else:
+            skipped.append((photo.path, f"landmark {photo.xid} is not in {PLACES_FILE}"))
+    hashes: list[str] = []
+    present: list[DatasetPhoto] = []
+    for done, photo in enumerate(photos, 1):
+        try:
+            hashes.append(cache.hash_file(dataset.path(photo.path)))
+            present.append(photo)
+        except OSError as exc:  # deleted or made unreadable while the build runs
+            skipped.append((photo.path, f"vanished or unreadable during the build ({exc.strerror or exc})"))
+        if done % 200 == 0 or done == len(photos):
+            report_progress("hash", done, len(photos))
+    photos = present
+    cache.commit()
+    return _Scan(landmarks, photos, hashes, skipped, _fingerprint(photos, hashes, dataset))
+
+
+def _up_to_date(
+    artifacts_dir: Path,
+    scan: _Scan,
+    image_model: str,
+    text_model: str,
+    image_vectors: str,
+    started: float,
+    index_kind: str = "auto",
+) -> BuildReport | None:
+    previous = current_manifest(artifacts_dir)
+    if (
+        previous is None
+        or index_kind not in ("auto", previous.search_index.get("kind", "flat"))  # asked for another kind
+        or previous.dataset_fingerprint != scan.fingerprint
+        or previous.image_model != image_model
+        or previous.text_model != text_model
+        or previous.image_vectors != image_vectors
+        or not (resolve_build(artifacts_dir) / CALIBRATION_FILE).is_file()  # built before calibration
+    ):
+        return None
+    return BuildReport(
+        photos=previous.count,
+        landmarks=previous.landmarks,
+        embedded=0,
+        from_cache=previous.count,
+        skipped=tuple(scan.skipped),
+        seconds=time.monotonic() - started,
+        up_to_date=True,
+        location=str(resolve_build(artifacts_dir)),
+    )
+
+
+def check_up_to_date(
+    data_dir: Path,
+    artifacts_dir: Path,
+    *,
+    image_model: str,
+    text_model: str,
+    image_vectors: str,
+    progress: ProgressFn | None = None,
+    index_kind: str = "auto",
+) -> BuildReport | None:
+    """An "up to date" report if the published index matches the dataset and models, else None.
+    Reads no image whose size and mtime are unchanged, and needs no model: callers can skip loading one."""
+    started = time.monotonic()
+    with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
+        scan = _scan(Dataset(data_dir), cache, progress or no_progress)
+        return _up_to_date(artifacts_dir, scan, image_model, text_model, image_vectors, started, index_kind)
+
+
+def build_index(
+    data_dir: Path,
+    artifacts_dir: Path,
+    encoder: ImageEncoder,
+    *,
+    text_model: str,
+    text_encoder: TextEncoder | None = None,
+    progress: ProgressFn | None = None,
+    force: bool = False,
+    cancel: threading.Event | None = None,
+    index_kind: str = "auto",
+    embed: EmbedFn = embed_missing,
+) -> BuildReport:
+    """Embed the folder dataset (reusing cached embeddings) and publish a new index atomically.
+    With `text_encoder`, text search is calibrated too (core.calibration).
+    Setting `cancel` stops it between batches with BuildCancelled; nothing is published then."""
+    started = time.monotonic()
+    report_progress = progress or no_progress
+    dataset = Dataset(data_dir)
+    with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
+        scan = _scan(dataset, cache, report_progress)
+        names = (encoder.model_name, text_model, encoder.cache_key)
+        if not force and (report := _up_to_date(artifacts_dir, scan, *names, started, index_kind)):
+            return report
+        landmarks, photos, hashes, fingerprint = scan.landmarks, scan.photos, scan.hashes, scan.fingerprint
+        to_embed = [PhotoToEmbed(h, dataset.path(p.path), p.path) for p, h in zip(photos, hashes, strict=True)]
+        embedded = embed(encoder, cache, to_embed, progress=report_progress, cancel=cancel)
+        vectors, skipped = embedded.vectors, scan.skipped + embedded.skipped
+        records = [PhotoRecord(p.path, p.xid, h) for p, h in zip(photos, hashes, strict=True) if h in vectors]
+        matrix = np.stack([vectors[r.sha256] for r in records]) if records else np.zeros((0, encoder.dim))
+        indexed_xids = {r.xid for r in records}
+        report_progress("index", 0, 1)
+        previous = resolve_build(artifacts_dir) if (artifacts_dir / CURRENT_LINK).exists() else None
+        index = build_vector_index(matrix, index_kind, previous)
+        report_progress("index", 1, 1)
+        manifest = Manifest(
+            schema_version=SCHEMA_VERSION,
+            image_model=encoder.model_name,
+            image_fingerprint=encoder.fingerprint,
+            image_vectors=encoder.cache_key,
+            text_model=text_model,
+            dim=encoder.dim,
+            count=len(records),
+            landmarks=len(indexed_xids),
+            dataset_fingerprint=fingerprint,
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            data_dir=str(data_dir.resolve()),
+            search_index=index.info.to_dict(),
+        )
+        report_progress("calibrate", 0, 2)
+        row_xids = [r.xid for r in records]
+        calibration = calibrate(index.search, row_xids, [r.sha256 for r in records], matrix, landmarks, RankingParams())
+        report_progress("calibrate", 1, 2)
+        enrichment, attribution = dataset.enrichment(), dataset.attribution()
+        text_calibration = None
+        if text_encoder is not None:
+            named = {x: _text_queries(landmarks[x], enrichment) for x in indexed_xids}
+            text_calibration = calibrate_text(index.search, text_encoder.encode_texts, row_xids, named)
+        report_progress("calibrate", 2, 2)
+        # The whole catalog ships with the index: "nearby" lists landmarks with or without photos.
+        credits = {r.path: c for r in records if (c := attribution.get(r.path)) is not None and c.license}
+        location = publish(
+            artifacts_dir,
+            BuildContents(
+                manifest, records, index, list(landmarks.values()), enrichment, calibration, text_calibration, credits
+            ),
+        )
+        return BuildReport(
+            photos=len(records),
+            landmarks=len(indexed_xids),
+            embedded=embedded.embedded,
+            from_cache=sum(1 for r in records if r.sha256 in embedded.cached),
+            skipped=tuple(skipped),
+            seconds=time.monotonic() - started,
+            location=str(location),
+            index=index.info.to_dict(),
+        )
+
+
+def _text_queries(landmark: Landmark, enrichment: Enrichment) -> set[str]:
+    """How tourists name a landmark in text search: its name in each language, alone and with its city."""
+    texts = (describe(landmark, enrichment, lang) for lang in CODES)
+    return {form for text in texts for form in (text.name, f"{text.name}, {text.city}" if text.city else text.name)}
+
+
+def _fingerprint(photos: list[DatasetPhoto], hashes: list[str], dataset: Dataset) -> str:
+    digest = hashlib.sha256(dataset.places_path.read_bytes())
+    for shipped in (dataset.enrichment_path, dataset.attribution_path):  # they change what the index ships
+        if shipped.is_file():
+            digest.update(shipped.read_bytes())
+    for photo, sha in zip(photos, hashes, strict=True):
+        digest.update(f"{photo.path}\t{photo.xid}\t{sha}\n".encode())
+    return digest.hexdigest()
+
+
