@@ -58,7 +58,7 @@ RELIABILITY_BINS = 10
 # Operating points the reports list (probability thresholds).
 OPERATING_POINTS = (0.5, 0.7, 0.8, 0.9, 0.95)
 FEATURES = ("best_similarity", "margin", "vote_share")
-# What a stored calibration may hold (anything else is a damaged file, core.artifacts reads it as none: fixed thresholds serve):
+# What a stored calibration may hold (anything else is a damaged file, read as none: fixed thresholds serve):
 # feature scales above MIN_SCALE (a zero scale divides by zero) and coefficients within MAX_COEFFICIENT
 # (the fit is L2-regularised on features of order 1: its coefficients stay in the tens).
 MIN_SCALE = 1e-6
