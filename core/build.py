@@ -32,7 +32,7 @@ from core.artifacts import (
     publish,
     resolve_build,
 )
-from core.calibration import calibrate, calibrate_text
+from core.calibration import Calibration, SearchFn, TextCalibration, calibrate, calibrate_text
 from core.catalog import Landmark
 from core.dataset import PLACES_FILE, Dataset, DatasetPhoto
 from core.embedding_cache import EmbeddingCache, EmbedFn, PhotoToEmbed, ProgressFn, embed_missing, no_progress
@@ -209,41 +209,21 @@ def build_index(
         names = (encoder.model_name, text_model, encoder.cache_key)
         if not force and (report := _up_to_date(artifacts_dir, scan, *names, started, index_kind)):
             return report
-        landmarks, photos, hashes, fingerprint = scan.landmarks, scan.photos, scan.hashes, scan.fingerprint
+        landmarks, photos, hashes = scan.landmarks, scan.photos, scan.hashes
         to_embed = [PhotoToEmbed(h, dataset.path(p.path), p.path) for p, h in zip(photos, hashes, strict=True)]
         embedded = embed(encoder, cache, to_embed, progress=report_progress, cancel=cancel)
         vectors, skipped = embedded.vectors, scan.skipped + embedded.skipped
         records = [PhotoRecord(p.path, p.xid, h) for p, h in zip(photos, hashes, strict=True) if h in vectors]
         matrix = np.stack([vectors[r.sha256] for r in records]) if records else np.zeros((0, encoder.dim))
-        indexed_xids = {r.xid for r in records}
         report_progress("index", 0, 1)
         previous = resolve_build(artifacts_dir) if (artifacts_dir / CURRENT_LINK).exists() else None
         index = build_vector_index(matrix, index_kind, previous)
         report_progress("index", 1, 1)
-        manifest = Manifest(
-            schema_version=SCHEMA_VERSION,
-            image_model=encoder.model_name,
-            image_fingerprint=encoder.fingerprint,
-            image_vectors=encoder.cache_key,
-            text_model=text_model,
-            dim=encoder.dim,
-            count=len(records),
-            landmarks=len(indexed_xids),
-            dataset_fingerprint=fingerprint,
-            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            data_dir=str(data_dir.resolve()),
-            search_index=index.info.to_dict(),
-        )
-        report_progress("calibrate", 0, 2)
-        row_xids = [r.xid for r in records]
-        calibration = calibrate(index.search, row_xids, [r.sha256 for r in records], matrix, landmarks, RankingParams())
-        report_progress("calibrate", 1, 2)
+        manifest = _manifest(encoder, text_model, records, scan.fingerprint, data_dir, index.info.to_dict())
         enrichment, attribution = dataset.enrichment(), dataset.attribution()
-        text_calibration = None
-        if text_encoder is not None:
-            named = {x: _text_queries(landmarks[x], enrichment) for x in indexed_xids}
-            text_calibration = calibrate_text(index.search, text_encoder.encode_texts, row_xids, named)
-        report_progress("calibrate", 2, 2)
+        calibration, text_calibration = _calibrate(
+            index.search, records, matrix, landmarks, enrichment, text_encoder, report_progress
+        )
         # The whole catalog ships with the index: "nearby" lists landmarks with or without photos.
         credits = {r.path: c for r in records if (c := attribution.get(r.path)) is not None and c.license}
         location = publish(
@@ -254,7 +234,7 @@ def build_index(
         )
         return BuildReport(
             photos=len(records),
-            landmarks=len(indexed_xids),
+            landmarks=manifest.landmarks,
             embedded=embedded.embedded,
             from_cache=sum(1 for r in records if r.sha256 in embedded.cached),
             skipped=tuple(skipped),
@@ -262,6 +242,47 @@ def build_index(
             location=str(location),
             index=index.info.to_dict(),
         )
+
+
+def _manifest(
+    encoder: ImageEncoder, text_model: str, records: list[PhotoRecord], fingerprint: str, data_dir: Path, search: dict
+) -> Manifest:
+    return Manifest(
+        schema_version=SCHEMA_VERSION,
+        image_model=encoder.model_name,
+        image_fingerprint=encoder.fingerprint,
+        image_vectors=encoder.cache_key,
+        text_model=text_model,
+        dim=encoder.dim,
+        count=len(records),
+        landmarks=len({r.xid for r in records}),
+        dataset_fingerprint=fingerprint,
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        data_dir=str(data_dir.resolve()),
+        search_index=search,
+    )
+
+
+def _calibrate(
+    search: SearchFn,
+    records: list[PhotoRecord],
+    matrix: np.ndarray,
+    landmarks: dict[str, Landmark],
+    enrichment: Enrichment,
+    text_encoder: TextEncoder | None,
+    report_progress: ProgressFn,
+) -> tuple[Calibration | None, TextCalibration | None]:
+    """How often photo answers are right (and, with a text model, text answers), fitted on this build."""
+    report_progress("calibrate", 0, 2)
+    row_xids = [r.xid for r in records]
+    calibration = calibrate(search, row_xids, [r.sha256 for r in records], matrix, landmarks, RankingParams())
+    report_progress("calibrate", 1, 2)
+    text_calibration = None
+    if text_encoder is not None:
+        named = {x: _text_queries(landmarks[x], enrichment) for x in dict.fromkeys(row_xids)}
+        text_calibration = calibrate_text(search, text_encoder.encode_texts, row_xids, named)
+    report_progress("calibrate", 2, 2)
+    return calibration, text_calibration
 
 
 def _text_queries(landmark: Landmark, enrichment: Enrichment) -> set[str]:
@@ -278,5 +299,3 @@ def _fingerprint(photos: list[DatasetPhoto], hashes: list[str], dataset: Dataset
     for photo, sha in zip(photos, hashes, strict=True):
         digest.update(f"{photo.path}\t{photo.xid}\t{sha}\n".encode())
     return digest.hexdigest()
-
-

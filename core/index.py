@@ -199,5 +199,3 @@ class PhotoIndex:
 
     def photo_path(self, row: int, data_dir: Path | None = None) -> Path:
         return (data_dir or self.data_dir) / self.photos[row].path
-
-
