@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core import CODES, DEFAULT_K, DEFAULT_TEMPERATURE, Settings
 from core.cli import Report, configure_logging, emit, guarded, load_settings, package_version, run_cli
+from core.encoders import DEVICES
 from prep import commands
 
 QUARANTINE = Path("quarantine")
@@ -83,12 +84,24 @@ def _build_args(p: argparse.ArgumentParser) -> None:
         help="embed the missing photos here (default) or with Ray Data (the [scale] extra) into the same cache",
     )
     p.add_argument("--address", help="with --engine ray: a Ray cluster to join (ray://host:10001 or auto)")
+    _device_arg(p)
+
+
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="where photos are embedded: a CUDA GPU when torch sees one (auto, the default), the CPU, or cuda "
+        "(fails when there is none); on a GPU the torch runtime runs in fp16 with its own cache key",
+    )
 
 
 def _clean_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="folder dataset (default: DATA_DIR)")
     p.add_argument("--quarantine", type=Path, default=QUARANTINE, help="review folder (default: quarantine)")
     p.add_argument("--artifacts", type=Path, help="where the embedding cache lives (default: ARTIFACTS_DIR)")
+    _device_arg(p)
     from prep.checks import CHECKS, REGISTRY
 
     opt_in = ", ".join(check.name for check in REGISTRY if check.opt_in)

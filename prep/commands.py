@@ -112,7 +112,7 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
     try:
         if not args.force:
             # Checked before any model is loaded: an unchanged dataset costs seconds, not a model load.
-            runtime = choose_runtime(settings)
+            runtime = choose_runtime(settings, args.device)
             names = {"image_model": model_id(settings.image_model), "text_model": model_id(settings.text_model)}
             vectors = runtime.image_cache_key()  # after export-onnx: rebuild with the runtime that serves
             report = check_up_to_date(
@@ -120,7 +120,7 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
             )
             if report is not None:
                 return report
-        runtime = choose_runtime(settings)
+        runtime = choose_runtime(settings, args.device)
         encoder = runtime.image_encoder()
         text_encoder = runtime.text_encoder()  # the build calibrates text search on the dataset's names
         return build_index(
@@ -193,7 +193,7 @@ def clean(args: argparse.Namespace, settings: Settings) -> CleanReport:
     check_location(args.quarantine, data_dir)
     harvest_kept(args.quarantine, data_dir)  # decisions made in the last review outlive its quarantine
     progress = StageProgress(enabled=not args.json)
-    runtime = choose_runtime(settings)
+    runtime = choose_runtime(settings, args.device)
     with open_cache(args.artifacts or settings.artifacts_dir) as cache:
         try:
             result = analyse(data_dir, checks, encoder=runtime.image_encoder, cache=cache, progress=progress)

@@ -34,7 +34,7 @@ from core import (
     decode_image,
     no_progress,
 )
-from core.encoders import ImageEncoder
+from core.encoders import GPU_IMAGE_BATCH, ImageEncoder
 
 RAY_BATCH = 16  # photos per encode call for fp32 runtimes (torch, ONNX fp32)
 # How many vectors are written to the cache at a time (each write is one SQLite transaction).
@@ -84,7 +84,9 @@ def _run(
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     manifest = _write_manifest(cache.path.parent, missing)
     try:
-        dataset = _pipeline(ray, settings, manifest, batch=1 if "int8" in encoder.cache_key else RAY_BATCH)
+        device = getattr(encoder, "device", "cpu")  # actors embed where the driver's encoder does: same key
+        batch = GPU_IMAGE_BATCH if device == "cuda" else 1 if "int8" in encoder.cache_key else RAY_BATCH
+        dataset = _pipeline(ray, settings, manifest, batch, device)
         fresh: dict[str, np.ndarray] = {}
         failed: dict[str, str] = {}
         pending: dict[str, np.ndarray] = {}
@@ -119,7 +121,7 @@ def _write_manifest(folder: Path, missing: list[PhotoToEmbed]) -> Path:
     return manifest
 
 
-def _pipeline(ray, settings: Settings, manifest: Path, batch: int):
+def _pipeline(ray, settings: Settings, manifest: Path, batch: int, device: str = "cpu"):
     """With GPUs: decode on the CPUs (tasks) and encode on the GPUs (one actor each), streaming between
     them. CPUs only: each actor reads, decodes and encodes its photos itself — measured here, a
     separate decode stage cost ~45 % on 2 cores (decoded pixels through the object store, and decode
@@ -132,13 +134,13 @@ def _pipeline(ray, settings: Settings, manifest: Path, batch: int):
     # Reading the list is light: it takes no core of its own, which the encoder actors hold all of.
     rows = ray.data.read_csv(str(manifest), shuffle=None, convert_options=text, num_cpus=0)
     gpus = int(resources.get("GPU", 0))
-    if gpus:
+    if gpus and device == "cuda":
         return rows.map(_decode).map_batches(
-            _Encoder, fn_constructor_args=(settings, False), batch_size=batch, concurrency=gpus, num_gpus=1
+            _Encoder, fn_constructor_args=(settings, False, "cuda"), batch_size=batch, concurrency=gpus, num_gpus=1
         )
     workers = max(1, int(resources.get("CPU", 1)))
     return rows.map_batches(
-        _Encoder, fn_constructor_args=(settings, True), batch_size=batch, concurrency=workers, num_cpus=1
+        _Encoder, fn_constructor_args=(settings, True, "cpu"), batch_size=batch, concurrency=workers, num_cpus=1
     )
 
 
@@ -162,8 +164,8 @@ def _decode(row: dict) -> dict:
 class _Encoder:
     """One per worker: the serving runtime's image model, loaded once."""
 
-    def __init__(self, settings: Settings, decodes: bool) -> None:
-        self.encoder = choose_runtime(settings).image_encoder()
+    def __init__(self, settings: Settings, decodes: bool, device: str = "cpu") -> None:
+        self.encoder = choose_runtime(settings, device).image_encoder()  # "cuda": the GPU Ray gave this actor
         self.decodes = decodes  # CPU workers read and decode their photos themselves
 
     def __call__(self, batch: dict) -> dict:

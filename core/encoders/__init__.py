@@ -5,6 +5,7 @@ torch_runtime  sentence-transformers (prep's runtime; imports torch lazily)
 onnx_runtime   ONNX Runtime (the serving runtime; no torch)
 onnx_folder    the ONNX model folder format (written by `prep export-onnx`, read here)
 loading        ENCODER_BACKEND resolved once: choose_runtime
+devices        prep's --device auto|cpu|cuda resolved once (fp16 on a GPU, its own cache key)
 fingerprint    a model folder's content, to know models by what they are, not by their name
 footprint      the memory serving on a runtime will take, from its files, before they load
 parity         parity inputs, the bar, this CPU's int8 kernels, and the check a serving process runs
@@ -14,6 +15,7 @@ and the benchmarks use it; everything else goes through `core`.
 """
 
 from core.encoders.base import ImageEncoder, ModelLoadError, PromptEncoder, TextEncoder, model_id, normalise_rows
+from core.encoders.devices import DEVICES, GPU_IMAGE_BATCH, resolve_device
 from core.encoders.fingerprint import model_fingerprint
 from core.encoders.footprint import HEADROOM, Footprint, container_limit_mb, expected_footprint
 from core.encoders.loading import Runtime, choose_runtime, limit_threads
@@ -41,6 +43,9 @@ from core.encoders.parity import (
 )
 
 __all__ = [
+    "DEVICES",
+    "GPU_IMAGE_BATCH",
+    "resolve_device",
     "FP32_MIN_COSINE",
     "INT8_MIN_COSINE",
     "PARITY_TEXTS",

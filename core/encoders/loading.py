@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.encoders.base import ImageEncoder, ModelLoadError, TextEncoder, model_id
+from core.encoders.devices import CUDA_VARIANT, resolve_device
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class Runtime:
     name: str  # "torch" | "onnx"
     settings: Settings
     fallback: str = ""  # why auto chose torch although serving wants ONNX (logged where models load)
+    device: str = "cpu"  # "cuda": the torch runtime on a GPU, in fp16 (core.encoders.devices)
 
     def image_encoder(self) -> ImageEncoder:
         if self.name == ONNX:
@@ -36,7 +38,7 @@ class Runtime:
             return OnnxImageEncoder(self.settings.onnx_dir, self.settings.threads)
         from core.encoders.torch_runtime import SentenceTransformerImageEncoder
 
-        return SentenceTransformerImageEncoder(self.settings.image_model)
+        return SentenceTransformerImageEncoder(self.settings.image_model, self.device)
 
     def image_fingerprint(self) -> str:
         """The image model's content fingerprint without loading it ("" if its files are not found)."""
@@ -57,7 +59,8 @@ class Runtime:
             from core.encoders.onnx_folder import OnnxManifest
 
             return OnnxManifest.read(self.settings.onnx_dir).image_cache_key()
-        return cache_key_for(model_id(self.settings.image_model), self.image_fingerprint())
+        variant = CUDA_VARIANT if self.device == "cuda" else ""
+        return cache_key_for(model_id(self.settings.image_model), self.image_fingerprint(), variant)
 
     def int8_parity(self, image: ImageEncoder, text: TextEncoder) -> ServingParity | None:
         """Parity of the loaded int8 towers on this CPU against the export's stored reference (None when
@@ -83,8 +86,16 @@ class Runtime:
         return SentenceTransformerTextEncoder(self.settings.text_model)
 
 
-def choose_runtime(settings: Settings) -> Runtime:
-    """auto: ONNX when an export of these models exists in MODEL_DIR, torch otherwise."""
+def choose_runtime(settings: Settings, device: str = "cpu") -> Runtime:
+    """auto: ONNX when an export of these models exists in MODEL_DIR, torch otherwise. `device` (prep's
+    --device): a CUDA GPU it resolves to is used through torch, whatever MODEL_DIR holds."""
+    if resolve_device(device) == "cuda":
+        if settings.encoder_backend == ONNX:
+            raise ModelLoadError(
+                "ENCODER_BACKEND=onnx runs on the CPU: embed on the GPU with ENCODER_BACKEND=torch or auto, "
+                "or pass --device cpu"
+            )
+        return Runtime(TORCH, settings, device="cuda")
     if settings.encoder_backend == TORCH:
         return Runtime(TORCH, settings)
     from core.encoders.onnx_folder import OnnxManifest, OnnxModelsError

@@ -14,12 +14,13 @@ import numpy as np
 from PIL import Image
 
 from core.encoders.base import ModelLoadError, PromptEncoder, cache_key_for, clip_queries, model_id, normalise_rows
+from core.encoders.devices import CUDA_VARIANT, GPU_IMAGE_BATCH
 from core.encoders.fingerprint import model_fingerprint, model_folder
 
 IMAGE_BATCH_SIZE = 32
 
 
-def load_sentence_transformer(name_or_path: str) -> Any:
+def load_sentence_transformer(name_or_path: str, device: str = "cpu") -> Any:
     try:
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -34,7 +35,7 @@ def load_sentence_transformer(name_or_path: str) -> Any:
     # when the network is down at start-up.
     local = model_folder(name_or_path)
     try:
-        return SentenceTransformer(str(local) if local is not None else name_or_path, device="cpu")
+        return SentenceTransformer(str(local) if local is not None else name_or_path, device=device)
     except Exception as exc:  # the library raises many types (OSError, ValueError, HF errors)
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise ModelLoadError(f"cannot load model {name_or_path!r}: {first_line}") from exc
@@ -45,12 +46,18 @@ class SentenceTransformerImageEncoder:
 
     prompts_unavailable = ""
 
-    def __init__(self, name_or_path: str) -> None:
+    def __init__(self, name_or_path: str, device: str = "cpu") -> None:
         self.model_name = model_id(name_or_path)
-        self._model = load_sentence_transformer(name_or_path)
+        self.device = device
+        self._model = load_sentence_transformer(name_or_path, device)
+        self._batch = IMAGE_BATCH_SIZE
+        variant = ""
+        if device == "cuda":  # fp16 and large batches: the GPU's own speed (core.encoders.devices)
+            self._model.half()
+            self._batch, variant = GPU_IMAGE_BATCH, CUDA_VARIANT
         # After loading: a hub model is in the local cache now.
         self.fingerprint = model_fingerprint(name_or_path)
-        self.cache_key = cache_key_for(self.model_name, self.fingerprint)
+        self.cache_key = cache_key_for(self.model_name, self.fingerprint, variant)
         self.dim = int(self._model.get_embedding_dimension())
         self.encode_prompts: PromptEncoder | None = self._encode_prompts
 
@@ -58,9 +65,9 @@ class SentenceTransformerImageEncoder:
         if not images:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self._model.encode(
-            list(images), batch_size=IMAGE_BATCH_SIZE, convert_to_numpy=True, show_progress_bar=False
+            list(images), batch_size=self._batch, convert_to_numpy=True, show_progress_bar=False
         )
-        return normalise_rows(vectors)
+        return normalise_rows(np.asarray(vectors, dtype=np.float32))
 
     def _encode_prompts(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self._model.encode(list(texts), convert_to_numpy=True, show_progress_bar=False)
