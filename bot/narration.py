@@ -54,9 +54,9 @@ def story(card: LandmarkText, lang: Lang) -> list[Line]:
     return lines
 
 
-def local_words(landmark: Landmark) -> list[Line]:
-    """What 🗣 says, in Russian: the place, its city, and how to get there."""
-    place = ", ".join(part for part in (landmark.name, landmark.city) if part)
+def local_words(landmark: Landmark, address: str = "") -> list[Line]:
+    """What 🗣 says, in Russian: the place, its address and city, and how to get there."""
+    place = ", ".join(part for part in (landmark.name, address, landmark.city) if part)
     return [Line("ru", f"{place}. {text('local_ask', 'ru')}")]
 
 
@@ -88,17 +88,17 @@ async def show_local(update: Update, context: GuideContext) -> None:
         return
     await query.answer()
     lang, xid = found
-    landmark = context.services.guide.index.landmarks[xid]
+    index = context.services.guide.index
+    landmark, address = index.landmarks[xid], index.address(xid)
     lines = [f"<b>{escape(clip_text(landmark.name, NAME_LIMIT))}</b>"]
-    if landmark.city:
-        lines.append(escape(clip_text(landmark.city, NAME_LIMIT)))
+    lines += [escape(clip_text(part, NAME_LIMIT)) for part in (address, landmark.city) if part]
     if landmark.lat is not None and landmark.lon is not None:
         lines.append(f"<code>{landmark.lat:.5f}, {landmark.lon:.5f}</code>")
     hint = text("local_hint", lang, ask=text("local_ask", lang))  # what the Russian line says, in theirs
     lines += ["", escape(text("local_ask", "ru")), "", f"<i>{escape(hint)}</i>"]
     chat = _chat_id(update)
     await context.bot.send_message(chat, "\n".join(lines), parse_mode=ParseMode.HTML)
-    await send_voice(update, context, local_words(landmark), clip_text(landmark.name, NAME_LIMIT), lang)
+    await send_voice(update, context, local_words(landmark, address), clip_text(landmark.name, NAME_LIMIT), lang)
 
 
 async def send_voice(update: Update, context: GuideContext, lines: list[Line], caption: str, lang: Lang) -> None:

@@ -38,14 +38,17 @@ class LandmarkInfo:
     transliterated: frozenset[str] = frozenset()  # languages whose name is a transliteration
     descriptions: dict[str, str] = field(default_factory=dict)
     wikipedia: dict[str, str] = field(default_factory=dict)  # language → article URL
+    # The street address as Wikidata has it (P6375, the local language's form: what a taxi driver reads).
+    address: str = ""
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "names": self.names,
             "transliterated": sorted(self.transliterated),
             "descriptions": self.descriptions,
             "wikipedia": self.wikipedia,
         }
+        return data | ({"address": self.address} if self.address else {})
 
     def over(self, older: LandmarkInfo | None) -> LandmarkInfo:
         """This info, with what only `older` has kept (a request that failed this time loses nothing)."""
@@ -56,6 +59,7 @@ class LandmarkInfo:
             self.transliterated | (older.transliterated - set(self.names)),
             older.descriptions | self.descriptions,
             older.wikipedia | self.wikipedia,
+            self.address or older.address,
         )
 
     @classmethod
@@ -64,8 +68,13 @@ class LandmarkInfo:
             value = raw.get(key) or {}
             return {str(k): clean_text(v) for k, v in value.items() if isinstance(v, str) and clean_text(v).strip()}
 
+        address = raw.get("address")
         return cls(
-            texts("names"), frozenset(raw.get("transliterated") or ()), texts("descriptions"), texts("wikipedia")
+            texts("names"),
+            frozenset(raw.get("transliterated") or ()),
+            texts("descriptions"),
+            texts("wikipedia"),
+            clean_text(address).strip() if isinstance(address, str) else "",
         )
 
 

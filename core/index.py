@@ -120,6 +120,11 @@ class PhotoIndex:
         """A landmark's name, city, description and link in `lang` (enriched, or the dataset's, or transliterated)."""
         return describe(self.landmarks[xid], self.enrichment, lang)
 
+    def address(self, xid: str) -> str:
+        """A landmark's street address where Wikidata has one (local form), else ""."""
+        info = self.enrichment.landmarks.get(xid)
+        return info.address if info is not None else ""
+
     def city_names(self, lang: str) -> list[str]:
         """The cities of the indexed photos' landmarks, in `lang`, in catalog order."""
         cities = dict.fromkeys(lm.city for xid, lm in self.landmarks.items() if self.has_photos(xid) and lm.city)

@@ -45,10 +45,13 @@ from prep.wikimedia import (
     WikiClient,
     WikimediaSettings,
     nested_text,
+    statement_values,
 )
 
 # Sentences kept from a Wikipedia summary.
 DESCRIPTION_SENTENCES = 3
+# Characters of a street address kept (a real one is far shorter; a vandalised one is not shown whole).
+ADDRESS_LIMIT = 200
 QID = re.compile(r"^Q\d+$")
 SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=[A-ZА-ЯЁ0-9«\"(])")
 
@@ -193,7 +196,14 @@ def _landmark_info(
         if description:
             descriptions[lang] = description
             report.descriptions[(lang, source)] += 1
-    return LandmarkInfo(known.names, frozenset(), descriptions, known.wikipedia)
+    return LandmarkInfo(known.names, frozenset(), descriptions, known.wikipedia, known.address)
+
+
+def street_address(entity: dict) -> str:
+    """The item's street address (P6375, monolingual text): the Russian one first, as locals write it."""
+    values = [v for v in statement_values(entity, "P6375") if isinstance(v, dict) and isinstance(v.get("text"), str)]
+    values.sort(key=lambda v: v.get("language") != SOURCE_LANG)
+    return clean_text(values[0]["text"]).strip()[:ADDRESS_LIMIT] if values else ""
 
 
 def wikidata_info(entity: dict, langs: tuple[str, ...]) -> LandmarkInfo:
@@ -211,7 +221,7 @@ def wikidata_info(entity: dict, langs: tuple[str, ...]) -> LandmarkInfo:
         title = nested_text(entity.get("sitelinks"), f"{entry.wikipedia}wiki", "title")
         if title:
             links[lang] = f"https://{entry.wikipedia}.wikipedia.org/wiki/{quote(title.replace(' ', '_'))}"
-    return LandmarkInfo(names, frozenset(), descriptions, links)
+    return LandmarkInfo(names, frozenset(), descriptions, links, street_address(entity))
 
 
 def _description(

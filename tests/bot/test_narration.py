@@ -40,6 +40,9 @@ def test_the_story_is_said_in_the_language_each_text_is_in() -> None:
         Line("tr", text("narration_no_story", "tr")),
     ]
     assert local_words(STADIUM) == [Line("ru", f"Стадион «Динамо», Екатеринбург. {text('local_ask', 'ru')}")]
+    ask = text("local_ask", "ru")
+    said = f"Стадион «Динамо», ул. Ерёмина, 12, Екатеринбург. {ask}"
+    assert local_words(STADIUM, "ул. Ерёмина, 12") == [Line("ru", said)]
 
 
 def test_a_long_description_is_cut_to_a_story_of_a_minute_or_two() -> None:

@@ -30,6 +30,7 @@ DESCRIPTIONS = {
     "en": "A constructivist sports complex on the bank of the Iset.",
     "de": "Ein Sportkomplex im Stil des Konstruktivismus am Ufer des Isset.",
 }  # no Chinese, Arabic, Turkish or Persian one: those cards fall back to English
+ADDRESS = "ул. Ерёмина, 12"  # Wikidata's P6375, as locals write it
 
 
 @pytest.fixture
@@ -37,7 +38,9 @@ def guide(built_dataset, encoders) -> Guide:
     """The built index with landmark 0 described in three languages and named in two."""
     index = PhotoIndex.load(built_dataset.artifacts_dir)
     first = next(lm for lm in index.landmarks.values() if lm.name == built_dataset.names["EKB"][0])
-    info = LandmarkInfo(names={"en": "Dynamo Stadium", "de": "Dynamo-Stadion"}, descriptions=DESCRIPTIONS)
+    info = LandmarkInfo(
+        names={"en": "Dynamo Stadium", "de": "Dynamo-Stadion"}, descriptions=DESCRIPTIONS, address=ADDRESS
+    )
     index.enrichment = Enrichment({first.xid: info})
     return Guide(index, encoders.image, encoders.text, data_dir=built_dataset.data_dir, text_match_threshold=-1.0)
 
@@ -152,8 +155,9 @@ async def test_show_a_local_gives_the_russian_name_in_bold_with_its_city_and_a_v
     voice = (await _voices(fake, 930, 1))[0]
     shown = next(c for c in fake.sent("sendMessage", 930) if c.text.startswith("<b>"))
     lines = shown.text.splitlines()
-    assert lines[0] == f"<b>{escape(landmark.name)}</b>" and lines[1] == landmark.city == "Екатеринбург"
-    assert re.fullmatch(r"<code>\d+\.\d{5}, \d+\.\d{5}</code>", lines[2])
+    assert lines[0] == f"<b>{escape(landmark.name)}</b>" and lines[1] == escape(ADDRESS)
+    assert lines[2] == landmark.city == "Екатеринбург"
+    assert re.fullmatch(r"<code>\d+\.\d{5}, \d+\.\d{5}</code>", lines[3])
     assert "Подскажите, пожалуйста, как сюда добраться?" in shown.text and "请问怎么去这里？" in shown.text
     assert shown.params["parse_mode"] == "HTML" and _duration(voice.files["voice"]) > 1
 

@@ -26,10 +26,12 @@ class WikiEntity:
     coordinates: tuple[float, float] | None = None  # P625
     image: str = ""  # P18: a Commons file name
     category: str = ""  # P373: a Commons category
+    addresses: dict[str, str] = field(default_factory=dict)  # P6375: language → street address
 
     def claims(self) -> dict:
         def statement(prop: str, datatype: str, value: object, rank: str = "normal") -> dict:
-            kind = {"wikibase-item": "wikibase-entityid", "globe-coordinate": "globecoordinate"}.get(datatype, "string")
+            kinds = {"wikibase-item": "wikibase-entityid", "globe-coordinate": "globecoordinate"}
+            kind = kinds.get(datatype, datatype if datatype == "monolingualtext" else "string")
             snak = {"snaktype": "value", "property": prop, "datavalue": {"value": value, "type": kind}}
             return {"mainsnak": snak | {"datatype": datatype}, "type": "statement", "id": f"{prop}$x", "rank": rank}
 
@@ -50,6 +52,11 @@ class WikiEntity:
             claims["P18"] = [statement("P18", "commonsMedia", self.image)]
         if self.category:
             claims["P373"] = [statement("P373", "string", self.category)]
+        if self.addresses:
+            claims["P6375"] = [
+                statement("P6375", "monolingualtext", {"text": text, "language": lang})
+                for lang, text in self.addresses.items()
+            ]
         return claims
 
 

@@ -45,6 +45,7 @@ def _stage(wiki: FakeWiki, landmarks) -> tuple:
         labels={"ru": full.name, "en": "The Full Cathedral", "zh-hans": "全教堂"},
         descriptions={"en": "church in Yekaterinburg", "ru": "храм", "zh-hans": "叶卡捷琳堡的教堂"},
         titles={"en": "The Full Cathedral", "ru": full.name, "zh": "全教堂"},
+        addresses={"en": "12 Yeryomina Street", "ru": "улица Ерёмина, 12"},
     )
     wiki.extracts[("en", "The_Full_Cathedral")] = EXTRACT_EN
     wiki.extracts[("zh", "全教堂")] = "一座教堂。它在河边。"
@@ -71,6 +72,8 @@ def test_enrich_fills_names_descriptions_links_and_reports_failures(wiki, landma
     assert info.descriptions["en"] == "A cathedral. It stands by the river. Built in 1900."  # 3 sentences
     assert info.wikipedia["en"] == "https://en.wikipedia.org/wiki/The_Full_Cathedral"
     assert info.wikipedia["ru"].startswith("https://ru.wikipedia.org/wiki/")
+    assert info.address == "улица Ерёмина, 12"  # P6375 as locals write it (the 🗣 card shows it)
+    assert enrichment.landmarks[russian_only.xid].address == ""
     # Every language of the registry, from its own label codes and Wikipedia edition.
     assert info.names["zh-Hans"] == "全教堂" and info.wikipedia["zh-Hans"].startswith("https://zh.wikipedia.org/")
     assert info.descriptions["zh-Hans"] == "一座教堂。它在河边。"
