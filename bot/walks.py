@@ -27,6 +27,7 @@ from telegram.constants import ParseMode
 
 from bot.cards import card_markup
 from bot.context import GuideContext, incoming, pressed
+from bot.i18n import catalog
 from bot.photos import shareable_photo
 from bot.state import LiveSharing
 from bot.texts import Lang, distance_text, format_sight_card, format_walk, text, walk_url
@@ -93,6 +94,11 @@ async def start_following(message: Message, context: GuideContext, where: Locati
     context.state.live = LiveSharing(message.message_id, started + period, (), point)
     reached = _reached(context, where.latitude, where.longitude)  # marked before any await: see live_moved
     await message.reply_text(text("live_following", context.lang))
+    svc = context.services
+    far_km = svc.settings.core.location_max_km
+    if not svc.guide.sights_near(where.latitude, where.longitude, far_km * 1000, 1):
+        # Following goes on (the tourist may be on the way), but nothing will come soon: said once.
+        await message.reply_text(text("near_none", context.lang, km=catalog(context.lang).number(far_km)))
     for xid in reached:
         await send_sight_card(message, context, xid)
 

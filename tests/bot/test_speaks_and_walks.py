@@ -284,6 +284,16 @@ async def test_a_moving_live_location_brings_each_sights_card_once_and_stops_whe
     assert len(cards) == len(expected) and {a, b} <= expected and c not in expected  # each once
 
 
+async def test_a_live_location_far_from_every_sight_is_followed_and_says_so_once(speaking) -> None:
+    fake, _, _ = speaking
+    message = await fake.share_live_location(995, -33.8688, 151.2093)  # Sydney
+    following, far = await fake.wait_replies(995, 2)
+    assert following.text == text("live_following", "en") and far.text.startswith("📍 No landmark I know is near")
+    await fake.move_live_location(995, message, -33.8690, 151.2093, at=time.time() + 30)
+    await fake.send(995, text="/start")
+    assert len(await fake.wait_replies(995, 3)) == 3  # the move itself says nothing more
+
+
 async def test_live_location_stops_after_forget_and_is_never_followed_for_a_stranger(speaking) -> None:
     fake, guide, _ = speaking
     (_, alat, alon), (_, blat, blon) = _sights(guide)[0], _sights(guide)[1]
