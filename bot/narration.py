@@ -60,21 +60,22 @@ def local_words(landmark: Landmark, address: str = "") -> list[Line]:
     return [Line("ru", f"{place}. {text('local_ask', 'ru')}")]
 
 
-def _pressed_landmark(update: Update, context: GuideContext, prefix: str) -> tuple[Lang, str] | None:
-    """(card language, xid) of a voice button, or None for data that no card of this index carries."""
-    lang, _, xid = (pressed(update).data or "").removeprefix(prefix).partition(":")
+async def _pressed_landmark(update: Update, context: GuideContext, prefix: str) -> tuple[Lang, str] | None:
+    """(card language, xid) of a voice button, the press answered; None (answered "expired") for data that
+    no card of this index carries — a forged or stale button changes nothing."""
+    query = pressed(update)
+    lang, _, xid = (query.data or "").removeprefix(prefix).partition(":")
     if lang not in LANGUAGES or xid not in context.services.guide.index.landmarks:
+        await query.answer(text("expired", context.lang))
         return None
+    await query.answer()
     return lang, xid
 
 
 async def listen(update: Update, context: GuideContext) -> None:
     """🔊: the landmark's story as a voice message, in the language of the card it was pressed on."""
-    query, found = pressed(update), _pressed_landmark(update, context, LISTEN)
-    if found is None:
-        await query.answer(text("expired", context.lang))
+    if (found := await _pressed_landmark(update, context, LISTEN)) is None:
         return
-    await query.answer()
     lang, xid = found
     card = context.services.guide.index.describe(xid, lang)
     await send_voice(update, context, story(card, lang), clip_text(card.name, NAME_LIMIT), lang)
@@ -82,11 +83,8 @@ async def listen(update: Update, context: GuideContext) -> None:
 
 async def show_local(update: Update, context: GuideContext) -> None:
     """🗣: the landmark's own (Russian) name in bold with its city, and a voice saying it, for a local."""
-    query, found = pressed(update), _pressed_landmark(update, context, LOCAL)
-    if found is None:
-        await query.answer(text("expired", context.lang))
+    if (found := await _pressed_landmark(update, context, LOCAL)) is None:
         return
-    await query.answer()
     lang, xid = found
     index = context.services.guide.index
     landmark, address = index.landmarks[xid], index.address(xid)
