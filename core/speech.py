@@ -360,8 +360,11 @@ class Narrator:
             if not self._rendering.acquire(timeout=deadline_s):
                 raise SpeechError(f"other voice messages kept the voice busy for {deadline_s:.0f} s")
             try:
-                data = self.voices.render(lines, max(0.1, deadline_s - (time.monotonic() - started)))
+                # A press that waited for the same story finds it made: rendered once, not twice.
+                data = self.cache.get(key)
+                if data is None:
+                    data = self.voices.render(lines, max(0.1, deadline_s - (time.monotonic() - started)))
+                    self.cache.put(key, data)
             finally:
                 self._rendering.release()
-            self.cache.put(key, data)
         return VoiceMessage(key, data)

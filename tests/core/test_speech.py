@@ -161,3 +161,26 @@ def test_the_cache_keeps_each_message_once_trims_the_oldest_and_survives_a_read_
 def test_a_missing_espeak_is_named_once_at_start(tmp_path: Path) -> None:
     assert Voices().problem() is None
     assert "scripts/espeak.sh" in (Voices(str(tmp_path / "none")).problem() or "")
+
+
+def test_two_presses_of_one_new_story_render_it_once(tmp_path: Path) -> None:
+    import threading
+
+    renders = []
+    voices = Voices()
+    original = voices.render
+
+    def counted(lines, deadline_s=20.0):
+        renders.append(lines)
+        return original(lines, deadline_s)
+
+    voices.render = counted  # type: ignore[method-assign]
+    narrator = Narrator(voices, VoiceCache(tmp_path / "voices"))
+    lines = [Line("en", "The same story, pressed twice at once.")]
+    results: list[bytes] = []
+    threads = [threading.Thread(target=lambda: results.append(narrator.message(lines).data)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(renders) == 1 and len(results) == 2 and results[0] == results[1]
