@@ -79,9 +79,9 @@ def test_a_piper_voice_speaks_its_language_on_onnx_runtime_and_espeak_the_others
     ids = piper.phoneme_ids(clauses)
     assert len(clauses) == 2 and ids[0] == piper.id_map["^"][0] and ids[-1] == piper.id_map["$"][0]
     assert len(ids) > 20 and ids[1::2][:-1] == [piper.id_map["_"][0]] * len(ids[1::2][:-1])  # pad after each
-    audio = piper.speak("Das Goldene Tor.", 10)
-    spoken = piper.phoneme_ids(piper.phonemizer.phonemes("Das Goldene Tor.", 10))
-    assert audio.rate == 22050 and len(audio.samples) == len(spoken) * PIPER_SAMPLES_PER_ID  # every id said
+    audio = piper.speak("Das Goldene Tor. Wladimir!", 10)
+    spoken = [piper.phoneme_ids([clause]) for clause in clauses]  # clause by clause, as Piper runs a voice
+    assert audio.rate == 22050 and len(audio.samples) == sum(map(len, spoken)) * PIPER_SAMPLES_PER_ID
     assert _audio(voices.render([Line("de", SAY["de"])]))[0].duration > 0.3
     assert voices.credits() == [("de_DE-random-medium", "CC0 (random weights, for tests)")]
     assert voices.key([Line("de", "x")]) != Voices().key([Line("de", "x")])  # another voice, another file
