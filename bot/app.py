@@ -59,6 +59,8 @@ def build_application(settings: BotSettings, guide: Guide) -> GuideApplication:
     narrator = Narrator(Voices(settings.core.espeak_binary, settings.core.voices_dir), voices)
     if problem := narrator.voices.problem():
         log.warning("%s", problem)
+    else:
+        log.info("voices: %s", narrator.voices.describe())
     application.bot_data[SERVICES_KEY] = Services(
         settings=settings,
         guide=guide,

@@ -263,6 +263,12 @@ class Voices:
             return f"{self.espeak_binary} not found: 🔊 and 🗣 will say the voice is unavailable (scripts/espeak.sh)"
         return None
 
+    def describe(self) -> str:
+        """Which voice speaks which language, for the start log: "piper:de_DE-… (de); espeak-ng (the rest)"."""
+        piper = [f"{voice.id} ({lang})" for lang, voice in sorted(self.piper.items())]
+        rest = "the rest" if piper else ", ".join(CODES)
+        return "; ".join([*piper, f"{self.espeak_binary} ({rest})"])
+
     def voice(self, lang: str) -> Voice:
         return self.piper.get(lang) or EspeakVoice(self.espeak_binary, language(lang).espeak_voice)
 

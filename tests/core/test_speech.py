@@ -84,6 +84,8 @@ def test_a_piper_voice_speaks_its_language_on_onnx_runtime_and_espeak_the_others
     assert audio.rate == 22050 and len(audio.samples) == sum(map(len, spoken)) * PIPER_SAMPLES_PER_ID
     assert _audio(voices.render([Line("de", SAY["de"])]))[0].duration > 0.3
     assert voices.credits() == [("de_DE-random-medium", "CC0 (random weights, for tests)")]
+    assert voices.describe() == "piper:de_DE-random-medium (de); espeak-ng (the rest)"
+    assert Voices().describe() == "espeak-ng (ru, en, zh-Hans, ar, tr, de, fa)"
     assert voices.key([Line("de", "x")]) != Voices().key([Line("de", "x")])  # another voice, another file
 
 
