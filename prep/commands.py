@@ -394,25 +394,30 @@ class RandomModelsReport:
     clip: Path
     text: Path
     voices: Path | None = None
+    place: Path | None = None
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict:
-        voices = None if self.voices is None else str(self.voices)
-        return {"image_model": str(self.clip), "text_model": str(self.text), "voices_dir": voices}
+        voices, place = (None if p is None else str(p) for p in (self.voices, self.place))
+        return {"image_model": str(self.clip), "text_model": str(self.text), "voices_dir": voices, "place_model": place}
 
     def summary(self) -> str:
-        return f"random-weight models written: IMAGE_MODEL={self.clip} TEXT_MODEL={self.text} VOICES_DIR={self.voices}"
+        return (
+            f"random-weight models written: IMAGE_MODEL={self.clip} TEXT_MODEL={self.text} VOICES_DIR={self.voices}"
+            f" (and the place tower's stand-in, {self.place})"
+        )
 
 
 def random_models(args: argparse.Namespace, settings: Settings) -> RandomModelsReport:
-    from prep.random_models import build_clip, build_multilingual, build_piper_voice
+    from prep.random_models import build_clip, build_multilingual, build_piper_voice, build_place_model
 
     clip = build_clip(args.out_dir / "clip-ViT-B-32", args.size)
     text = build_multilingual(args.out_dir / "clip-ViT-B-32-multilingual-v1", args.size)
     # A Russian Piper voice stand-in: VOICES_DIR's layout, for the narration path that is not espeak-ng's.
     voices = args.out_dir / "voices"
     build_piper_voice(voices, "ru_RU-random-medium", "ru", "ru")
-    return RandomModelsReport(clip, text, voices)
+    place = build_place_model(args.out_dir / "dinov2-small", args.size)  # issue #34's place tower, in its Hub layout
+    return RandomModelsReport(clip, text, voices, place)
 
 
 def contributions(args: argparse.Namespace, settings: Settings):

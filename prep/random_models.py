@@ -252,3 +252,45 @@ def build_piper_voice(folder: Path, name: str, family: str, espeak_voice: str, s
         encoding="utf-8",
     )
     return folder / f"{name}.onnx"
+
+
+# DINOv2 ViT-S/14 as `facebook/dinov2-small` has it (FACTS.md): the place tower's real architecture.
+PLACE_SMALL = ModelSize(hidden=384, layers=12, heads=6, intermediate=4 * 384)
+# BitImageProcessor, as the Hub repo's preprocessor_config.json: shortest edge 256, centre crop 224,
+# ImageNet mean and std, bicubic.
+PLACE_PROCESSOR = {
+    "crop_size": {"height": 224, "width": 224},
+    "do_center_crop": True,
+    "do_convert_rgb": True,
+    "do_normalize": True,
+    "do_rescale": True,
+    "do_resize": True,
+    "image_mean": [0.485, 0.456, 0.406],
+    "image_processor_type": "BitImageProcessor",
+    "image_std": [0.229, 0.224, 0.225],
+    "resample": 3,
+    "rescale_factor": 0.00392156862745098,
+    "size": {"shortest_edge": 256},
+}
+
+
+def build_place_model(out: Path, size: str = "tiny", seed: int = 0) -> Path:
+    """A random-weight stand-in of the place tower (DINOv2) in the Hub repo's layout: `config.json`,
+    `model.safetensors`, `preprocessor_config.json` — loadable by `transformers.AutoModel` as the real one."""
+    import torch
+    from transformers import Dinov2Config, Dinov2Model
+
+    shape = TINY if size == "tiny" else PLACE_SMALL
+    torch.manual_seed(seed)
+    config = Dinov2Config(
+        hidden_size=shape.hidden,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        mlp_ratio=shape.intermediate // shape.hidden,
+        patch_size=14,
+        image_size=518,  # pretrained at 518 px; transformers interpolates the positions for 224
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    Dinov2Model(config).eval().save_pretrained(out)
+    (out / "preprocessor_config.json").write_text(json.dumps(PLACE_PROCESSOR, indent=2), encoding="utf-8")
+    return out
