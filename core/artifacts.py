@@ -53,6 +53,7 @@ MANIFEST_FILE = "manifest.json"
 INDEX_FILE = "index.faiss"
 LANDMARKS_FILE = "landmarks.csv"
 CALIBRATION_FILE = "calibration.json"  # core.calibration's model and figures, fitted at build
+PLACE_DIR = "place"  # the place tower's vectors' index, in core.vector_index's files
 
 
 class ArtifactsError(GuideError, RuntimeError):
@@ -73,6 +74,12 @@ class Manifest:
     image_fingerprint: str = ""  # the image model's content (older builds: "", i.e. unknown)
     image_vectors: str = ""  # the embedding-cache key of its vectors: model, content and runtime (int8…)
     search_index: dict = field(default_factory=dict)  # core.vector_index.IndexInfo (older builds: {}, flat)
+    # The place tower's second index (PLACE_MODEL, issue #34), in place/; "" and {} when built without it.
+    place_model: str = ""
+    place_fingerprint: str = ""
+    place_vectors: str = ""  # its embedding-cache key
+    place_dim: int = 0
+    place_search_index: dict = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
@@ -89,7 +96,12 @@ class Manifest:
                 f"artifacts in {path.parent} have schema version {raw.get('schema_version')}, this program reads "
                 f"version {SCHEMA_VERSION}: rebuild them with `python -m prep build`"
             )
-        optional = {"image_fingerprint", "image_vectors", "search_index"}
+        optional = {
+            "image_fingerprint",
+            "image_vectors",
+            "search_index",
+            *(f for f in cls.__dataclass_fields__ if f.startswith("place_")),
+        }
         try:
             manifest = cls(
                 **{name: raw[name] for name in cls.__dataclass_fields__ if name in raw or name not in optional}
@@ -113,6 +125,7 @@ class BuildContents:
     calibration: Calibration | None = None
     text_calibration: TextCalibration | None = None
     credits: dict[str, PhotoCredit] = field(default_factory=dict)  # photo path → credit, where one is needed
+    place_index: VectorIndex | None = None  # the place tower's, row for row the same photos
 
 
 def read_build(location: Path) -> BuildContents:
@@ -132,8 +145,28 @@ def read_build(location: Path) -> BuildContents:
     calibration, text_calibration = _read_calibration(location)
     enrichment = Enrichment.read(location / ENRICHMENT_FILE)
     return BuildContents(
-        manifest, photos, index, list(landmarks.values()), enrichment, calibration, text_calibration, credits
+        manifest,
+        photos,
+        index,
+        list(landmarks.values()),
+        enrichment,
+        calibration,
+        text_calibration,
+        credits,
+        _read_place_index(location, manifest, len(photos)),
     )
+
+
+def _read_place_index(location: Path, manifest: Manifest, rows: int) -> VectorIndex | None:
+    if not manifest.place_model:
+        return None
+    try:
+        index = VectorIndex.load(location / PLACE_DIR, IndexInfo(**manifest.place_search_index))
+    except Exception as exc:
+        raise ArtifactsError(f"the place tower's index in {location} is damaged ({exc}): rebuild it") from None
+    if index.ntotal != rows or index.dim != manifest.place_dim:
+        raise ArtifactsError(f"the place tower's index in {location} does not match its photos: rebuild it")
+    return index
 
 
 def _read_calibration(location: Path) -> tuple[Calibration | None, TextCalibration | None]:
@@ -199,6 +232,9 @@ def publish(artifacts_dir: Path, build: BuildContents) -> Path:
     try:
         # The manifest records the index file's checksum: a file damaged later is refused at load.
         manifest = replace(manifest, search_index=index.write(staging).to_dict())
+        if build.place_index is not None:
+            (staging / PLACE_DIR).mkdir()
+            manifest = replace(manifest, place_search_index=build.place_index.write(staging / PLACE_DIR).to_dict())
         PhotoTable.from_records(build.records).write(staging)
         write_places(staging / LANDMARKS_FILE, build.landmarks)
         if build.enrichment.landmarks or build.enrichment.cities:

@@ -14,7 +14,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from core.artifacts import (
     BUILD_LOCK,
     CALIBRATION_FILE,
     CURRENT_LINK,
+    PLACE_DIR,
     SCHEMA_VERSION,
     BuildContents,
     Manifest,
@@ -35,7 +36,15 @@ from core.artifacts import (
 from core.calibration import Calibration, SearchFn, TextCalibration, calibrate, calibrate_text
 from core.catalog import Landmark
 from core.dataset import PLACES_FILE, Dataset, DatasetPhoto
-from core.embedding_cache import EmbeddingCache, EmbedFn, PhotoToEmbed, ProgressFn, embed_missing, no_progress
+from core.embedding_cache import (
+    Embedded,
+    EmbeddingCache,
+    EmbedFn,
+    PhotoToEmbed,
+    ProgressFn,
+    embed_missing,
+    no_progress,
+)
 from core.encoders.base import ImageEncoder, TextEncoder
 from core.enrichment import Enrichment, describe
 from core.errors import GuideError
@@ -43,7 +52,7 @@ from core.files import file_lock
 from core.languages import CODES
 from core.photo_table import PhotoRecord
 from core.ranking import RankingParams
-from core.vector_index import build_vector_index
+from core.vector_index import VectorIndex, build_vector_index
 
 
 class BuildInProgressError(GuideError, RuntimeError):
@@ -61,6 +70,8 @@ class BuildReport:
     up_to_date: bool = False
     location: str = ""
     index: dict = field(default_factory=dict)  # core.vector_index.IndexInfo of the published build
+    place_model: str = ""  # the place tower whose second index the build keeps ("": none)
+    place_embedded: int = 0  # its vectors computed in this build (the rest: from the cache)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -84,6 +95,8 @@ class BuildReport:
             lines.append(
                 f"  search: IVF{i['nlist']} (nprobe {i['nprobe']}, recall@20 {i['recall_at_20']:.3f}; {reuse})"
             )
+        if self.place_model:
+            lines.append(f"  place tower {self.place_model}: its own index, {self.place_embedded} embedded")
         lines += [f"  skipped {path}: {reason}" for path, reason in self.skipped[:listed]]
         if len(self.skipped) > listed:
             lines.append(f"  … and {len(self.skipped) - listed} more")
@@ -143,6 +156,7 @@ def _up_to_date(
     image_vectors: str,
     started: float,
     index_kind: str = "auto",
+    place_vectors: str = "",
 ) -> BuildReport | None:
     previous = current_manifest(artifacts_dir)
     if (
@@ -152,6 +166,7 @@ def _up_to_date(
         or previous.image_model != image_model
         or previous.text_model != text_model
         or previous.image_vectors != image_vectors
+        or previous.place_vectors != place_vectors  # the place tower added, dropped or changed
         or not (resolve_build(artifacts_dir) / CALIBRATION_FILE).is_file()  # built before calibration
     ):
         return None
@@ -176,13 +191,15 @@ def check_up_to_date(
     image_vectors: str,
     progress: ProgressFn | None = None,
     index_kind: str = "auto",
+    place_vectors: str = "",
 ) -> BuildReport | None:
     """An "up to date" report if the published index matches the dataset and models, else None.
     Reads no image whose size and mtime are unchanged, and needs no model: callers can skip loading one."""
     started = time.monotonic()
     with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
         scan = _scan(Dataset(data_dir), cache, progress or no_progress)
-        return _up_to_date(artifacts_dir, scan, image_model, text_model, image_vectors, started, index_kind)
+        names = (image_model, text_model, image_vectors)
+        return _up_to_date(artifacts_dir, scan, *names, started, index_kind, place_vectors)
 
 
 def build_index(
@@ -197,9 +214,11 @@ def build_index(
     cancel: threading.Event | None = None,
     index_kind: str = "auto",
     embed: EmbedFn = embed_missing,
+    place_encoder: ImageEncoder | None = None,
 ) -> BuildReport:
     """Embed the folder dataset (reusing cached embeddings) and publish a new index atomically.
-    With `text_encoder`, text search is calibrated too (core.calibration).
+    With `text_encoder`, text search is calibrated too (core.calibration); with `place_encoder`, the
+    place tower's vectors get a second index, row for row the same photos (issue #34).
     Setting `cancel` stops it between batches with BuildCancelled; nothing is published then."""
     started = time.monotonic()
     report_progress = progress or no_progress
@@ -207,19 +226,31 @@ def build_index(
     with build_lock(artifacts_dir), open_cache(artifacts_dir) as cache:
         scan = _scan(dataset, cache, report_progress)
         names = (encoder.model_name, text_model, encoder.cache_key)
-        if not force and (report := _up_to_date(artifacts_dir, scan, *names, started, index_kind)):
+        place_key = place_encoder.cache_key if place_encoder is not None else ""
+        if not force and (report := _up_to_date(artifacts_dir, scan, *names, started, index_kind, place_key)):
             return report
         landmarks, photos, hashes = scan.landmarks, scan.photos, scan.hashes
         to_embed = [PhotoToEmbed(h, dataset.path(p.path), p.path) for p, h in zip(photos, hashes, strict=True)]
         embedded = embed(encoder, cache, to_embed, progress=report_progress, cancel=cancel)
         vectors, skipped = embedded.vectors, scan.skipped + embedded.skipped
-        records = [PhotoRecord(p.path, p.xid, h) for p, h in zip(photos, hashes, strict=True) if h in vectors]
+        place = _embed_place(place_encoder, cache, to_embed, report_progress, cancel)
+        kept = [h in vectors and (place is None or h in place.vectors) for h in hashes]
+        records = [PhotoRecord(p.path, p.xid, h) for p, h, k in zip(photos, hashes, kept, strict=True) if k]
         matrix = np.stack([vectors[r.sha256] for r in records]) if records else np.zeros((0, encoder.dim))
         report_progress("index", 0, 1)
         previous = resolve_build(artifacts_dir) if (artifacts_dir / CURRENT_LINK).exists() else None
         index = build_vector_index(matrix, index_kind, previous)
+        place_index = _place_index(place_encoder, place, records, index_kind, previous)
         report_progress("index", 1, 1)
         manifest = _manifest(encoder, text_model, records, scan.fingerprint, data_dir, index.info.to_dict())
+        if place_encoder is not None and place_index is not None:
+            manifest = replace(
+                manifest,
+                place_model=place_encoder.model_name,
+                place_fingerprint=place_encoder.fingerprint,
+                place_vectors=place_encoder.cache_key,
+                place_dim=place_encoder.dim,
+            )
         enrichment, attribution = dataset.enrichment(), dataset.attribution()
         calibration, text_calibration = _calibrate(
             index.search, records, matrix, landmarks, enrichment, text_encoder, report_progress
@@ -229,7 +260,15 @@ def build_index(
         location = publish(
             artifacts_dir,
             BuildContents(
-                manifest, records, index, list(landmarks.values()), enrichment, calibration, text_calibration, credits
+                manifest,
+                records,
+                index,
+                list(landmarks.values()),
+                enrichment,
+                calibration,
+                text_calibration,
+                credits,
+                place_index,
             ),
         )
         return BuildReport(
@@ -241,7 +280,40 @@ def build_index(
             seconds=time.monotonic() - started,
             location=str(location),
             index=index.info.to_dict(),
+            place_model=manifest.place_model,
+            place_embedded=place.embedded if place is not None else 0,
         )
+
+
+def _embed_place(
+    encoder: ImageEncoder | None,
+    cache: EmbeddingCache,
+    photos: list[PhotoToEmbed],
+    report_progress: ProgressFn,
+    cancel: threading.Event | None,
+) -> Embedded | None:
+    """The place tower's vectors, through the same content-keyed cache under the tower's own key: adding
+    the tower to an index embeds only its vectors, CLIP's come from the cache."""
+    if encoder is None:
+        return None
+    return embed_missing(
+        encoder, cache, photos, progress=lambda _, done, total: report_progress("place", done, total), cancel=cancel
+    )
+
+
+def _place_index(
+    encoder: ImageEncoder | None,
+    place: Embedded | None,
+    records: list[PhotoRecord],
+    index_kind: str,
+    previous: Path | None,
+) -> VectorIndex | None:
+    """The place tower's index (the same kind rules as CLIP's, its own IVF training reused)."""
+    if encoder is None or place is None:
+        return None
+    matrix = np.stack([place.vectors[r.sha256] for r in records]) if records else np.zeros((0, encoder.dim))
+    before = previous / PLACE_DIR if previous is not None and (previous / PLACE_DIR).is_dir() else None
+    return build_vector_index(matrix, index_kind, before)
 
 
 def _manifest(

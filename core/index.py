@@ -39,6 +39,7 @@ class PhotoIndex:
         calibration: Calibration | None = None,
         text_calibration: TextCalibration | None = None,
         credits: dict[str, PhotoCredit] | None = None,
+        place_index: VectorIndex | None = None,
     ) -> None:
         self.credits = credits or {}  # photo path → author and licence, for the photos that need crediting
         self.calibration = calibration  # None: too few photos to fit one, or a build from before it
@@ -49,13 +50,28 @@ class PhotoIndex:
         self.location = location
         self.enrichment = enrichment or Enrichment()
         self._index = index
+        self.place_index = place_index  # the place tower's (issue #34), row for row these photos
 
     def __len__(self) -> int:
         return len(self.photos)
 
     @property
     def dim(self) -> int:
-        return self.manifest.dim
+        return self._index.dim
+
+    @property
+    def towers(self) -> list[str]:
+        """The photo towers this build holds vectors of: CLIP's image model, and the place tower's."""
+        return [self.manifest.image_model] + ([self.manifest.place_model] if self.place_index is not None else [])
+
+    def place_view(self) -> PhotoIndex | None:
+        """The same photos and landmarks searched by the place tower's vectors (None without it): what
+        `prep eval` measures beside CLIP before the two are fused."""
+        if self.place_index is None:
+            return None
+        view = PhotoIndex(self.manifest, self.photos, self.landmarks, self.place_index, self.location, self.enrichment)
+        view._rows_by_xid, view._copies = self._rows_by_xid, self._copies  # shared: the same rows
+        return view
 
     @property
     def data_dir(self) -> Path:
@@ -76,6 +92,7 @@ class PhotoIndex:
             build.calibration,
             build.text_calibration,
             credits=build.credits,
+            place_index=build.place_index,
         )
 
     def check_models(

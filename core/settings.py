@@ -159,6 +159,10 @@ class Settings:
     # Threads one inference may use. None: every usable CPU (prep, the query CLI); the bot gives each
     # of its workers a share.
     inference_threads: int | None = None
+    # The place tower (issue #34, in progress): a DINOv2 model (Hub name or folder in the Hub's layout) whose
+    # second index `prep build` keeps beside CLIP's and `prep eval` measures side by side; "none": off.
+    # Not in answers yet (the fused vote is the next step), so off by default.
+    place_model: str = "none"
     # Piper voices (`<voice>.onnx` + `.onnx.json`, one per language) that narrate instead of espeak-ng.
     voices_dir: Path | None = None
     # The espeak-ng program: the default voice of every language, and the phonemiser of Piper voices.
@@ -173,6 +177,11 @@ class Settings:
         if self.contrib_dir is not None:
             return self.contrib_dir
         return self.artifacts_dir.resolve().parent / "contributions"
+
+    @property
+    def place_tower(self) -> str | None:
+        """PLACE_MODEL, or None when it is off ("none" or empty)."""
+        return None if self.place_model.strip().lower() in ("", "none") else self.place_model
 
     def ranking_params(self) -> RankingParams:
         """How answers are ranked and called matches: calibrated unless MATCH_THRESHOLD is set by hand."""
@@ -206,5 +215,6 @@ class Settings:
             location_max_km=env.number("LOCATION_MAX_KM", DEFAULT_LOCATION_MAX_KM, 0, 20_000),
             inference_threads=env.whole("INFERENCE_THREADS", 0, 0, 1024) or None,
             voices_dir=env.path("VOICES_DIR"),
+            place_model=env.text("PLACE_MODEL", "none"),
             espeak_binary=env.text("ESPEAK_NG", "espeak-ng"),
         )

@@ -116,7 +116,13 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
             names = {"image_model": model_id(settings.image_model), "text_model": model_id(settings.text_model)}
             vectors = runtime.image_cache_key()  # after export-onnx: rebuild with the runtime that serves
             report = check_up_to_date(
-                data_dir, artifacts_dir, progress=progress, image_vectors=vectors, index_kind=args.index, **names
+                data_dir,
+                artifacts_dir,
+                progress=progress,
+                image_vectors=vectors,
+                index_kind=args.index,
+                place_vectors=runtime.place_cache_key(),
+                **names,
             )
             if report is not None:
                 return report
@@ -133,6 +139,7 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
             force=args.force,
             index_kind=args.index,
             embed=embed,
+            place_encoder=runtime.place_encoder(),  # PLACE_MODEL: a second index beside CLIP's (issue #34)
         )
     finally:
         progress.close()
@@ -302,7 +309,7 @@ def apply(args: argparse.Namespace, settings: Settings) -> ApplyReport:
 
 def evaluate(args: argparse.Namespace, settings: Settings):
     from core import DEFAULT_SEARCH_DEPTH, PhotoIndex, RankingParams
-    from prep.evaluate import calibration_report, geo_evaluation, plot_calibration
+    from prep.evaluate import calibration_report, geo_evaluation, plot_calibration, tower_figures
     from prep.evaluate import evaluate as run_evaluation
 
     if args.geo_noise is not None and not 0 <= args.geo_noise <= 100_000:
@@ -320,6 +327,15 @@ def evaluate(args: argparse.Namespace, settings: Settings):
         depth = max(args.k, DEFAULT_SEARCH_DEPTH)
         params = replace(serving, k=args.k, temperature=args.temperature, search_depth=depth)
         result = run_evaluation(index, params, text_encoder, show_progress=not args.json)
+        if (place := index.place_view()) is not None:  # each tower alone, side by side (fused: issue #34's next step)
+            alone = run_evaluation(place, params, show_progress=not args.json)
+            result = replace(
+                result,
+                towers={
+                    index.manifest.image_model: tower_figures(result),
+                    index.manifest.place_model: tower_figures(alone),
+                },
+            )
         report = calibration_report(index, params, settings.text_match_threshold, settings.match_precision)
         result = replace(result, calibration=report)
         if args.plot is not None:

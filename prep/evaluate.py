@@ -53,6 +53,8 @@ class Evaluation:
     text_similarity: TextCalibration | None = None  # best text→photo similarities: names vs generic phrases
     # The index's calibration (core.calibration) and the operating point serving uses; None: no calibration.
     calibration: dict | None = None
+    # With the place tower (PLACE_MODEL): each photo tower alone, {model: {"top1", "top5"}}.
+    towers: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,6 +117,9 @@ class Evaluation:
                         f"{pct(c['text_expected_precision'])} / {pct(c['text_expected_coverage'])}",
                     )
                 )
+        if self.towers:
+            rows.append(("each photo tower alone:", "top-1 / top-5"))
+            rows += [(f"  {name}", f"{pct(f['top1'])} / {pct(f['top5'])}") for name, f in self.towers.items()]
         if self.geo is not None:
             g = self.geo
             rows += [
@@ -124,6 +129,10 @@ class Evaluation:
             ]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def tower_figures(evaluation: Evaluation) -> dict[str, float]:
+    return {"top1": evaluation.top1, "top5": evaluation.top5}
 
 
 def evaluate(

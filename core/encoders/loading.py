@@ -40,6 +40,23 @@ class Runtime:
 
         return SentenceTransformerImageEncoder(self.settings.image_model, self.device)
 
+    def place_encoder(self) -> ImageEncoder | None:
+        """The place tower (PLACE_MODEL) on torch, or None when it is off. No ONNX export of it yet: the
+        ONNX runtime's builds load it on torch too, which needs the prep install."""
+        if self.settings.place_tower is None:
+            return None
+        from core.encoders.place_torch import TorchPlaceEncoder
+
+        return TorchPlaceEncoder(self.settings.place_tower, self.device)
+
+    def place_cache_key(self) -> str:
+        """The key the place tower will embed under, without loading it ("" when it is off)."""
+        from core.encoders.base import cache_key_for
+        from core.encoders.fingerprint import model_fingerprint
+
+        name = self.settings.place_tower
+        return "" if name is None else cache_key_for(model_id(name), model_fingerprint(name))
+
     def image_fingerprint(self) -> str:
         """The image model's content fingerprint without loading it ("" if its files are not found)."""
         if self.name == ONNX:

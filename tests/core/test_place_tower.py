@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from core import decode_image
 from core.encoders import ModelLoadError
 from core.encoders.place_torch import TorchPlaceEncoder
 from prep.random_models import PLACE_PROCESSOR, build_place_model
@@ -66,3 +67,55 @@ def test_a_place_model_that_cannot_load_is_one_line(tmp_path: Path) -> None:
     (broken / "preprocessor_config.json").write_text(str(PLACE_PROCESSOR).replace("'", '"'))
     with pytest.raises(ModelLoadError, match="cannot load PLACE_MODEL"):
         TorchPlaceEncoder(str(broken))
+
+
+def test_a_build_with_the_place_tower_keeps_its_own_index_and_adds_only_its_vectors(
+    place_dir: Path, built_dataset, encoders, tmp_path: Path
+) -> None:
+    from core.artifacts import PLACE_DIR, resolve_build
+    from core.build import build_index
+    from core.index import PhotoIndex
+
+    dataset = built_dataset.copy_to(tmp_path)
+    place = TorchPlaceEncoder(str(place_dir))
+    text_model = encoders.text.model_name
+    clip_only = build_index(dataset.data_dir, dataset.artifacts_dir, encoders.image, text_model=text_model)
+    assert clip_only.place_model == "" and not (resolve_build(dataset.artifacts_dir) / PLACE_DIR).exists()
+    both = build_index(
+        dataset.data_dir, dataset.artifacts_dir, encoders.image, text_model=text_model, place_encoder=place
+    )
+    assert not both.up_to_date and both.embedded == 0 and both.place_embedded == both.photos  # CLIP's: cached
+    assert "place tower dinov2-small" in both.summary()
+    index = PhotoIndex.load(dataset.artifacts_dir)
+    assert index.towers == [index.manifest.image_model, "dinov2-small"] and index.manifest.place_dim == place.dim
+    view = index.place_view()
+    assert view is not None and len(view) == len(index) and view.dim == place.dim != index.dim
+    row = 5
+    photo = index.photo_path(row, dataset.data_dir)
+    vector = place.encode_images([decode_image(photo.read_bytes(), draft=True)])
+    _, rows = view.search(vector, 1)
+    assert view.photos[int(rows[0][0])].sha256 == index.photos[row].sha256  # its own photo, found by its tower
+    again = build_index(
+        dataset.data_dir, dataset.artifacts_dir, encoders.image, text_model=text_model, place_encoder=place
+    )
+    assert again.up_to_date  # nothing changed, tower included
+    dropped = build_index(dataset.data_dir, dataset.artifacts_dir, encoders.image, text_model=text_model)
+    assert not dropped.up_to_date and PhotoIndex.load(dataset.artifacts_dir).place_view() is None
+
+
+def test_prep_eval_measures_each_tower_alone_side_by_side(
+    place_dir: Path, built_dataset, model_dirs, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from prep.__main__ import main as prep_main
+    from tests.helpers.cli import run, run_json, use_environment
+
+    use_environment(monkeypatch, tmp_path, built_dataset.copy_to(tmp_path / "copy"), model_dirs)
+    monkeypatch.setenv("PLACE_MODEL", str(place_dir))
+    built = run_json(prep_main, ["build", "--force"], capsys)
+    assert built["place_model"] == "dinov2-small" and built["place_embedded"] == built["photos"]
+    report = run_json(prep_main, ["eval", "--no-text"], capsys)
+    assert set(report["towers"]) == {"clip-ViT-B-32", "dinov2-small"}
+    assert report["towers"]["clip-ViT-B-32"]["top1"] == report["top1"]
+    assert all(0 <= figures["top1"] <= figures["top5"] <= 1 for figures in report["towers"].values())
+    code, out, _ = run(prep_main, ["eval", "--no-text"], capsys)
+    assert code == 0 and "each photo tower alone" in out and "dinov2-small" in out
