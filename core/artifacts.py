@@ -126,6 +126,7 @@ class BuildContents:
     text_calibration: TextCalibration | None = None
     credits: dict[str, PhotoCredit] = field(default_factory=dict)  # photo path → credit, where one is needed
     place_index: VectorIndex | None = None  # the place tower's, row for row the same photos
+    fused_calibration: Calibration | None = None  # P(right) of the fused answer (core.fusion)
 
 
 def read_build(location: Path) -> BuildContents:
@@ -142,7 +143,7 @@ def read_build(location: Path) -> BuildContents:
         ) from None
     if index.ntotal != len(photos) or index.dim != manifest.dim:
         raise ArtifactsError(f"artifacts in {location} are inconsistent: rebuild with `python -m prep build`")
-    calibration, text_calibration = _read_calibration(location)
+    calibration, text_calibration, fused_calibration = _read_calibration(location)
     enrichment = Enrichment.read(location / ENRICHMENT_FILE)
     return BuildContents(
         manifest,
@@ -154,6 +155,7 @@ def read_build(location: Path) -> BuildContents:
         text_calibration,
         credits,
         _read_place_index(location, manifest, len(photos)),
+        fused_calibration,
     )
 
 
@@ -169,20 +171,21 @@ def _read_place_index(location: Path, manifest: Manifest, rows: int) -> VectorIn
     return index
 
 
-def _read_calibration(location: Path) -> tuple[Calibration | None, TextCalibration | None]:
-    """The build's photo and text calibrations; none (too few photos, an older build) or a damaged
-    file gives None, and the fixed thresholds serve."""
+def _read_calibration(location: Path) -> tuple[Calibration | None, TextCalibration | None, Calibration | None]:
+    """The build's photo, text and fused (both towers, core.fusion) calibrations; none (too few photos, an
+    older build) or a damaged file gives None, and the fixed thresholds serve."""
     path = location / CALIBRATION_FILE
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         image = Calibration.from_dict(raw["calibration"]) if raw.get("calibration") else None
         text = TextCalibration.from_dict(raw["text"]) if raw.get("text") else None
-        return image, text
+        fused = Calibration.from_dict(raw["fused"]) if raw.get("fused") else None
+        return image, text, fused
     except FileNotFoundError:
-        return None, None
+        return None, None, None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         log.warning("%s is damaged (%s): the fixed thresholds serve; `python -m prep build --force`", path, exc)
-        return None, None
+        return None, None, None
 
 
 def resolve_build(artifacts_dir: Path) -> Path:
@@ -243,6 +246,8 @@ def publish(artifacts_dir: Path, build: BuildContents) -> Path:
             write_attribution(staging / ATTRIBUTION_FILE, build.credits)
         image, text = build.calibration, build.text_calibration
         fitted = {"calibration": image.to_dict() if image else None, "text": text.to_dict() if text else None}
+        if build.fused_calibration is not None:
+            fitted["fused"] = build.fused_calibration.to_dict()
         (staging / CALIBRATION_FILE).write_text(json.dumps(fitted, indent=1), encoding="utf-8")
         # The manifest goes last: a folder without one is never taken for a build.
         (staging / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2), encoding="utf-8")

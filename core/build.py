@@ -49,6 +49,7 @@ from core.encoders.base import ImageEncoder, TextEncoder
 from core.enrichment import Enrichment, describe
 from core.errors import GuideError
 from core.files import file_lock
+from core.fusion import calibrate_fused
 from core.languages import CODES
 from core.photo_table import PhotoRecord
 from core.ranking import RankingParams
@@ -255,6 +256,13 @@ def build_index(
         calibration, text_calibration = _calibrate(
             index.search, records, matrix, landmarks, enrichment, text_encoder, report_progress
         )
+        fused_calibration = None
+        if place_index is not None and place is not None and records:
+            place_matrix = np.stack([place.vectors[r.sha256] for r in records])
+            row_xids, row_sha = [r.xid for r in records], [r.sha256 for r in records]
+            fused_calibration = calibrate_fused(
+                index.search, matrix, place_index.search, place_matrix, row_xids, row_sha, landmarks, RankingParams()
+            )
         # The whole catalog ships with the index: "nearby" lists landmarks with or without photos.
         credits = {r.path: c for r in records if (c := attribution.get(r.path)) is not None and c.license}
         location = publish(
@@ -269,6 +277,7 @@ def build_index(
                 text_calibration,
                 credits,
                 place_index,
+                fused_calibration,
             ),
         )
         return BuildReport(

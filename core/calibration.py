@@ -58,6 +58,8 @@ RELIABILITY_BINS = 10
 # Operating points the reports list (probability thresholds).
 OPERATING_POINTS = (0.5, 0.7, 0.8, 0.9, 0.95)
 FEATURES = ("best_similarity", "margin", "vote_share")
+# With the place tower (core.fusion): both towers' evidence and whether their top answers agree.
+FUSED_FEATURES = (*FEATURES, "place_best_similarity", "place_margin", "place_vote_share", "agreement")
 # What a stored calibration may hold (anything else is a damaged file, read as none: fixed thresholds serve):
 # feature scales above MIN_SCALE (a zero scale divides by zero) and coefficients within MAX_COEFFICIENT
 # (the fit is L2-regularised on features of order 1: its coefficients stay in the tens).
@@ -100,6 +102,7 @@ class Calibration:
     known_accuracy: float  # top-1 of the known queries
     reliability: tuple[tuple[float, float, float], ...]  # (mean predicted, observed right, weight) per bin
     curve: tuple[tuple[float, float, float], ...]  # (probability threshold, precision, coverage)
+    features: tuple[str, ...] = FEATURES  # FEATURES (CLIP alone) or FUSED_FEATURES (core.fusion)
 
     def confidence(self, result: Recognition) -> float:
         return float(self.probabilities(evidence(result)[None, :])[0])
@@ -113,7 +116,7 @@ class Calibration:
         return _operating_point(self.curve, threshold)
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"features": list(FEATURES)}
+        return asdict(self) | {"features": list(self.features)}
 
     @classmethod
     def from_dict(cls, raw: Mapping) -> Calibration:
@@ -121,7 +124,8 @@ class Calibration:
         damaged file): non-finite, a scale ≤ MIN_SCALE, a coefficient beyond MAX_COEFFICIENT, a share
         outside 0–1. The caller then serves the fixed thresholds."""
         fields = cls.__dataclass_fields__
-        values = {name: raw[name] for name in fields}
+        values = {name: raw[name] for name in fields if name != "features"}
+        values["features"] = tuple(str(f) for f in raw.get("features", FEATURES))
         for name in ("mean", "scale", "weights"):
             values[name] = tuple(float(v) for v in values[name])
         for name in ("reliability", "curve"):
@@ -131,7 +135,8 @@ class Calibration:
         return calibration
 
     def check(self) -> None:
-        n = len(FEATURES)
+        _require(self.features in (FEATURES, FUSED_FEATURES), f"unknown features {self.features}")
+        n = len(self.features)
         _require(len(self.mean) == len(self.scale) == len(self.weights) == n, f"{n} features expected")
         _require(_finite(*self.mean, *self.scale, *self.weights, self.bias), "a non-finite coefficient")
         _require(all(s > MIN_SCALE for s in self.scale), "a feature scale of zero or below")
@@ -146,9 +151,10 @@ class Calibration:
 class Queries:
     """The calibration's queries: evidence per query, whether the top answer was right, and which were unknown."""
 
-    features: np.ndarray  # (n, len(FEATURES))
+    features: np.ndarray  # (n, len(names))
     right: np.ndarray  # (n,) 1.0 when the top landmark was the query's own
     unknown: np.ndarray  # (n,) bool: a held-out landmark's photo
+    names: tuple[str, ...] = FEATURES
 
     @property
     def weight(self) -> np.ndarray:
@@ -192,6 +198,23 @@ def collect_queries(
     params: RankingParams,
 ) -> Queries | None:
     """Known (leave-one-out) and unknown (leave-landmark-out) queries with their votes' evidence."""
+    sampled = sample_queries(row_xids)
+    if sampled is None:
+        return None
+    queries, unknown = sampled
+    features, right = [], []
+    for start in range(0, len(queries), QUERY_BATCH):  # batched: one FAISS call serves many queries
+        batch = queries[start : start + QUERY_BATCH]
+        found = votes(search, batch, row_xids, row_sha256, vectors, landmarks, params)
+        for (row, _), result in zip(batch, found, strict=True):
+            features.append(evidence(result))
+            right.append(bool(result.landmarks) and result.landmarks[0].xid == row_xids[row])
+    return Queries(np.array(features), np.array(right, dtype=float), unknown)
+
+
+def sample_queries(row_xids: Sequence[str]) -> tuple[list[tuple[int, int]], np.ndarray] | None:
+    """The calibration's queries as (row, hidden): hidden > 0 for a held-out landmark's photo (that many
+    rows of its landmark to skip), with which of them are unknown; None when there are too few."""
     rng = np.random.default_rng(SEED)
     by_xid = _rows_by_xid(row_xids)
     held_out = _held_out(by_xid, rng)
@@ -202,17 +225,9 @@ def collect_queries(
     ]
     if len(known_rows) < MIN_QUERIES or len(unknown_rows) < MIN_QUERIES:
         return None
-    features, right = [], []
     counts = {xid: len(rows) for xid, rows in by_xid.items()}
     queries = [(row, 0) for row in known_rows] + [(row, counts[row_xids[row]]) for row in unknown_rows]
-    for start in range(0, len(queries), QUERY_BATCH):  # batched: one FAISS call serves many queries
-        batch = queries[start : start + QUERY_BATCH]
-        votes = _votes(search, batch, row_xids, row_sha256, vectors, landmarks, params)
-        for (row, _), result in zip(batch, votes, strict=True):
-            features.append(evidence(result))
-            right.append(bool(result.landmarks) and result.landmarks[0].xid == row_xids[row])
-    unknown = np.array([False] * len(known_rows) + [True] * len(unknown_rows))
-    return Queries(np.array(features), np.array(right, dtype=float), unknown)
+    return queries, np.array([False] * len(known_rows) + [True] * len(unknown_rows))
 
 
 def fit(queries: Queries) -> Calibration:
@@ -231,6 +246,7 @@ def fit(queries: Queries) -> Calibration:
         known_accuracy=float(y[~queries.unknown].mean()),
         reliability=_reliability(held_out_p, y, weight),
         curve=_curve(held_out_p, y, weight),
+        features=queries.names,
     )
 
 
@@ -255,7 +271,7 @@ def _held_out(by_xid: Mapping[str, list[int]], rng: np.random.Generator) -> set[
     return set(rng.choice(indexed, size=hidden, replace=False).tolist())
 
 
-def _votes(
+def votes(
     search: SearchFn,
     batch: list[tuple[int, int]],
     row_xids: Sequence[str],
@@ -272,7 +288,7 @@ def _votes(
     depths = [params.search_depth + (hidden if hidden else 8) for _, hidden in batch]
     rows = [row for row, _ in batch]
     similarities, found = search(np.ascontiguousarray(vectors[rows]), min(max(depths), len(row_xids)))
-    votes = []
+    results = []
     for i, ((row, hidden), depth) in enumerate(zip(batch, depths, strict=True)):
         own, sims, xids = row_xids[row], [], []
         for s, r in zip(similarities[i][:depth], found[i][:depth], strict=True):
@@ -280,8 +296,8 @@ def _votes(
                 continue
             sims.append(float(s))
             xids.append(row_xids[r])
-        votes.append(vote(sims, xids, landmarks, params))
-    return votes
+        results.append(vote(sims, xids, landmarks, params))
+    return results
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

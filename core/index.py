@@ -40,6 +40,7 @@ class PhotoIndex:
         text_calibration: TextCalibration | None = None,
         credits: dict[str, PhotoCredit] | None = None,
         place_index: VectorIndex | None = None,
+        fused_calibration: Calibration | None = None,
     ) -> None:
         self.credits = credits or {}  # photo path → author and licence, for the photos that need crediting
         self.calibration = calibration  # None: too few photos to fit one, or a build from before it
@@ -51,6 +52,7 @@ class PhotoIndex:
         self.enrichment = enrichment or Enrichment()
         self._index = index
         self.place_index = place_index  # the place tower's (issue #34), row for row these photos
+        self.fused_calibration = fused_calibration  # both towers' evidence (core.fusion); None without it
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -93,6 +95,7 @@ class PhotoIndex:
             build.text_calibration,
             credits=build.credits,
             place_index=build.place_index,
+            fused_calibration=build.fused_calibration,
         )
 
     def check_models(

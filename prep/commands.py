@@ -309,7 +309,7 @@ def apply(args: argparse.Namespace, settings: Settings) -> ApplyReport:
 
 def evaluate(args: argparse.Namespace, settings: Settings):
     from core import DEFAULT_SEARCH_DEPTH, PhotoIndex, RankingParams
-    from prep.evaluate import calibration_report, geo_evaluation, plot_calibration, tower_figures
+    from prep.evaluate import calibration_report, evaluate_fused, geo_evaluation, plot_calibration, tower_figures
     from prep.evaluate import evaluate as run_evaluation
 
     if args.geo_noise is not None and not 0 <= args.geo_noise <= 100_000:
@@ -329,11 +329,13 @@ def evaluate(args: argparse.Namespace, settings: Settings):
         result = run_evaluation(index, params, text_encoder, show_progress=not args.json)
         if (place := index.place_view()) is not None:  # each tower alone, side by side (fused: issue #34's next step)
             alone = run_evaluation(place, params, show_progress=not args.json)
+            fused = evaluate_fused(index, place, params, show_progress=not args.json)
             result = replace(
                 result,
                 towers={
                     index.manifest.image_model: tower_figures(result),
                     index.manifest.place_model: tower_figures(alone),
+                    "fused": fused,
                 },
             )
         report = calibration_report(index, params, settings.text_match_threshold, settings.match_precision)

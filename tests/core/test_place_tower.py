@@ -95,6 +95,8 @@ def test_a_build_with_the_place_tower_keeps_its_own_index_and_adds_only_its_vect
     vector = place.encode_images([decode_image(photo.read_bytes(), draft=True)])
     _, rows = view.search(vector, 1)
     assert view.photos[int(rows[0][0])].sha256 == index.photos[row].sha256  # its own photo, found by its tower
+    assert index.fused_calibration is not None and index.fused_calibration.features[-1] == "agreement"
+    assert index.calibration is not None and len(index.calibration.features) == 3  # CLIP's own, kept beside it
     again = build_index(
         dataset.data_dir, dataset.artifacts_dir, encoders.image, text_model=text_model, place_encoder=place
     )
@@ -114,8 +116,8 @@ def test_prep_eval_measures_each_tower_alone_side_by_side(
     built = run_json(prep_main, ["build", "--force"], capsys)
     assert built["place_model"] == "dinov2-small" and built["place_embedded"] == built["photos"]
     report = run_json(prep_main, ["eval", "--no-text"], capsys)
-    assert set(report["towers"]) == {"clip-ViT-B-32", "dinov2-small"}
+    assert set(report["towers"]) == {"clip-ViT-B-32", "dinov2-small", "fused"}
     assert report["towers"]["clip-ViT-B-32"]["top1"] == report["top1"]
     assert all(0 <= figures["top1"] <= figures["top5"] <= 1 for figures in report["towers"].values())
     code, out, _ = run(prep_main, ["eval", "--no-text"], capsys)
-    assert code == 0 and "each photo tower alone" in out and "dinov2-small" in out
+    assert code == 0 and "each photo tower alone, and fused" in out and "dinov2-small" in out
