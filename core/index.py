@@ -67,12 +67,17 @@ class PhotoIndex:
         return [self.manifest.image_model] + ([self.manifest.place_model] if self.place_index is not None else [])
 
     def place_view(self) -> PhotoIndex | None:
-        """The same photos and landmarks searched by the place tower's vectors (None without it): what
-        `prep eval` measures beside CLIP before the two are fused."""
+        """The same photos and landmarks searched by the place tower's vectors (None without it): the
+        place tower's own answer, fused with CLIP's (core.fusion) and measured alone by `prep eval`."""
+        return self._place_view
+
+    @cached_property
+    def _place_view(self) -> PhotoIndex | None:
         if self.place_index is None:
             return None
         view = PhotoIndex(self.manifest, self.photos, self.landmarks, self.place_index, self.location, self.enrichment)
-        view._rows_by_xid, view._copies = self._rows_by_xid, self._copies  # shared: the same rows
+        # Shared, not rebuilt: the same rows, landmarks and places.
+        view._rows_by_xid, view._copies, view.locator = self._rows_by_xid, self._copies, self.locator
         return view
 
     @property

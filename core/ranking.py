@@ -95,6 +95,10 @@ class Recognition:
     matched_photo: str | None = None  # the top landmark's dataset photo closest to the query (absolute path)
     confidence: float | None = None  # calibrated P(the top landmark is right); None without a calibration
     photo_credit: PhotoCredit | None = None  # the matched photo's author and licence, when it needs crediting
+    # The photo towers that answered (CLIP's image model; with the place tower, both: core.fusion) and
+    # each one's own top answer: {tower: {"xid", "score", "best_similarity"}}.
+    towers: tuple[str, ...] = ()
+    tower_answers: Mapping[str, Mapping[str, object]] | None = None
 
     def shown_share(self, rank: int) -> float:
         """What a reply shows for the candidate at `rank` (0 = top), read as the probability of exclusive
@@ -121,7 +125,8 @@ class Recognition:
                 data["distance_m"] = None if hit.distance_m is None else round(hit.distance_m)
             return data
 
-        return {
+        towers = {"towers": list(self.towers), "evidence": dict(self.tower_answers or {})} if self.towers else {}
+        return towers | {
             "match": self.match,
             "landmarks": [landmark(h) for h in self.landmarks],
             "categories": [{"category": c.category, "score": round(c.score, 4)} for c in self.categories],

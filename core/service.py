@@ -15,8 +15,9 @@ from core.build import BuildReport, build_index
 from core.calibration import DEFAULT_MATCH_PRECISION, text_threshold
 from core.dataset import PhotoCredit
 from core.embedding_cache import ProgressFn
-from core.encoders import ImageEncoder, TextEncoder, choose_runtime
+from core.encoders import ImageEncoder, Runtime, TextEncoder, choose_runtime
 from core.errors import GuideError
+from core.fusion import fuse, fused_evidence
 from core.geo import GeoPoint, Nearby
 from core.imaging import decode_image, read_gps
 from core.index import PhotoIndex
@@ -81,6 +82,36 @@ def _build_first_index(
     return PhotoIndex.load(settings.artifacts_dir)
 
 
+def _tower_answer(result: Recognition) -> dict[str, object]:
+    """One tower's own top answer, as `core recognize --json` names it beside the fused one."""
+    if not result.landmarks:
+        return {"xid": None, "score": 0.0, "best_similarity": round(result.best_similarity, 4)}
+    top = result.landmarks[0]
+    return {"xid": top.xid, "score": round(top.score, 4), "best_similarity": round(top.similarity, 4)}
+
+
+def _place_encoder(runtime: Runtime, index: PhotoIndex) -> ImageEncoder | None:
+    """The place tower when PLACE_MODEL asks for it and the index holds its vectors; otherwise CLIP answers
+    alone, and a mismatch between the two is said in one line."""
+    wanted, built = runtime.settings.place_tower, index.manifest.place_model
+    if wanted is None:
+        if built:
+            log.info("the index holds the place tower %s; PLACE_MODEL is off: CLIP answers alone", built)
+        return None
+    if not built:
+        log.warning("PLACE_MODEL is set but the index was built without it: CLIP answers alone (`prep build`)")
+        return None
+    try:
+        encoder = runtime.place_encoder()
+    except GuideError as exc:  # the serving install has no torch, and the tower no ONNX export yet
+        log.warning("%s: CLIP answers alone", exc)
+        return None
+    if encoder is None or encoder.cache_key != index.manifest.place_vectors:
+        log.warning("PLACE_MODEL is not the place tower the index was built with: CLIP answers alone (`prep build`)")
+        return None
+    return encoder
+
+
 class Guide:
     """Recognition and search over one index; `swap` replaces the index without stopping queries.
 
@@ -98,6 +129,7 @@ class Guide:
         location_max_km: float = DEFAULT_LOCATION_MAX_KM,
         text_match_threshold: float | None = None,
         match_precision: float = DEFAULT_MATCH_PRECISION,
+        place_encoder: ImageEncoder | None = None,
     ) -> None:
         index.check_models(
             image_encoder.model_name, text_encoder.model_name, text_encoder.dim, image_encoder.fingerprint
@@ -109,6 +141,7 @@ class Guide:
         self.location_max_km = location_max_km
         self.text_match_threshold = text_match_threshold  # set by hand (TEXT_MATCH_THRESHOLD), else calibrated
         self.match_precision = match_precision
+        self.place_encoder = place_encoder  # the place tower (core.fusion); None: CLIP answers alone
         self._index = index
         self._swap_lock = threading.Lock()
 
@@ -141,6 +174,7 @@ class Guide:
                 image_encoder.cache_key,
             )
         text_encoder = text_encoder or runtime.text_encoder()
+        place_encoder = _place_encoder(runtime, index)
         return cls(
             index,
             image_encoder,
@@ -150,6 +184,7 @@ class Guide:
             location_max_km=settings.location_max_km,
             text_match_threshold=settings.text_match_threshold,
             match_precision=settings.match_precision,
+            place_encoder=place_encoder,
         )
 
     @property
@@ -181,6 +216,7 @@ class Guide:
             text_encoder=self.text_encoder,
             progress=progress,
             cancel=cancel,
+            place_encoder=self.place_encoder,  # kept (and brought up to date) when this process runs it
         )
         if Path(report.location).resolve() != self._index.location.resolve():
             self.swap(PhotoIndex.load(artifacts_dir))
@@ -198,7 +234,39 @@ class Guide:
                 near = PhotoLocation(gps[0], gps[1], "exif")
             image = decode_image(image, draft=True)
         vector = self.image_encoder.encode_images([image])
+        index = self._index
+        if self.place_encoder is not None and (place := index.place_view()) is not None:
+            # Decoded once, seen by both towers, then one fused answer (core.fusion).
+            return self.recognize_fused(vector[0], self.place_encoder.encode_images([image])[0], index, place, near)
         return self.recognize_vector(vector[0], near=near)
+
+    def recognize_fused(
+        self,
+        vector: np.ndarray,
+        place_vector: np.ndarray,
+        index: PhotoIndex,
+        place: PhotoIndex,
+        near: PhotoLocation | None = None,
+    ) -> Recognition:
+        """Both towers' votes (each with the location prior), fused, with the fused calibration's P(right)."""
+        clip = rank(index, vector, self.params, near, self.location_max_km)
+        alone = rank(place, place_vector, self.params, near, self.location_max_km)
+        result = fuse(clip, alone, self.params)
+        if not result.landmarks:
+            return result
+        calibration = index.fused_calibration
+        if calibration is not None:
+            confidence = float(calibration.probabilities(fused_evidence(clip, alone)[None, :])[0])
+            precision = self.params.match_precision
+            result = replace(
+                result, confidence=confidence, match=confidence >= precision if precision else result.match
+            )
+        answers = {name: _tower_answer(r) for name, r in zip(index.towers, (clip, alone), strict=True)}
+        result = replace(result, towers=tuple(index.towers), tower_answers=answers)
+        row = index.best_row(vector, result.landmarks[0].xid)
+        if row is None:
+            return result
+        return replace(result, matched_photo=str(index.photo_path(row, self.data_dir)), photo_credit=index.credit(row))
 
     def recognize_vector(
         self, vector: np.ndarray, index: PhotoIndex | None = None, near: PhotoLocation | None = None

@@ -121,3 +121,33 @@ def test_prep_eval_measures_each_tower_alone_side_by_side(
     assert all(0 <= figures["top1"] <= figures["top5"] <= 1 for figures in report["towers"].values())
     code, out, _ = run(prep_main, ["eval", "--no-text"], capsys)
     assert code == 0 and "each photo tower alone, and fused" in out and "dinov2-small" in out
+
+
+def test_core_recognize_answers_with_both_towers_fused_and_names_them(
+    place_dir: Path, built_dataset, model_dirs, tmp_path: Path, monkeypatch, capsys, caplog
+) -> None:
+    import logging
+
+    from core.__main__ import main as core_main
+    from prep.__main__ import main as prep_main
+    from tests.helpers.cli import run_json, use_environment
+
+    dataset = built_dataset.copy_to(tmp_path / "copy")
+    use_environment(monkeypatch, tmp_path, dataset, model_dirs)
+    monkeypatch.setenv("PLACE_MODEL", str(place_dir))
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(sorted(dataset.data_dir.glob("images/*/*/*"))[0].read_bytes())
+    with caplog.at_level(logging.WARNING):  # asked for, but the index was built without it
+        before = run_json(core_main, ["recognize", str(photo)], capsys)
+    assert "towers" not in before and "built without it: CLIP answers alone" in caplog.text
+    run_json(prep_main, ["build", "--force"], capsys)
+    fused = run_json(core_main, ["recognize", str(photo)], capsys)
+    assert fused["towers"] == ["clip-ViT-B-32", "dinov2-small"]
+    assert set(fused["evidence"]) == {"clip-ViT-B-32", "dinov2-small"}
+    assert all(set(answer) == {"xid", "score", "best_similarity"} for answer in fused["evidence"].values())
+    assert 0 <= fused["landmarks"][0]["confidence"] <= 1  # the fused calibration's P(right)
+    # The index holds the tower but PLACE_MODEL is off: CLIP answers alone, and says so.
+    monkeypatch.setenv("PLACE_MODEL", "none")
+    with caplog.at_level(logging.INFO):
+        alone = run_json(core_main, ["recognize", str(photo)], capsys)
+    assert "towers" not in alone and "CLIP answers alone" in caplog.text
