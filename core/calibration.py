@@ -103,6 +103,8 @@ class Calibration:
     reliability: tuple[tuple[float, float, float], ...]  # (mean predicted, observed right, weight) per bin
     curve: tuple[tuple[float, float, float], ...]  # (probability threshold, precision, coverage)
     features: tuple[str, ...] = FEATURES  # FEATURES (CLIP alone) or FUSED_FEATURES (core.fusion)
+    # FUSED_FEATURES only: the place tower's share of the fused vote, chosen on the same queries (core.fusion).
+    place_weight: float = 0.0
 
     def confidence(self, result: Recognition) -> float:
         return float(self.probabilities(evidence(result)[None, :])[0])
@@ -124,8 +126,9 @@ class Calibration:
         damaged file): non-finite, a scale ≤ MIN_SCALE, a coefficient beyond MAX_COEFFICIENT, a share
         outside 0–1. The caller then serves the fixed thresholds."""
         fields = cls.__dataclass_fields__
-        values = {name: raw[name] for name in fields if name != "features"}
+        values = {name: raw[name] for name in fields if name not in ("features", "place_weight")}
         values["features"] = tuple(str(f) for f in raw.get("features", FEATURES))
+        values["place_weight"] = float(raw.get("place_weight", 0.0))
         for name in ("mean", "scale", "weights"):
             values[name] = tuple(float(v) for v in values[name])
         for name in ("reliability", "curve"):
@@ -136,6 +139,7 @@ class Calibration:
 
     def check(self) -> None:
         _require(self.features in (FEATURES, FUSED_FEATURES), f"unknown features {self.features}")
+        _require(_finite(self.place_weight) and 0.0 <= self.place_weight <= 1.0, "a place weight outside 0–1")
         n = len(self.features)
         _require(len(self.mean) == len(self.scale) == len(self.weights) == n, f"{n} features expected")
         _require(_finite(*self.mean, *self.scale, *self.weights, self.bias), "a non-finite coefficient")

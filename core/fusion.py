@@ -1,17 +1,19 @@
 """Two photo towers, one answer (issue #34): CLIP's vote and the place tower's, fused, and calibrated
 on both towers' evidence.
 
-The fused vote gives each landmark (1 − PLACE_WEIGHT) of its CLIP vote share plus PLACE_WEIGHT of its
-place-tower share; categories stay CLIP's (the place tower knows no words). How far to trust the
-result is not set by hand: the calibration fitted at build (core.calibration, the same known and
-unknown queries as CLIP's own) takes both towers' evidence — best similarity, margin and vote share of
-each — and whether their top answers agree, so a tower that does not help on a dataset is weighed down
-by the data. A build keeps CLIP's own calibration beside the fused one, for a process that runs CLIP alone.
+The fused vote gives each landmark (1 − w) of its CLIP vote share plus w of its place-tower share;
+categories stay CLIP's (the place tower knows no words). Neither w nor the trust in the result is set by
+hand: at build, on the calibration's own known queries (core.calibration), w is the one of
+PLACE_WEIGHTS whose fused answers are right most often (ties go to less of the place tower: a tower
+that does not help gets w = 0, and the fused answer is CLIP's), and the calibration then fitted takes
+both towers' evidence — best similarity, margin and vote share of each — and whether their top answers
+agree. A build keeps CLIP's own calibration beside the fused one, for a process that runs CLIP alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -29,9 +31,15 @@ from core.calibration import (
 from core.catalog import Landmark
 from core.ranking import LandmarkHit, RankingParams, Recognition
 
-# The place tower's share of the fused vote (an even split: the calibration, not this number, decides
-# how much a fused answer is trusted).
+# The place tower's share of the fused vote when no calibration chose one (an even split).
 PLACE_WEIGHT = 0.5
+# The shares a build tries, on the calibration's known queries.
+PLACE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def chosen_weight(calibration: Calibration | None) -> float:
+    """The place tower's share of the fused vote: the build's choice, else PLACE_WEIGHT."""
+    return calibration.place_weight if calibration is not None else PLACE_WEIGHT
 
 
 def fuse(clip: Recognition, place: Recognition, params: RankingParams, weight: float = PLACE_WEIGHT) -> Recognition:
@@ -79,13 +87,21 @@ def calibrate_fused(
     if sampled is None:
         return None
     queries, unknown = sampled
-    features, right = [], []
+    pairs: list[tuple[Recognition, Recognition]] = []
     for start in range(0, len(queries), QUERY_BATCH):
         batch = queries[start : start + QUERY_BATCH]
         clip_votes = votes(clip_search, batch, row_xids, row_sha256, clip_vectors, landmarks, params)
         place_votes = votes(place_search, batch, row_xids, row_sha256, place_vectors, landmarks, params)
-        for (row, _), clip, place in zip(batch, clip_votes, place_votes, strict=True):
-            fused = fuse(clip, place, params)
-            features.append(fused_evidence(clip, place))
-            right.append(bool(fused.landmarks) and fused.landmarks[0].xid == row_xids[row])
-    return fit(Queries(np.array(features), np.array(right, dtype=float), unknown, FUSED_FEATURES))
+        pairs += zip(clip_votes, place_votes, strict=True)
+    truths = [row_xids[row] for row, _ in queries]
+    known = [i for i, hidden in enumerate(unknown) if not hidden]
+
+    def right_with(weight: float, i: int) -> bool:
+        fused = fuse(*pairs[i], params, weight)
+        return bool(fused.landmarks) and fused.landmarks[0].xid == truths[i]
+
+    weight = max(PLACE_WEIGHTS, key=lambda w: (sum(right_with(w, i) for i in known), -w))
+    features = [fused_evidence(clip, place) for clip, place in pairs]
+    right = [right_with(weight, i) for i in range(len(pairs))]
+    calibration = fit(Queries(np.array(features), np.array(right, dtype=float), unknown, FUSED_FEATURES))
+    return replace(calibration, place_weight=weight)

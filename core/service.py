@@ -17,7 +17,7 @@ from core.dataset import PhotoCredit
 from core.embedding_cache import ProgressFn
 from core.encoders import ImageEncoder, Runtime, TextEncoder, choose_runtime
 from core.errors import GuideError
-from core.fusion import fuse, fused_evidence
+from core.fusion import chosen_weight, fuse, fused_evidence
 from core.geo import GeoPoint, Nearby
 from core.imaging import decode_image, read_gps
 from core.index import PhotoIndex
@@ -251,10 +251,10 @@ class Guide:
         """Both towers' votes (each with the location prior), fused, with the fused calibration's P(right)."""
         clip = rank(index, vector, self.params, near, self.location_max_km)
         alone = rank(place, place_vector, self.params, near, self.location_max_km)
-        result = fuse(clip, alone, self.params)
+        calibration = index.fused_calibration
+        result = fuse(clip, alone, self.params, chosen_weight(calibration))
         if not result.landmarks:
             return result
-        calibration = index.fused_calibration
         if calibration is not None:
             confidence = float(calibration.probabilities(fused_evidence(clip, alone)[None, :])[0])
             precision = self.params.match_precision

@@ -24,6 +24,7 @@ from core import (
     PhotoLocation,
     RankingParams,
     TextThresholds,
+    chosen_weight,
     fuse,
     landmark_point,
     rank,
@@ -142,6 +143,7 @@ def evaluate_fused(index: PhotoIndex, place: PhotoIndex, params: RankingParams, 
     hashes = [p.sha256 for p in index.photos]
     extra = max(Counter(hashes).values())
     top1 = top5 = 0
+    weight = chosen_weight(index.fused_calibration)
     for start in progress_over(range(0, len(index), QUERY_BATCH), "evaluate fused", enabled=show_progress):
         depth = params.search_depth + extra
         clip_found = index.search(clip_vectors[start : start + QUERY_BATCH], depth)
@@ -156,11 +158,11 @@ def evaluate_fused(index: PhotoIndex, place: PhotoIndex, params: RankingParams, 
                 index.landmarks,
                 params,
             )
-            ranked = [hit.xid for hit in fuse(clip, alone, params).landmarks]
+            ranked = [hit.xid for hit in fuse(clip, alone, params, weight).landmarks]
             truth = index.photos[query].xid
             top1 += bool(ranked) and ranked[0] == truth
             top5 += truth in ranked
-    return {"top1": top1 / len(index), "top5": top5 / len(index)}
+    return {"top1": top1 / len(index), "top5": top5 / len(index), "place_weight": weight}
 
 
 def evaluate(

@@ -50,3 +50,37 @@ def test_a_stored_calibration_names_its_features_and_an_unknown_set_is_damaged()
     assert Calibration.from_dict(old).features == FEATURES
     with pytest.raises(ValueError, match="unknown features"):
         Calibration.from_dict(fused.to_dict() | {"features": ["best_similarity", "mood"]})
+
+
+def _clustered(landmark_of: list[int], spread: float, seed: int, dim: int = 32) -> np.ndarray:
+    """Unit vectors, each near its landmark's centre (spread: how far; large: no better than noise)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(max(landmark_of) + 1, dim))
+    vectors = centres[landmark_of] + spread * rng.normal(size=(len(landmark_of), dim))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _search(vectors: np.ndarray):
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    return index.search
+
+
+@pytest.mark.parametrize(
+    ("clip_spread", "place_spread", "weights"), [(0.3, 50.0, {0.0}), (50.0, 0.3, {0.5, 0.75, 1.0})]
+)
+def test_a_tower_that_does_not_help_gets_no_share_of_the_vote(clip_spread, place_spread, weights) -> None:
+    from core.fusion import calibrate_fused
+
+    landmark_of = [k // 8 for k in range(30 * 8)]  # 30 landmarks, 8 photos each
+    xids = [f"L{k}" for k in landmark_of]
+    landmarks = {f"L{k}": Landmark(f"L{k}", f"Landmark {k}", "City") for k in set(landmark_of)}
+    clip, place = _clustered(landmark_of, clip_spread, 1), _clustered(landmark_of, place_spread, 2)
+    hashes = [f"{row:064x}" for row in range(len(xids))]
+    fused = calibrate_fused(_search(clip), clip, _search(place), place, xids, hashes, landmarks, RankingParams())
+    assert fused is not None and fused.features == FUSED_FEATURES
+    # Noise in the place tower: CLIP alone (w = 0). Noise in CLIP: the place tower carries the vote (its
+    # sharp shares outweigh CLIP's scattered ones from an even split on; ties go to the smaller share).
+    assert fused.place_weight in weights
