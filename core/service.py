@@ -106,9 +106,15 @@ def _place_encoder(runtime: Runtime, index: PhotoIndex) -> ImageEncoder | None:
     except GuideError as exc:  # the serving install has no torch, and the tower no ONNX export yet
         log.warning("%s: CLIP answers alone", exc)
         return None
-    if encoder is None or encoder.cache_key != index.manifest.place_vectors:
+    manifest = index.manifest
+    if encoder is None:
+        return None
+    both_known = encoder.fingerprint and manifest.place_fingerprint
+    if encoder.model_name != built or (both_known and encoder.fingerprint != manifest.place_fingerprint):
         log.warning("PLACE_MODEL is not the place tower the index was built with: CLIP answers alone (`prep build`)")
         return None
+    if encoder.cache_key != manifest.place_vectors:  # e.g. built on torch, served int8: close, not the same
+        log.info("the place tower's vectors come from %s, %s serves them", manifest.place_vectors, encoder.cache_key)
     return encoder
 
 

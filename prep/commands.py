@@ -392,7 +392,8 @@ class ExportReport:
 def export_onnx(args: argparse.Namespace, settings: Settings) -> ExportReport:
     import warnings
 
-    from prep.export_onnx import export
+    from core.encoders import PLACE_FOLDER
+    from prep.export_onnx import export, export_place
 
     out = args.out or settings.onnx_dir
     progress = StageProgress(enabled=not args.json)
@@ -400,6 +401,8 @@ def export_onnx(args: argparse.Namespace, settings: Settings) -> ExportReport:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's tracer warnings are about code paths we do not use
             results = export(settings.image_model, settings.text_model, out, int8=args.int8, progress=progress)
+            if settings.place_tower is not None:  # PLACE_MODEL: its own folder beside CLIP's (issue #34)
+                results += export_place(settings.place_tower, out / PLACE_FOLDER, int8=args.int8)
     except Exception as exc:  # model loading, export and parity failures all end the same way
         die(f"export failed: {exc}")
     finally:

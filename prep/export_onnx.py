@@ -376,3 +376,102 @@ class _TextPipeline(torch.nn.Module):
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         return self.dense(pooled)
+
+
+def export_place(place_model: str, out_dir: Path, *, int8: bool = False) -> list[ParityResult]:
+    """The place tower (PLACE_MODEL, issue #34) → `out_dir` (MODEL_DIR/place): fp32, and int8 when asked,
+    each checked against the torch tower on the parity photos; an int8 file that fails is not written."""
+    from core.encoders import PlaceManifest, TorchPlaceEncoder, place_model_file
+
+    source = TorchPlaceEncoder(place_model)
+    reference_images = parity_images()
+    reference = source.encode_images(reference_images)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".place-", dir=out_dir.parent))
+    try:
+        model = source._model
+        model.set_attn_implementation("eager")  # plain MatMul/Softmax: what the int8 quantiser handles well
+        with torch.no_grad():
+            torch.onnx.export(
+                _PooledTower(model).eval(),
+                (torch.zeros(1, 3, source.preprocess.crop_height, source.preprocess.crop_width),),
+                str(staging / place_model_file("fp32")),
+                input_names=["pixel_values"],
+                output_names=["embedding"],
+                dynamic_axes={"pixel_values": {0: "batch"}, "embedding": {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        manifest = PlaceManifest(source.model_name, source.fingerprint, source.dim, source.preprocess.to_dict())
+        manifest = manifest.with_file("fp32", ExportedFile(place_model_file("fp32")))
+        manifest.write(staging)
+        fp32 = _place_parity(staging, "fp32", reference_images, reference)
+        if not fp32.passed:
+            raise RuntimeError(f"the fp32 place tower export fails parity (cosine {fp32.min_cosine:.5f})")
+        manifest = manifest.with_file("fp32", ExportedFile(place_model_file("fp32"), round(fp32.min_cosine, 6)))
+        results = [fp32]
+        if int8:
+            exported, result = _quantise_place(staging, manifest, reference_images, reference)
+            manifest = manifest.with_file("int8", exported)
+            results.append(result)
+        manifest.write(staging)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+        return results
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _place_parity(folder: Path, precision: str, images: list, reference: np.ndarray) -> ParityResult:
+    from core.encoders import OnnxPlaceEncoder
+
+    got = min_cosine(OnnxPlaceEncoder(folder, precision=precision).encode_images(images), reference)
+    required = FP32_MIN_COSINE if precision == "fp32" else INT8_MIN_COSINE
+    return ParityResult("place", precision, got, required, "gemm" if precision == "int8" else "")
+
+
+def _quantise_place(
+    folder: Path, manifest: Any, images: list, reference: np.ndarray
+) -> tuple[ExportedFile | None, ParityResult]:
+    """MatMul/Gemm in int8 with per-channel 7-bit weights (as CLIP's image tower: see the module docstring)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from core.encoders import place_model_file
+
+    target = folder / place_model_file("int8")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(
+            str(folder / place_model_file("fp32")),
+            str(target),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Gemm"],
+            per_channel=True,
+            reduce_range=True,
+        )
+    finally:
+        root.setLevel(level)
+    manifest.with_file("int8", ExportedFile(target.name)).write(folder)
+    result = _place_parity(folder, "int8", images, reference)
+    if not result.passed:
+        log.warning("int8 place tower fails parity: cosine %.5f", result.min_cosine)
+        target.unlink(missing_ok=True)
+        return None, result
+    result = replace(result, portable=integer_gemm_weights_fit(target))
+    return ExportedFile(
+        target.name, round(result.min_cosine, 6), file_hash(target), ("MatMul", "Gemm"), result.portable
+    ), result
+
+
+class _PooledTower(torch.nn.Module):
+    """DINOv2 → its pooled CLS token (after the final layer norm): the place tower's vector."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values):
+        return self.model(pixel_values=pixel_values).pooler_output

@@ -5,6 +5,7 @@ torch_runtime  sentence-transformers (prep's runtime; imports torch lazily)
 onnx_runtime   ONNX Runtime (the serving runtime; no torch)
 onnx_folder    the ONNX model folder format (written by `prep export-onnx`, read here)
 loading        ENCODER_BACKEND resolved once: choose_runtime
+place_torch    the place tower (DINOv2, issue #34) on torch; place_onnx: its export folder and ONNX encoder
 devices        prep's --device auto|cpu|cuda resolved once (fp16 on a GPU, its own cache key)
 fingerprint    a model folder's content, to know models by what they are, not by their name
 footprint      the memory serving on a runtime will take, from its files, before they load
@@ -41,8 +42,15 @@ from core.encoders.parity import (
     min_cosine,
     parity_images,
 )
+from core.encoders.place_onnx import PLACE_FOLDER, OnnxPlaceEncoder, PlaceManifest, place_model_file
+from core.encoders.place_torch import TorchPlaceEncoder
 
 __all__ = [
+    "PLACE_FOLDER",
+    "OnnxPlaceEncoder",
+    "PlaceManifest",
+    "TorchPlaceEncoder",
+    "place_model_file",
     "DEVICES",
     "GPU_IMAGE_BATCH",
     "resolve_device",

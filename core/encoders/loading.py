@@ -6,6 +6,7 @@ immich's machine-learning service puts the runtime below the model the same way:
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,13 +42,24 @@ class Runtime:
         return SentenceTransformerImageEncoder(self.settings.image_model, self.device)
 
     def place_encoder(self) -> ImageEncoder | None:
-        """The place tower (PLACE_MODEL) on torch, or None when it is off. No ONNX export of it yet: the
-        ONNX runtime's builds load it on torch too, which needs the prep install."""
-        if self.settings.place_tower is None:
+        """The place tower (PLACE_MODEL), or None when it is off: on ONNX Runtime where this runtime is
+        ONNX and MODEL_DIR/place holds its export, else on torch (the prep install; ModelLoadError without)."""
+        name = self.settings.place_tower
+        if name is None:
             return None
+        from core.encoders.place_onnx import PLACE_FOLDER, OnnxPlaceEncoder, PlaceManifest
+
+        folder = self.settings.onnx_dir / PLACE_FOLDER
+        if self.name == ONNX and (folder / "place.json").is_file() and PlaceManifest.read(folder).matches(name):
+            return OnnxPlaceEncoder(folder, self.settings.threads)
+        if self.name == ONNX and importlib.util.find_spec("torch") is None:
+            raise ModelLoadError(
+                f"PLACE_MODEL {name!r} has no ONNX export in {folder}/ and this install has no torch: "
+                "`python -m prep export-onnx --int8` with PLACE_MODEL set"
+            )
         from core.encoders.place_torch import TorchPlaceEncoder
 
-        return TorchPlaceEncoder(self.settings.place_tower, self.device)
+        return TorchPlaceEncoder(name, self.device)
 
     def place_cache_key(self) -> str:
         """The key the place tower will embed under, without loading it ("" when it is off)."""

@@ -154,3 +154,70 @@ def test_core_recognize_answers_with_both_towers_fused_and_names_them(
     with caplog.at_level(logging.INFO):
         alone = run_json(core_main, ["recognize", str(photo)], capsys)
     assert "towers" not in alone and "CLIP answers alone" in caplog.text
+
+
+def _export_place(place_dir: Path, out: Path):
+    import warnings
+
+    from prep.export_onnx import export_place
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's warnings are about code paths the tower does not take
+        return export_place(str(place_dir), out, int8=True)
+
+
+def test_the_place_tower_exports_to_onnx_with_parity_and_serves_without_torch(place_dir: Path, tmp_path: Path) -> None:
+    from core.encoders import OnnxPlaceEncoder, PlaceManifest
+
+    results = _export_place(place_dir, tmp_path / "onnx" / "place")
+    assert [(r.precision, r.passed) for r in results] == [("fp32", True), ("int8", True)]
+    assert results[1].portable  # 7-bit weights: the same on AVX2 without VNNI
+    manifest = PlaceManifest.read(tmp_path / "onnx" / "place")
+    assert manifest.model == "dinov2-small" and set(manifest.files) == {"fp32", "int8"}
+    torch_tower, images = TorchPlaceEncoder(str(place_dir)), [scene(k, k) for k in range(4)]
+    for precision, required in (("fp32", 0.999), ("int8", 0.99)):
+        onnx_tower = OnnxPlaceEncoder(tmp_path / "onnx" / "place", precision=precision)
+        cosines = np.sum(onnx_tower.encode_images(images) * torch_tower.encode_images(images), axis=1)
+        assert float(cosines.min()) >= required, precision
+    served = OnnxPlaceEncoder(tmp_path / "onnx" / "place")
+    assert served.precision == "int8" and served.cache_key.startswith("dinov2-small@") and "#int8@" in served.cache_key
+    assert served.fingerprint == torch_tower.fingerprint  # the same weights, known by content
+
+
+def test_the_serving_runtime_answers_with_both_towers_from_their_onnx_exports(
+    place_dir: Path, built_dataset, encoders, model_dirs, onnx_dir: Path, tmp_path: Path, caplog
+) -> None:
+    import logging
+    import shutil
+
+    from core import Guide, Settings, build_index
+    from core.encoders import OnnxPlaceEncoder
+
+    dataset = built_dataset.copy_to(tmp_path / "copy")
+    model_dir = tmp_path / "onnx"
+    shutil.copytree(onnx_dir, model_dir)
+    _export_place(place_dir, model_dir / "place")
+    text_model = encoders.text.model_name
+    build_index(
+        dataset.data_dir,
+        dataset.artifacts_dir,
+        encoders.image,
+        text_model=text_model,
+        place_encoder=TorchPlaceEncoder(str(place_dir)),
+    )
+    settings = Settings(
+        data_dir=dataset.data_dir,
+        artifacts_dir=dataset.artifacts_dir,
+        image_model=str(model_dirs.clip),
+        text_model=str(model_dirs.text),
+        encoder_backend="onnx",
+        model_dir=model_dir,
+        place_model=str(place_dir),
+    )
+    with caplog.at_level(logging.INFO):
+        guide = Guide.from_settings(settings)
+    assert isinstance(guide.place_encoder, OnnxPlaceEncoder)  # int8 on ONNX Runtime: what the bot serves
+    assert "come from" in caplog.text  # built on torch, served int8: said, and served
+    photo = sorted(dataset.data_dir.glob("images/*/*/*"))[0].read_bytes()
+    result = guide.recognize(photo)
+    assert result.towers == ("clip-ViT-B-32", "dinov2-small") and result.confidence is not None
