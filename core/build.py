@@ -261,7 +261,15 @@ def build_index(
             place_matrix = np.stack([place.vectors[r.sha256] for r in records])
             row_xids, row_sha = [r.xid for r in records], [r.sha256 for r in records]
             fused_calibration = calibrate_fused(
-                index.search, matrix, place_index.search, place_matrix, row_xids, row_sha, landmarks, RankingParams()
+                index.search,
+                matrix,
+                place_index.search,
+                place_matrix,
+                row_xids,
+                row_sha,
+                landmarks,
+                RankingParams(),
+                calibration,
             )
         # The whole catalog ships with the index: "nearby" lists landmarks with or without photos.
         credits = {r.path: c for r in records if (c := attribution.get(r.path)) is not None and c.license}

@@ -17,7 +17,7 @@ from core.dataset import PhotoCredit
 from core.embedding_cache import ProgressFn
 from core.encoders import ImageEncoder, Runtime, TextEncoder, choose_runtime
 from core.errors import GuideError
-from core.fusion import chosen_weight, fuse, fused_evidence
+from core.fusion import chosen_weight, clip_is_certain, fuse, fused_evidence
 from core.geo import GeoPoint, Nearby
 from core.imaging import decode_image, read_gps
 from core.index import PhotoIndex
@@ -241,10 +241,14 @@ class Guide:
             image = decode_image(image, draft=True)
         vector = self.image_encoder.encode_images([image])
         index = self._index
-        if self.place_encoder is not None and (place := index.place_view()) is not None:
-            # Decoded once, seen by both towers, then one fused answer (core.fusion).
-            return self.recognize_fused(vector[0], self.place_encoder.encode_images([image])[0], index, place, near)
-        return self.recognize_vector(vector[0], near=near)
+        if self.place_encoder is None or (place := index.place_view()) is None:
+            return self.recognize_vector(vector[0], index, near)
+        clip = rank(index, vector[0], self.params, near, self.location_max_km)
+        if clip_is_certain(index.calibration, clip):  # the place tower's time saved: CLIP is sure already
+            result = self.recognize_vector(vector[0], index, near)
+            return replace(result, towers=(index.towers[0],), tower_answers={index.towers[0]: _tower_answer(clip)})
+        # Decoded once, seen by both towers, then one fused answer (core.fusion).
+        return self.recognize_fused(vector[0], self.place_encoder.encode_images([image])[0], index, place, near, clip)
 
     def recognize_fused(
         self,
@@ -253,9 +257,10 @@ class Guide:
         index: PhotoIndex,
         place: PhotoIndex,
         near: PhotoLocation | None = None,
+        clip: Recognition | None = None,
     ) -> Recognition:
         """Both towers' votes (each with the location prior), fused, with the fused calibration's P(right)."""
-        clip = rank(index, vector, self.params, near, self.location_max_km)
+        clip = clip or rank(index, vector, self.params, near, self.location_max_km)
         alone = rank(place, place_vector, self.params, near, self.location_max_km)
         calibration = index.fused_calibration
         result = fuse(clip, alone, self.params, chosen_weight(calibration))

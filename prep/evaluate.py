@@ -25,6 +25,7 @@ from core import (
     RankingParams,
     TextThresholds,
     chosen_weight,
+    clip_is_certain,
     fuse,
     landmark_point,
     rank,
@@ -158,7 +159,8 @@ def evaluate_fused(index: PhotoIndex, place: PhotoIndex, params: RankingParams, 
                 index.landmarks,
                 params,
             )
-            ranked = [hit.xid for hit in fuse(clip, alone, params, weight).landmarks]
+            answer = clip if clip_is_certain(index.calibration, clip) else fuse(clip, alone, params, weight)
+            ranked = [hit.xid for hit in answer.landmarks]
             truth = index.photos[query].xid
             top1 += bool(ranked) and ranked[0] == truth
             top5 += truth in ranked

@@ -27,7 +27,7 @@ def _nvidia_driver() -> bool:
 
 
 def resolve_device(wanted: str) -> str:
-    """"cpu" or "cuda" for a --device choice; ModelLoadError (one line) for cuda where there is none."""
+    """ "cpu" or "cuda" for a --device choice; ModelLoadError (one line) for cuda where there is none."""
     if wanted not in DEVICES:
         raise ModelLoadError(f"--device must be one of {', '.join(DEVICES)}, got {wanted!r}")
     if wanted == "cpu" or (wanted == "auto" and not _nvidia_driver()):

@@ -13,7 +13,7 @@ from core import decode_image
 from core.encoders import ModelLoadError
 from core.encoders.place_torch import TorchPlaceEncoder
 from prep.random_models import PLACE_PROCESSOR, build_place_model
-from tests.helpers.datagen import scene
+from tests.helpers.datagen import jpeg_bytes, scene
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +144,9 @@ def test_core_recognize_answers_with_both_towers_fused_and_names_them(
         before = run_json(core_main, ["recognize", str(photo)], capsys)
     assert "towers" not in before and "built without it: CLIP answers alone" in caplog.text
     run_json(prep_main, ["build", "--force"], capsys)
+    sure = run_json(core_main, ["recognize", str(photo)], capsys)  # a dataset photo: CLIP alone is certain
+    assert sure["towers"] == ["clip-ViT-B-32"] and sure["landmarks"][0]["confidence"] >= 0.95
+    photo.write_bytes(jpeg_bytes(scene(3, 77, (640, 480))))  # a new view: CLIP is not sure, both towers answer
     fused = run_json(core_main, ["recognize", str(photo)], capsys)
     assert fused["towers"] == ["clip-ViT-B-32", "dinov2-small"]
     assert set(fused["evidence"]) == {"clip-ViT-B-32", "dinov2-small"}
@@ -218,6 +221,5 @@ def test_the_serving_runtime_answers_with_both_towers_from_their_onnx_exports(
         guide = Guide.from_settings(settings)
     assert isinstance(guide.place_encoder, OnnxPlaceEncoder)  # int8 on ONNX Runtime: what the bot serves
     assert "come from" in caplog.text  # built on torch, served int8: said, and served
-    photo = sorted(dataset.data_dir.glob("images/*/*/*"))[0].read_bytes()
-    result = guide.recognize(photo)
+    result = guide.recognize(jpeg_bytes(scene(3, 77, (640, 480))))  # a new view: CLIP alone is not sure
     assert result.towers == ("clip-ViT-B-32", "dinov2-small") and result.confidence is not None
