@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -108,9 +109,7 @@ def export(
             progress("export", next(steps), total_steps)
 
     # The staging folder first: an unwritable MODEL_DIR is reported before minutes of model loading.
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".onnx-", dir=out_dir.parent))
-    try:
+    with _staged(out_dir, ".onnx-") as staging:
         # Any: the modules inside are reached by index, which sentence-transformers types as Module | Tensor.
         clip: Any = SentenceTransformer(image_model, device="cpu")
         text: Any = SentenceTransformer(text_model, device="cpu")
@@ -144,10 +143,20 @@ def export(
                 step_done()
         manifest.write(staging)
         write_reference(staging, reference)
+    return results
+
+
+@contextmanager
+def _staged(out_dir: Path, prefix: str) -> Iterator[Path]:
+    """A fresh folder beside `out_dir` (made first: an unwritable MODEL_DIR is said before minutes of model
+    loading) that replaces `out_dir` when the block ends well, and is removed when it does not."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=out_dir.parent))
+    try:
+        yield staging
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
-        return results
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -386,9 +395,7 @@ def export_place(place_model: str, out_dir: Path, *, int8: bool = False) -> list
     source = TorchPlaceEncoder(place_model)
     reference_images = parity_images()
     reference = source.encode_images(reference_images)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".place-", dir=out_dir.parent))
-    try:
+    with _staged(out_dir, ".place-") as staging:
         model = source._model
         model.set_attn_implementation("eager")  # plain MatMul/Softmax: what the int8 quantiser handles well
         with torch.no_grad():
@@ -415,12 +422,7 @@ def export_place(place_model: str, out_dir: Path, *, int8: bool = False) -> list
             manifest = manifest.with_file("int8", exported)
             results.append(result)
         manifest.write(staging)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-        return results
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return results
 
 
 def _place_parity(folder: Path, precision: str, images: list, reference: np.ndarray) -> ParityResult:
