@@ -234,7 +234,7 @@ def build_index(
         to_embed = [PhotoToEmbed(h, dataset.path(p.path), p.path) for p, h in zip(photos, hashes, strict=True)]
         embedded = embed(encoder, cache, to_embed, progress=report_progress, cancel=cancel)
         vectors, skipped = embedded.vectors, scan.skipped + embedded.skipped
-        place = _embed_place(place_encoder, cache, to_embed, report_progress, cancel)
+        place = _embed_place(place_encoder, cache, to_embed, report_progress, cancel, embed)
         kept = [h in vectors and (place is None or h in place.vectors) for h in hashes]
         records = [PhotoRecord(p.path, p.xid, h) for p, h, k in zip(photos, hashes, kept, strict=True) if k]
         matrix = np.stack([vectors[r.sha256] for r in records]) if records else np.zeros((0, encoder.dim))
@@ -308,12 +308,13 @@ def _embed_place(
     photos: list[PhotoToEmbed],
     report_progress: ProgressFn,
     cancel: threading.Event | None,
+    embed: EmbedFn = embed_missing,
 ) -> Embedded | None:
-    """The place tower's vectors, through the same content-keyed cache under the tower's own key: adding
-    the tower to an index embeds only its vectors, CLIP's come from the cache."""
+    """The place tower's vectors, by the same engine (here or on Ray) through the same content-keyed
+    cache under the tower's own key: adding the tower to an index embeds only its vectors."""
     if encoder is None:
         return None
-    return embed_missing(
+    return embed(
         encoder, cache, photos, progress=lambda _, done, total: report_progress("place", done, total), cancel=cancel
     )
 

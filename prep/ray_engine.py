@@ -86,7 +86,8 @@ def _run(
     try:
         device = getattr(encoder, "device", "cpu")  # actors embed where the driver's encoder does: same key
         batch = GPU_IMAGE_BATCH if device == "cuda" else 1 if "int8" in encoder.cache_key else RAY_BATCH
-        dataset = _pipeline(ray, settings, manifest, batch, device)
+        tower = getattr(encoder, "tower", "image")  # CLIP's image tower, or the place tower (PLACE_MODEL)
+        dataset = _pipeline(ray, settings, manifest, batch, device, tower)
         fresh: dict[str, np.ndarray] = {}
         failed: dict[str, str] = {}
         pending: dict[str, np.ndarray] = {}
@@ -121,7 +122,7 @@ def _write_manifest(folder: Path, missing: list[PhotoToEmbed]) -> Path:
     return manifest
 
 
-def _pipeline(ray, settings: Settings, manifest: Path, batch: int, device: str = "cpu"):
+def _pipeline(ray, settings: Settings, manifest: Path, batch: int, device: str = "cpu", tower: str = "image"):
     """With GPUs: decode on the CPUs (tasks) and encode on the GPUs (one actor each), streaming between
     them. CPUs only: each actor reads, decodes and encodes its photos itself — measured here, a
     separate decode stage cost ~45 % on 2 cores (decoded pixels through the object store, and decode
@@ -136,11 +137,15 @@ def _pipeline(ray, settings: Settings, manifest: Path, batch: int, device: str =
     gpus = int(resources.get("GPU", 0))
     if gpus and device == "cuda":
         return rows.map(_decode).map_batches(
-            _Encoder, fn_constructor_args=(settings, False, "cuda"), batch_size=batch, concurrency=gpus, num_gpus=1
+            _Encoder,
+            fn_constructor_args=(settings, False, "cuda", tower),
+            batch_size=batch,
+            concurrency=gpus,
+            num_gpus=1,
         )
     workers = max(1, int(resources.get("CPU", 1)))
     return rows.map_batches(
-        _Encoder, fn_constructor_args=(settings, True, "cpu"), batch_size=batch, concurrency=workers, num_cpus=1
+        _Encoder, fn_constructor_args=(settings, True, "cpu", tower), batch_size=batch, concurrency=workers, num_cpus=1
     )
 
 
@@ -164,8 +169,12 @@ def _decode(row: dict) -> dict:
 class _Encoder:
     """One per worker: the serving runtime's image model, loaded once."""
 
-    def __init__(self, settings: Settings, decodes: bool, device: str = "cpu") -> None:
-        self.encoder = choose_runtime(settings, device).image_encoder()  # "cuda": the GPU Ray gave this actor
+    def __init__(self, settings: Settings, decodes: bool, device: str = "cpu", tower: str = "image") -> None:
+        runtime = choose_runtime(settings, device)  # "cuda": the GPU Ray gave this actor
+        encoder = runtime.place_encoder() if tower == "place" else runtime.image_encoder()
+        if encoder is None:
+            raise RuntimeError("a place-tower actor without PLACE_MODEL")
+        self.encoder = encoder
         self.decodes = decodes  # CPU workers read and decode their photos themselves
 
     def __call__(self, batch: dict) -> dict:

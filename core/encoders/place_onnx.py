@@ -87,6 +87,7 @@ class OnnxPlaceEncoder:
 
     prompts_unavailable = "the place tower embeds photos only: zero-shot prompts use CLIP"
     encode_prompts = None
+    tower = "place"
 
     def __init__(self, folder: Path, threads: int = 1, precision: str | None = None) -> None:
         from core.encoders.onnx_runtime import session_options

@@ -34,6 +34,7 @@ class TorchPlaceEncoder:
 
     prompts_unavailable = "the place tower embeds photos only: zero-shot prompts use CLIP"
     encode_prompts: PromptEncoder | None = None
+    tower = "place"  # which runtime encoder a Ray actor loads to embed for it (prep.ray_engine)
 
     def __init__(self, name_or_path: str, device: str = "cpu") -> None:
         folder = model_folder(name_or_path)

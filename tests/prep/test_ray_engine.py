@@ -11,6 +11,7 @@ import pytest
 
 from core import PhotoIndex
 from prep.__main__ import main
+from prep.random_models import build_place_model
 from tests.helpers.bot import REPO
 from tests.helpers.cli import run, run_json, use_environment
 
@@ -23,8 +24,10 @@ def test_ray_fills_the_cache_with_the_local_engines_vectors(built_dataset, model
     broken = next((dataset.data_dir / "images").glob("*/*/")) / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
     monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "ray-artifacts"))
+    monkeypatch.setenv("PLACE_MODEL", str(build_place_model(tmp_path / "dinov2-small")))  # both towers on Ray
     report = run_json(main, ["build", "--engine", "ray"], capsys)
     assert report["embedded"] == report["photos"] > 0 and not report["up_to_date"]
+    assert report["place_model"] == "dinov2-small" and report["place_embedded"] == report["photos"]
     assert any(s["path"].endswith("broken.jpg") and "unreadable" in s["reason"] for s in report["skipped"])
     by_ray = PhotoIndex.load(tmp_path / "ray-artifacts")
     local = PhotoIndex.load(built_dataset.artifacts_dir)  # the same photos, embedded by the local loop
@@ -32,9 +35,9 @@ def test_ray_fills_the_cache_with_the_local_engines_vectors(built_dataset, model
     for row, photo in enumerate(local.photos):
         cosine = float(np.dot(ray_vectors[photo.sha256], local.vector(row)))
         assert cosine >= 0.999, (photo.path, cosine)
-    # The cache now holds them: the local engine embeds nothing.
+    # The cache now holds them, each tower's under its own key: the local engine embeds nothing.
     again = run_json(main, ["build", "--force"], capsys)
-    assert again["embedded"] == 0 and again["from_cache"] == again["photos"]
+    assert again["embedded"] == 0 and again["from_cache"] == again["photos"] and again["place_embedded"] == 0
 
 
 def test_engine_options_are_checked_before_anything_loads(built_dataset, model_dirs, monkeypatch, tmp_path, capsys):
