@@ -12,7 +12,7 @@ from PIL import Image
 
 from core.artifacts import ArtifactsError
 from core.build import BuildReport, build_index
-from core.calibration import DEFAULT_MATCH_PRECISION, text_threshold
+from core.calibration import DEFAULT_MATCH_PRECISION, Calibration, text_threshold
 from core.dataset import PhotoCredit
 from core.embedding_cache import ProgressFn
 from core.encoders import ImageEncoder, Runtime, TextEncoder, choose_runtime
@@ -106,9 +106,9 @@ def _place_encoder(runtime: Runtime, index: PhotoIndex) -> ImageEncoder | None:
     except GuideError as exc:  # the serving install has no torch, and the tower no ONNX export yet
         log.warning("%s: CLIP answers alone", exc)
         return None
-    manifest = index.manifest
     if encoder is None:
         return None
+    manifest = index.manifest
     both_known = encoder.fingerprint and manifest.place_fingerprint
     if encoder.model_name != built or (both_known and encoder.fingerprint != manifest.place_fingerprint):
         log.warning("PLACE_MODEL is not the place tower the index was built with: CLIP answers alone (`prep build`)")
@@ -245,7 +245,7 @@ class Guide:
             return self.recognize_vector(vector[0], index, near)
         clip = rank(index, vector[0], self.params, near, self.location_max_km)
         if clip_is_certain(index.calibration, clip):  # the place tower's time saved: CLIP is sure already
-            result = self.recognize_vector(vector[0], index, near)
+            result = self._answered(clip, vector[0], index, index.calibration)
             return replace(result, towers=(index.towers[0],), tower_answers={index.towers[0]: _tower_answer(clip)})
         # Decoded once, seen by both towers, then one fused answer (core.fusion).
         return self.recognize_fused(vector[0], self.place_encoder.encode_images([image])[0], index, place, near, clip)
@@ -263,31 +263,36 @@ class Guide:
         clip = clip or rank(index, vector, self.params, near, self.location_max_km)
         alone = rank(place, place_vector, self.params, near, self.location_max_km)
         calibration = index.fused_calibration
-        result = fuse(clip, alone, self.params, chosen_weight(calibration))
-        if not result.landmarks:
-            return result
-        if calibration is not None:
-            confidence = float(calibration.probabilities(fused_evidence(clip, alone)[None, :])[0])
-            precision = self.params.match_precision
-            result = replace(
-                result, confidence=confidence, match=confidence >= precision if precision else result.match
-            )
+        fused = fuse(clip, alone, self.params, chosen_weight(calibration))
+        result = self._answered(fused, vector, index, calibration, fused_evidence(clip, alone))
         answers = {name: _tower_answer(r) for name, r in zip(index.towers, (clip, alone), strict=True)}
-        result = replace(result, towers=tuple(index.towers), tower_answers=answers)
-        row = index.best_row(vector, result.landmarks[0].xid)
-        if row is None:
-            return result
-        return replace(result, matched_photo=str(index.photo_path(row, self.data_dir)), photo_credit=index.credit(row))
+        return replace(result, towers=tuple(index.towers), tower_answers=answers) if result.landmarks else result
 
     def recognize_vector(
         self, vector: np.ndarray, index: PhotoIndex | None = None, near: PhotoLocation | None = None
     ) -> Recognition:
         index = index or self._index
         result = rank(index, vector, self.params, near, self.location_max_km)
+        return self._answered(result, vector, index, index.calibration)
+
+    def _answered(
+        self,
+        result: Recognition,
+        vector: np.ndarray,
+        index: PhotoIndex,
+        calibration: Calibration | None,
+        features: np.ndarray | None = None,
+    ) -> Recognition:
+        """A ranked answer made final: P(right) from `calibration` (on `features`, else the vote's own
+        evidence) and the match it decides, then the top landmark's photo closest to the query."""
         if not result.landmarks:
             return result
-        if index.calibration is not None:
-            confidence = index.calibration.confidence(result)
+        if calibration is not None:
+            confidence = (
+                calibration.confidence(result)
+                if features is None
+                else float(calibration.probabilities(features[None, :])[0])
+            )
             precision = self.params.match_precision
             match = confidence >= precision if precision is not None else result.match
             result = replace(result, confidence=confidence, match=match)
