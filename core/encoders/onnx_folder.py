@@ -119,17 +119,28 @@ class OnnxManifest:
         Quantised vectors differ slightly from fp32/torch ones, and from another export's: they get keys of
         their own, so that an index never mixes two of them."""
         chosen, exported = self.choose("image", precision)
-        variant = f"{chosen}@{exported.sha256[:12]}" if chosen != "fp32" else ""
-        return cache_key_for(self.image_model, self.image_fingerprint, variant)
+        return exported_cache_key(self.image_model, self.image_fingerprint, chosen, exported)
 
     def choose(self, tower: str, precision: str | None = None) -> tuple[str, ExportedFile]:
         """The model file of `tower` at `precision`, or at the best one exported (int8 before fp32)."""
-        available = self.files.get(tower, {})
-        for candidate in (precision,) if precision else PRECISIONS:
-            if candidate in available:
-                return candidate, available[candidate]
-        wanted = f"{precision} {tower}" if precision else tower
-        raise OnnxModelsError(f"no {wanted} model in the ONNX manifest: {REEXPORT}")
+        return choose_file(self.files.get(tower, {}), precision, tower, f"the ONNX manifest: {REEXPORT}")
+
+
+def choose_file(
+    available: dict[str, ExportedFile], precision: str | None, tower: str, where: str
+) -> tuple[str, ExportedFile]:
+    """(precision, file) of an export: the one asked for, or the best exported (PRECISIONS' order)."""
+    for candidate in (precision,) if precision else PRECISIONS:
+        if candidate in available:
+            return candidate, available[candidate]
+    wanted = f"{precision} {tower}" if precision else tower
+    raise OnnxModelsError(f"no {wanted} model in {where}")
+
+
+def exported_cache_key(model: str, fingerprint: str, precision: str, exported: ExportedFile) -> str:
+    """The embedding-cache key of an export's vectors: quantised ones get keys of their own, by file."""
+    variant = f"{precision}@{exported.sha256[:12]}" if precision != "fp32" else ""
+    return cache_key_for(model, fingerprint, variant)
 
 
 def write_reference(model_dir: Path, reference: Reference) -> None:

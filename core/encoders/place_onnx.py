@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.encoders.base import cache_key_for, model_id, normalise_rows
-from core.encoders.onnx_folder import PRECISIONS, ExportedFile, OnnxModelsError, model_file
+from core.encoders.base import model_id, normalise_rows
+from core.encoders.onnx_folder import ExportedFile, OnnxModelsError, choose_file, exported_cache_key, model_file
 from core.preprocess import ClipPreprocessing
 
 PLACE_FOLDER = "place"
@@ -67,15 +67,10 @@ class PlaceManifest:
             raise OnnxModelsError(f"{path} is damaged ({exc}): {REEXPORT}") from None
 
     def choose(self, precision: str | None = None) -> tuple[str, ExportedFile]:
-        for candidate in (precision,) if precision else PRECISIONS:
-            if candidate in self.files:
-                return candidate, self.files[candidate]
-        raise OnnxModelsError(f"no {precision or ''} place tower model in {PLACE_MANIFEST}: {REEXPORT}")
+        return choose_file(self.files, precision, "place tower", f"{PLACE_MANIFEST}: {REEXPORT}")
 
     def cache_key(self, precision: str | None = None) -> str:
-        chosen, exported = self.choose(precision)
-        variant = f"{chosen}@{exported.sha256[:12]}" if chosen != "fp32" else ""
-        return cache_key_for(self.model, self.fingerprint, variant)
+        return exported_cache_key(self.model, self.fingerprint, *self.choose(precision))
 
     def matches(self, name_or_path: str) -> bool:
         """Whether this export is of PLACE_MODEL (by its name; the content is checked against the index)."""
