@@ -23,6 +23,7 @@ from core import (
     PhotoIndex,
     PhotoLocation,
     RankingParams,
+    Recognition,
     TextThresholds,
     chosen_weight,
     clip_is_certain,
@@ -138,6 +139,18 @@ def tower_figures(evaluation: Evaluation) -> dict[str, float]:
     return {"top1": evaluation.top1, "top5": evaluation.top5}
 
 
+def _loo_votes(
+    index: PhotoIndex, vectors: np.ndarray, start: int, params: RankingParams, hashes: list[str], extra: int
+) -> list[Recognition]:
+    """The votes of the indexed photos from row `start` (QUERY_BATCH of them), each searched without
+    itself and its `extra` at most exact copies (`hashes`: each row's content): one FAISS call a batch."""
+    similarities, rows = index.search(vectors[start : start + QUERY_BATCH], params.search_depth + extra)
+    return [
+        vote(*index.neighbours(sims, found, exclude_sha256=hashes[start + offset]), index.landmarks, params)
+        for offset, (sims, found) in enumerate(zip(similarities, rows, strict=True))
+    ]
+
+
 def evaluate_fused(index: PhotoIndex, place: PhotoIndex, params: RankingParams, show_progress: bool = False) -> dict:
     """Leave-one-out top-1/top-5 of the fused answer (core.fusion), on the same photos as each tower's."""
     clip_vectors, place_vectors = index.vectors(), place.vectors()
@@ -146,22 +159,12 @@ def evaluate_fused(index: PhotoIndex, place: PhotoIndex, params: RankingParams, 
     top1 = top5 = 0
     weight = chosen_weight(index.fused_calibration)
     for start in progress_over(range(0, len(index), QUERY_BATCH), "evaluate fused", enabled=show_progress):
-        depth = params.search_depth + extra
-        clip_found = index.search(clip_vectors[start : start + QUERY_BATCH], depth)
-        place_found = place.search(place_vectors[start : start + QUERY_BATCH], depth)
-        for offset in range(len(clip_found[0])):
-            query = start + offset
-            clip = vote(
-                *index.neighbours(clip_found[0][offset], clip_found[1][offset], hashes[query]), index.landmarks, params
-            )
-            alone = vote(
-                *place.neighbours(place_found[0][offset], place_found[1][offset], hashes[query]),
-                index.landmarks,
-                params,
-            )
+        clips = _loo_votes(index, clip_vectors, start, params, hashes, extra)
+        places = _loo_votes(place, place_vectors, start, params, hashes, extra)
+        for offset, (clip, alone) in enumerate(zip(clips, places, strict=True)):
             answer = clip if clip_is_certain(index.calibration, clip) else fuse(clip, alone, params, weight)
             ranked = [hit.xid for hit in answer.landmarks]
-            truth = index.photos[query].xid
+            truth = index.photos[start + offset].xid
             top1 += bool(ranked) and ranked[0] == truth
             top5 += truth in ranked
     return {"top1": top1 / len(index), "top5": top5 / len(index), "place_weight": weight}
@@ -180,11 +183,8 @@ def evaluate(
     precisions: list[float] = []
     correct_similarities: list[float] = []
     for start in progress_over(range(0, len(index), QUERY_BATCH), "evaluate", enabled=show_progress):
-        similarities, rows = index.search(vectors[start : start + QUERY_BATCH], params.search_depth + extra)
-        for offset, (sims, found) in enumerate(zip(similarities, rows, strict=True)):
+        for offset, result in enumerate(_loo_votes(index, vectors, start, params, hashes, extra)):
             query = start + offset
-            neighbours = index.neighbours(sims, found, exclude_sha256=hashes[query])
-            result = vote(*neighbours, index.landmarks, params)
             truth = index.photos[query].xid
             ranked = [hit.xid for hit in result.landmarks]
             top1 += bool(ranked) and ranked[0] == truth
