@@ -14,17 +14,15 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputMediaPhoto,
-    KeyboardButton,
     Message,
     PhotoSize,
-    ReplyKeyboardMarkup,
     Update,
 )
 from telegram.constants import ChatAction, FileSizeLimit, ParseMode
 from telegram.error import BadRequest
 
 from bot import feedback, walks
-from bot.cards import MORE_PREFIX, card_markup
+from bot.cards import MORE_PREFIX, card_markup, location_request
 from bot.context import GuideContext, incoming, pressed
 from bot.i18n import catalog
 from bot.logs import is_network_failure, short_failure
@@ -256,9 +254,7 @@ async def nearby(update: Update, context: GuideContext) -> None:
         await _answer_nearby(incoming(update), context, stored.lat, stored.lon)
         return
     lang_ = context.lang
-    button = KeyboardButton(text("nearby_button", lang_), request_location=True)
-    keyboard = ReplyKeyboardMarkup([[button]], resize_keyboard=True, one_time_keyboard=True)
-    await incoming(update).reply_text(text("nearby_ask", lang_), reply_markup=keyboard)
+    await incoming(update).reply_text(text("nearby_ask", lang_), reply_markup=location_request(lang_))
 
 
 async def location(update: Update, context: GuideContext) -> None:

@@ -17,15 +17,13 @@ from datetime import timedelta
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    KeyboardButton,
     Location,
     Message,
-    ReplyKeyboardMarkup,
     Update,
 )
 from telegram.constants import ParseMode
 
-from bot.cards import card_markup
+from bot.cards import card_markup, location_request
 from bot.context import GuideContext, incoming, pressed
 from bot.i18n import catalog
 from bot.photos import shareable_photo
@@ -48,9 +46,7 @@ async def walk(update: Update, context: GuideContext) -> None:
     where = context.recent_location()
     if where is None:
         context.state.wants_walk = True
-        button = KeyboardButton(text("nearby_button", context.lang), request_location=True)
-        keyboard = ReplyKeyboardMarkup([[button]], resize_keyboard=True, one_time_keyboard=True)
-        await message.reply_text(text("walk_ask", context.lang), reply_markup=keyboard)
+        await message.reply_text(text("walk_ask", context.lang), reply_markup=location_request(context.lang))
         return
     await answer_walk(message, context, where.lat, where.lon)
 
@@ -89,7 +85,7 @@ async def start_following(message: Message, context: GuideContext, where: Locati
     """A live location began: follow it, and bring the card of a sight the tourist already stands at."""
     given = where.live_period or 0
     period = given.total_seconds() if isinstance(given, timedelta) else float(given)
-    started = message.date.timestamp() if message.date else time.time()
+    started = _sent_at(message)
     point = (where.latitude, where.longitude, started)
     context.state.live = LiveSharing(message.message_id, started + period, (), point)
     reached = _reached(context, where.latitude, where.longitude)  # marked before any await: see live_moved
@@ -117,8 +113,7 @@ def _follow(message: Message, context: GuideContext) -> list[str]:
     live, where = context.state.live, message.location
     if live is None or live.message_id != message.message_id or where is None:
         return []  # not a sharing this bot follows (another message, or one from before /forget)
-    stamp = message.edit_date or message.date
-    at = stamp.timestamp() if stamp else time.time()
+    at = _sent_at(message)
     if where.live_period is None or at > live.until:
         context.state.live = None  # the sharing ended (its last edit has no live_period) or expired
         return []
@@ -132,6 +127,12 @@ def _follow(message: Message, context: GuideContext) -> list[str]:
     if not context.remember_location(where.latitude, where.longitude):
         return []
     return _reached(context, where.latitude, where.longitude)
+
+
+def _sent_at(message: Message) -> float:
+    """Unix time of a location: the edit's for a moved live location, else the message's."""
+    stamp = message.edit_date or message.date
+    return stamp.timestamp() if stamp else time.time()
 
 
 def _speed(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
