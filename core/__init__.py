@@ -56,6 +56,7 @@ from core.encoders import choose_runtime, model_id
 from core.enrichment import LANGS, SOURCE_LANG, Enrichment, LandmarkInfo, LandmarkText, transliterate
 from core.errors import GuideError
 from core.files import file_lock, read_text_tolerantly, set_aside, write_atomically
+from core.fresh_views import fresh_view_gap
 from core.fusion import chosen_weight, clip_is_certain, fuse
 from core.geo import EARTH_RADIUS_M, GeoPoint, Nearby, distance_m, landmark_point
 from core.imaging import (
@@ -181,6 +182,7 @@ __all__ = [
     "chosen_weight",
     "clip_is_certain",
     "file_lock",
+    "fresh_view_gap",
     "fuse",
     "has_index",
     "is_safe_name",

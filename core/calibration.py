@@ -1,8 +1,12 @@
 """How often the top answer is right, from the evidence of its vote: fitted on the index at build time.
 
 Two kinds of query come from the dataset itself, embedded already:
-- **known** (leave-one-out): a sampled indexed photo, searched without its own copies — a tourist's
-  photo of a landmark the guide knows; right when the top landmark is its own;
+- **known** (leave-view-out): a sampled indexed photo, searched without its own copies and without its
+  view — the photos of its landmark at least VIEW_SIMILARITY alike (re-encodes, crops, bursts of the
+  same shot). A tourist's photo is a fresh view: searched with its near-duplicates left in, a dataset
+  photo finds its twin and looks surer than a tourist's ever does, and a fit on such queries is timid
+  on fresh photos (issue #34; `prep eval`'s "fresh views" measures the gap). A landmark photographed
+  from one view only keeps leave-one-out queries. Right when the top landmark is its own;
 - **unknown** (leave-landmark-out): a photo of a held-out landmark, searched without any photo of
   that landmark — a landmark the guide does not know; the top answer is always wrong there, and
   the right reply is "not sure".
@@ -36,7 +40,7 @@ import numpy as np
 from core.catalog import Landmark
 from core.ranking import RankingParams, Recognition, vote
 
-# Known (leave-one-out) queries at most: ~2 s of FAISS on 12.5 k photos, plenty for 4 parameters.
+# Known (leave-view-out) queries at most: ~2 s of FAISS on 12.5 k photos, plenty for 4 parameters.
 KNOWN_QUERIES = 2000
 # Queries searched in one FAISS call (a flat index answers a batch ~as fast as one query).
 QUERY_BATCH = 256
@@ -45,6 +49,12 @@ QUERY_BATCH = 256
 UNKNOWN_LANDMARK_SHARE = 0.2
 MAX_UNKNOWN_LANDMARKS = 400
 UNKNOWN_PHOTOS_PER_LANDMARK = 5
+# Photos of one landmark at least this alike (CLIP image cosine) are one view of it: re-encodes, crops,
+# bursts of one shot — 0.95–0.99 is where near-duplicate cuts on CLIP embeddings sit; different shots of a
+# building fall below. Views are read from CLIP's vectors, so both towers' queries hide the same photos.
+VIEW_SIMILARITY = 0.95
+# Spare neighbours a query's search fetches beyond the vote's depth for its exact copies.
+SPARE_FOR_COPIES = 8
 # Weight of unknown queries in the fit and the figures (see the module docstring).
 UNKNOWN_SHARE = 0.3
 # Fewer queries of either kind than this: no calibration (the fixed MATCH_THRESHOLD serves).
@@ -162,10 +172,10 @@ class Queries:
 
     @property
     def weight(self) -> np.ndarray:
-        return _weights(self.unknown)
+        return weights_of(self.unknown)
 
 
-def _weights(unknown: np.ndarray) -> np.ndarray:
+def weights_of(unknown: np.ndarray) -> np.ndarray:
     """Unknown queries weigh UNKNOWN_SHARE in all, known ones the rest (mean weight 1)."""
     share = np.where(unknown, UNKNOWN_SHARE / max(1, unknown.sum()), (1 - UNKNOWN_SHARE) / max(1, (~unknown).sum()))
     return share * len(unknown)
@@ -187,9 +197,10 @@ def calibrate(
     vectors: np.ndarray,
     landmarks: Mapping[str, Landmark],
     params: RankingParams,
+    view_similarity: float | None = VIEW_SIMILARITY,
 ) -> Calibration | None:
     """Fit the calibration on the index's own photos (None when there are too few to say anything)."""
-    queries = collect_queries(search, row_xids, row_sha256, vectors, landmarks, params)
+    queries = collect_queries(search, row_xids, row_sha256, vectors, landmarks, params, view_similarity)
     return None if queries is None else fit(queries)
 
 
@@ -200,9 +211,12 @@ def collect_queries(
     vectors: np.ndarray,
     landmarks: Mapping[str, Landmark],
     params: RankingParams,
+    view_similarity: float | None = VIEW_SIMILARITY,
 ) -> Queries | None:
-    """Known (leave-one-out) and unknown (leave-landmark-out) queries with their votes' evidence."""
-    sampled = sample_queries(row_xids)
+    """Known (leave-view-out) and unknown (leave-landmark-out) queries with their votes' evidence;
+    `view_similarity` None: known queries hide their exact copies only (leave-one-out, as `prep eval`
+    compares)."""
+    sampled = sample_queries(row_xids, vectors, view_similarity)
     if sampled is None:
         return None
     queries, unknown = sampled
@@ -216,9 +230,14 @@ def collect_queries(
     return Queries(np.array(features), np.array(right, dtype=float), unknown)
 
 
-def sample_queries(row_xids: Sequence[str]) -> tuple[list[tuple[int, int]], np.ndarray] | None:
-    """The calibration's queries as (row, hidden): hidden > 0 for a held-out landmark's photo (that many
-    rows of its landmark to skip), with which of them are unknown; None when there are too few."""
+Query = tuple[int, frozenset[int]]  # an indexed photo's row, and the rows its search must not see
+
+
+def sample_queries(
+    row_xids: Sequence[str], vectors: np.ndarray, view_similarity: float | None = VIEW_SIMILARITY
+) -> tuple[list[Query], np.ndarray] | None:
+    """The calibration's queries as (row, hidden rows) — a known photo hides its view, a held-out
+    landmark's photo every photo of its landmark — with which of them are unknown; None when too few."""
     rng = np.random.default_rng(SEED)
     by_xid = _rows_by_xid(row_xids)
     held_out = _held_out(by_xid, rng)
@@ -229,9 +248,23 @@ def sample_queries(row_xids: Sequence[str]) -> tuple[list[tuple[int, int]], np.n
     ]
     if len(known_rows) < MIN_QUERIES or len(unknown_rows) < MIN_QUERIES:
         return None
-    counts = {xid: len(rows) for xid, rows in by_xid.items()}
-    queries = [(row, 0) for row in known_rows] + [(row, counts[row_xids[row]]) for row in unknown_rows]
+    hidden = {xid: frozenset(by_xid[xid]) for xid in held_out}
+    queries = [(row, view_of(row, by_xid[row_xids[row]], vectors, view_similarity)) for row in known_rows]
+    queries += [(row, hidden[row_xids[row]]) for row in unknown_rows]
     return queries, np.array([False] * len(known_rows) + [True] * len(unknown_rows))
+
+
+def view_of(
+    row: int, landmark_rows: Sequence[int], vectors: np.ndarray, view_similarity: float | None
+) -> frozenset[int]:
+    """The photos of `row`'s landmark in its view (at least `view_similarity` alike, itself included);
+    none when that is all of them — a landmark seen from one view keeps a leave-one-out query."""
+    if view_similarity is None:
+        return frozenset()
+    others = np.asarray(landmark_rows)
+    alike = np.asarray(vectors[others], dtype=np.float32) @ np.asarray(vectors[row], dtype=np.float32)
+    view = frozenset(int(r) for r in others[alike >= view_similarity]) | {row}
+    return frozenset() if len(view) == len(others) else view
 
 
 def fit(queries: Queries) -> Calibration:
@@ -248,7 +281,7 @@ def fit(queries: Queries) -> Calibration:
         known_queries=int((~queries.unknown).sum()),
         unknown_queries=int(queries.unknown.sum()),
         known_accuracy=float(y[~queries.unknown].mean()),
-        reliability=_reliability(held_out_p, y, weight),
+        reliability=reliability(held_out_p, y, weight),
         curve=_curve(held_out_p, y, weight),
         features=queries.names,
     )
@@ -256,7 +289,12 @@ def fit(queries: Queries) -> Calibration:
 
 def expected_calibration_error(calibration: Calibration) -> float:
     """|predicted − observed| per reliability bin, weighted by the bin's share (held-out queries)."""
-    return sum(share * abs(predicted - observed) for predicted, observed, share in calibration.reliability)
+    return reliability_error(calibration.reliability)
+
+
+def reliability_error(bins: Sequence[tuple[float, float, float]]) -> float:
+    """The expected calibration error of (mean predicted, observed, share) bins."""
+    return float(sum(share * abs(predicted - observed) for predicted, observed, share in bins))
 
 
 def _rows_by_xid(row_xids: Sequence[str]) -> dict[str, list[int]]:
@@ -277,26 +315,26 @@ def _held_out(by_xid: Mapping[str, list[int]], rng: np.random.Generator) -> set[
 
 def votes(
     search: SearchFn,
-    batch: list[tuple[int, int]],
+    batch: list[Query],
     row_xids: Sequence[str],
     row_sha256: Sequence[str],
     vectors: np.ndarray,
     landmarks: Mapping[str, Landmark],
     params: RankingParams,
 ) -> list[Recognition]:
-    """The vote for each (row, hidden) of `batch`: the photo at `row` searched without its own copies and,
-    when `hidden` > 0, without any of its landmark's `hidden` photos (the landmark plays unknown). They are
+    """The vote for each (row, hidden) of `batch`: the photo at `row` searched without its own copies and
+    without the `hidden` rows (its view, or its whole landmark when the landmark plays unknown). They are
     skipped in a search that many rows deeper, never found by scanning the index: a query's work stays
     k + hidden rows at any size. One search serves the batch at its deepest; each query keeps the depth
     it would have had alone, so the votes are those of single searches."""
-    depths = [params.search_depth + (hidden if hidden else 8) for _, hidden in batch]
+    depths = [params.search_depth + len(hidden) + SPARE_FOR_COPIES for _, hidden in batch]
     rows = [row for row, _ in batch]
     similarities, found = search(np.ascontiguousarray(vectors[rows]), min(max(depths), len(row_xids)))
     results = []
     for i, ((row, hidden), depth) in enumerate(zip(batch, depths, strict=True)):
-        own, sims, xids = row_xids[row], [], []
+        sims, xids = [], []
         for s, r in zip(similarities[i][:depth], found[i][:depth], strict=True):
-            if r < 0 or row_sha256[r] == row_sha256[row] or (hidden and row_xids[r] == own):
+            if r < 0 or r in hidden or row_sha256[r] == row_sha256[row]:
                 continue
             sims.append(float(s))
             xids.append(row_xids[r])
@@ -336,7 +374,8 @@ def cross_validated(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.ndar
     return predicted
 
 
-def _reliability(p: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[tuple[float, float, float], ...]:
+def reliability(p: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple[tuple[float, float, float], ...]:
+    """(mean predicted, observed right, share of the weight) per tenth of predicted probability."""
     bins = np.minimum((p * RELIABILITY_BINS).astype(int), RELIABILITY_BINS - 1)
     rows = []
     for b in range(RELIABILITY_BINS):
@@ -450,7 +489,7 @@ def calibrate_text(
             if row >= 0 and not (unknown[i] and row_xids[row] == xid):
                 best[i], right[i] = similarity, row_xids[row] == xid
                 break
-    weight = _weights(unknown)
+    weight = weights_of(unknown)
     return TextCalibration(
         known_queries=int((~unknown).sum()),
         unknown_queries=int(unknown.sum()),

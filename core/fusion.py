@@ -96,7 +96,7 @@ def calibrate_fused(
     """P(the fused top answer is right) from both towers' evidence, on CLIP's own queries — those whose
     CLIP answer is not already certain (CLIP_CERTAIN), the only ones a fused answer is given for, while
     enough of each kind remain."""
-    sampled = sample_queries(row_xids)
+    sampled = sample_queries(row_xids, clip_vectors)
     if sampled is None:
         return None
     queries, unknown = sampled

@@ -309,7 +309,14 @@ def apply(args: argparse.Namespace, settings: Settings) -> ApplyReport:
 
 def evaluate(args: argparse.Namespace, settings: Settings):
     from core import DEFAULT_SEARCH_DEPTH, PhotoIndex, RankingParams
-    from prep.evaluate import calibration_report, evaluate_fused, geo_evaluation, plot_calibration, tower_figures
+    from prep.evaluate import (
+        calibration_report,
+        evaluate_fused,
+        fresh_view_report,
+        geo_evaluation,
+        plot_calibration,
+        tower_figures,
+    )
     from prep.evaluate import evaluate as run_evaluation
 
     if args.geo_noise is not None and not 0 <= args.geo_noise <= 100_000:
@@ -339,7 +346,8 @@ def evaluate(args: argparse.Namespace, settings: Settings):
                 },
             )
         report = calibration_report(index, params, settings.text_match_threshold, settings.match_precision)
-        result = replace(result, calibration=report)
+        fresh = fresh_view_report(index, params, settings.match_precision)
+        result = replace(result, calibration=report, fresh_views=fresh)
         if args.plot is not None:
             plot_calibration(index, args.plot, settings.match_precision)
         if args.geo_noise is not None:

@@ -27,6 +27,7 @@ from core import (
     TextThresholds,
     chosen_weight,
     clip_is_certain,
+    fresh_view_gap,
     fuse,
     landmark_point,
     rank,
@@ -59,6 +60,8 @@ class Evaluation:
     calibration: dict | None = None
     # With the place tower (PLACE_MODEL): each photo tower alone, {model: {"top1", "top5"}}.
     towers: dict | None = None
+    # The calibration on views it never saw (core.fresh_views): fitted on rows vs on views.
+    fresh_views: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -121,6 +124,8 @@ class Evaluation:
                         f"{pct(c['text_expected_precision'])} / {pct(c['text_expected_coverage'])}",
                     )
                 )
+        if (f := self.fresh_views) is not None:
+            rows += _fresh_view_rows(f, pct)
         if self.towers:
             rows.append(("each photo tower alone, and fused:", "top-1 / top-5"))
             rows += [(f"  {name}", f"{pct(f['top1'])} / {pct(f['top5'])}") for name, f in self.towers.items()]
@@ -133,6 +138,44 @@ class Evaluation:
             ]
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+FIT_NAMES = {"rows": "fitted leave-one-out (before)", "views": "fitted leave-view-out (built)"}
+
+
+def _fresh_view_rows(report: dict, pct) -> list[tuple[str, str]]:
+    """The fresh-view gap: what each fit promised the known landmarks' fresh photos, and what it gave."""
+    if report["unmeasured"]:
+        return [("calibration on fresh views", f"not measured: {report['unmeasured']}")]
+    target = f"P ≥ {report['match_precision']:.2f}"
+    rows = [
+        (
+            f"calibration on fresh views ({report['views']} views; "
+            f"{report['fresh_known']} + {report['fresh_unknown']} unknown photos held out):",
+            f"P said / right · error · match at {target} (precision) · reachable",
+        )
+    ]
+    for name, fit in report["fits"].items():
+        rows.append(
+            (
+                f"  {FIT_NAMES.get(name, name)}",
+                f"{pct(fit['predicted'])} / {pct(fit['observed'])} · {fit['calibration_error']:.3f} · "
+                f"{pct(fit['coverage'])} ({pct(fit['precision'])}) · {pct(fit['reachable_coverage'])}",
+            )
+        )
+    return rows
+
+
+def fresh_view_report(index: PhotoIndex, params: RankingParams, match_precision: float) -> dict:
+    """core.fresh_views on the index's own vectors (no photo decoded)."""
+    return fresh_view_gap(
+        index.vectors(),
+        [p.xid for p in index.photos],
+        [p.sha256 for p in index.photos],
+        index.landmarks,
+        params,
+        match_precision,
+    ).to_dict()
 
 
 def tower_figures(evaluation: Evaluation) -> dict[str, float]:

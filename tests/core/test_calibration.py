@@ -164,7 +164,13 @@ def test_the_calibrations_work_is_bounded_at_any_index_size() -> None:
     """Issue #35: every unknown query scanned all rows, and their number grew with the landmarks (a fifth of
     them): minutes at 1 M rows, hours at 10 M. Now at most KNOWN_QUERIES + MAX_UNKNOWN_LANDMARKS × 5 queries,
     each k + its own landmark's photos deep."""
-    from core.calibration import KNOWN_QUERIES, MAX_UNKNOWN_LANDMARKS, UNKNOWN_PHOTOS_PER_LANDMARK, collect_queries
+    from core.calibration import (
+        KNOWN_QUERIES,
+        MAX_UNKNOWN_LANDMARKS,
+        SPARE_FOR_COPIES,
+        UNKNOWN_PHOTOS_PER_LANDMARK,
+        collect_queries,
+    )
     from core.catalog import Landmark
 
     landmarks_n, per = 20_000, 3
@@ -184,4 +190,4 @@ def test_the_calibrations_work_is_bounded_at_any_index_size() -> None:
     unknown = MAX_UNKNOWN_LANDMARKS * min(per, UNKNOWN_PHOTOS_PER_LANDMARK)
     assert queries is not None and queries.unknown.sum() == unknown
     assert sum(n for n, _ in asked) == KNOWN_QUERIES + unknown and len(asked) < 20  # in batches
-    assert max(k for _, k in asked) <= params.search_depth + max(8, per)
+    assert max(k for _, k in asked) <= params.search_depth + per + SPARE_FOR_COPIES

@@ -1,4 +1,5 @@
 import pytest
+from PIL import Image
 
 from prep.__main__ import main
 from tests.helpers.cli import run, run_json, use_environment
@@ -135,3 +136,31 @@ def test_operating_points_that_coincide_share_one_label_on_the_plot() -> None:
     _label_points(axes, [(0.55, 1.0, "P≥0.50"), (0.55, 1.0, "P≥0.70"), (0.56, 1.0, "P≥0.80"), (0.9, 0.6, "P≥0.95")])
     assert sorted(t.get_text() for t in axes.texts) == ["P≥0.50, 0.70, 0.80", "P≥0.95"]
     plt.close(figure)
+
+
+def test_eval_measures_the_calibration_on_views_it_never_saw(monkeypatch, tmp_path, model_dirs, capsys) -> None:
+    """Issue #34: the gap between the confidence given to fresh views and how often they are right,
+    for a fit on rows (before) and on views (as built). Each landmark here is shot from three
+    viewpoints (three scenes the tiny model tells apart), three near-duplicate shots each."""
+    from prep.ingest import ingest
+    from tests.helpers.datagen import make_raw_dataset, scene
+    from tests.helpers.models import BuiltDataset
+
+    def viewpoint(landmark: int, shot: int) -> Image.Image:
+        return scene(5_000 + 3 * landmark + shot % 3, shot)
+
+    names = make_raw_dataset(tmp_path / "raw", {"EKB": 12, "NN": 8}, 9, view=viewpoint)
+    ingest(tmp_path / "raw", tmp_path / "data", show_progress=False)
+    use_environment(
+        monkeypatch, tmp_path, BuiltDataset(tmp_path / "raw", tmp_path / "data", tmp_path / "a", names), model_dirs
+    )
+    run_json(main, ["build"], capsys)
+    fresh = run_json(main, ["eval", "--no-text"], capsys)["fresh_views"]
+    assert fresh["unmeasured"] is None and fresh["views"] > 20 and fresh["match_precision"] == 0.9
+    assert fresh["fresh_known"] > 0 and fresh["fresh_unknown"] > 0
+    assert set(fresh["fits"]) == {"rows", "views"}
+    for fit in fresh["fits"].values():
+        assert 0 <= fit["predicted"] <= 1 and 0 <= fit["observed"] <= 1 and 0 <= fit["coverage"] <= 1
+        assert fit["reachable_coverage"] >= 0 and fit["calibration_error"] >= 0
+    code, out, _ = run(main, ["eval", "--no-text"], capsys)
+    assert code == 0 and "calibration on fresh views" in out and "fitted leave-view-out (built)" in out
