@@ -53,7 +53,9 @@ def _artifacts(work: Path, runtime: str) -> Path:
     return artifacts
 
 
-def _env(work: Path, runtime: str, workers: int, threads: int, fake_url: str, state: Path) -> dict[str, str]:
+def _env(
+    work: Path, runtime: str, workers: int, threads: int, fake_url: str, state: Path, overrides: dict[str, str]
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ADMIN_"))}
     env.update(
         TELEGRAM_BOT_TOKEN="123456:BENCHMARK",
@@ -74,7 +76,7 @@ def _env(work: Path, runtime: str, workers: int, threads: int, fake_url: str, st
         LOG_LEVEL="WARNING",
         PYTHONPATH=str(REPO),
     )
-    return env
+    return env | overrides
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -84,7 +86,10 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def measure(work: Path, runtime: str, config: tuple[int, int, int], photos: int) -> dict:
+async def measure(
+    work: Path, runtime: str, config: tuple[int, int, int], photos: int, overrides: dict[str, str] | None = None
+) -> dict:
+    """One configuration's figures; `overrides`: environment the bot gets besides (another index, PLACE_MODEL)."""
     from tests.helpers.fake_telegram import FakeTelegram
 
     cpus, workers, threads = config
@@ -100,7 +105,7 @@ async def measure(work: Path, runtime: str, config: tuple[int, int, int], photos
         sys.executable,
         "-m",
         "bot",
-        env=_env(work, runtime, workers, threads, fake.url, state),
+        env=_env(work, runtime, workers, threads, fake.url, state, overrides or {}),
         cwd=state,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,

@@ -36,8 +36,8 @@ from core.ranking import LandmarkHit, RankingParams, Recognition
 PLACE_WEIGHT = 0.5
 # The shares a build tries, on the calibration's known queries.
 PLACE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-# CLIP's own calibrated P(right) from which the place tower is not run at all: such answers are right at
-# least this often already, and its ~50 ms a photo (2 vCPU, int8: 2.4× CLIP's) are saved. The fused vote
+# CLIP's own calibrated P(right) from which the place tower's answer is not waited for (nor run, when it has
+# not started): such answers are right at least this often already, and CLIP's time is the answer's. The fused vote
 # and its calibration are fitted on the other queries, the ones it is used for.
 CLIP_CERTAIN = 0.95
 

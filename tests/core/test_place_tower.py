@@ -192,6 +192,7 @@ def test_the_serving_runtime_answers_with_both_towers_from_their_onnx_exports(
 ) -> None:
     import logging
     import shutil
+    import threading
 
     from core import Guide, Settings, build_index
     from core.encoders import OnnxPlaceEncoder
@@ -221,5 +222,15 @@ def test_the_serving_runtime_answers_with_both_towers_from_their_onnx_exports(
         guide = Guide.from_settings(settings)
     assert isinstance(guide.place_encoder, OnnxPlaceEncoder)  # int8 on ONNX Runtime: what the bot serves
     assert "come from" in caplog.text  # built on torch, served int8: said, and served
+    threads: list[str] = []
+    place_encode = guide.place_encoder.encode_images
+
+    def spied(images):  # the real tower, noting the thread it runs on
+        threads.append(threading.current_thread().name)
+        return place_encode(images)
+
+    guide.place_encoder.encode_images = spied  # type: ignore[method-assign]
     result = guide.recognize(jpeg_bytes(scene(3, 77, (640, 480))))  # a new view: CLIP alone is not sure
     assert result.towers == ("clip-ViT-B-32", "dinov2-small") and result.confidence is not None
+    # The tower ran beside CLIP, on its own thread, not after it on the caller's (its time overlaps CLIP's).
+    assert len(threads) == 1 and threads[0].startswith("place-tower") and threads[0] != threading.current_thread().name
