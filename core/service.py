@@ -64,7 +64,11 @@ class PhotoHit:
 
 
 def _build_first_index(
-    settings: Settings, image_encoder: ImageEncoder, text_encoder: TextEncoder, progress: ProgressFn | None
+    settings: Settings,
+    image_encoder: ImageEncoder,
+    text_encoder: TextEncoder,
+    place_encoder: ImageEncoder | None,
+    progress: ProgressFn | None,
 ) -> PhotoIndex:
     if not settings.data_dir.is_dir():
         raise ArtifactsError(
@@ -79,8 +83,18 @@ def _build_first_index(
         text_model=text_encoder.model_name,
         text_encoder=text_encoder,
         progress=progress,
+        place_encoder=place_encoder,
     )
     return PhotoIndex.load(settings.artifacts_dir)
+
+
+def _loaded_place_encoder(runtime: Runtime) -> ImageEncoder | None:
+    """PLACE_MODEL's tower, or None — off, or not loadable here (said in one line: CLIP answers alone)."""
+    try:
+        return runtime.place_encoder()
+    except GuideError as exc:  # e.g. the serving install has no torch, and the tower no ONNX export yet
+        log.warning("%s: CLIP answers alone", exc)
+        return None
 
 
 def _tower_answer(result: Recognition) -> dict[str, object]:
@@ -91,9 +105,9 @@ def _tower_answer(result: Recognition) -> dict[str, object]:
     return {"xid": top.xid, "score": round(top.score, 4), "best_similarity": round(top.similarity, 4)}
 
 
-def _place_encoder(runtime: Runtime, index: PhotoIndex) -> ImageEncoder | None:
+def _place_encoder(runtime: Runtime, index: PhotoIndex, loaded: ImageEncoder | None = None) -> ImageEncoder | None:
     """The place tower when PLACE_MODEL asks for it and the index holds its vectors; otherwise CLIP answers
-    alone, and a mismatch between the two is said in one line."""
+    alone, and a mismatch between the two is said in one line. `loaded`: the tower already in memory."""
     wanted, built = runtime.settings.place_tower, index.manifest.place_model
     if wanted is None:
         if built:
@@ -102,11 +116,7 @@ def _place_encoder(runtime: Runtime, index: PhotoIndex) -> ImageEncoder | None:
     if not built:
         log.warning("PLACE_MODEL is set but the index was built without it: CLIP answers alone (`prep build`)")
         return None
-    try:
-        encoder = runtime.place_encoder()
-    except GuideError as exc:  # the serving install has no torch, and the tower no ONNX export yet
-        log.warning("%s: CLIP answers alone", exc)
-        return None
+    encoder = loaded or _loaded_place_encoder(runtime)
     if encoder is None:
         return None
     manifest = index.manifest
@@ -174,10 +184,10 @@ class Guide:
         if runtime.fallback:
             log.warning("%s", runtime.fallback)
         image_encoder = runtime.image_encoder()
-        text_encoder = None
+        text_encoder = place = None
         if index is None:  # the build calibrates text search too: the text model is needed first
-            text_encoder = runtime.text_encoder()
-            index = _build_first_index(settings, image_encoder, text_encoder, progress)
+            text_encoder, place = runtime.text_encoder(), _loaded_place_encoder(runtime)
+            index = _build_first_index(settings, image_encoder, text_encoder, place, progress)
         # Check the index before loading the second model: a mismatch is then reported at once.
         index.check_models(image_encoder.model_name, fingerprint=image_encoder.fingerprint)
         if index.manifest.image_vectors and index.manifest.image_vectors != image_encoder.cache_key:
@@ -187,7 +197,7 @@ class Guide:
                 image_encoder.cache_key,
             )
         text_encoder = text_encoder or runtime.text_encoder()
-        place_encoder = _place_encoder(runtime, index)
+        place_encoder = _place_encoder(runtime, index, place)
         return cls(
             index,
             image_encoder,

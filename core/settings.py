@@ -24,6 +24,9 @@ DEFAULT_LOCATION_MAX_KM = 10.0
 
 DEFAULT_IMAGE_MODEL = "clip-ViT-B-32"
 DEFAULT_TEXT_MODEL = "clip-ViT-B-32-multilingual-v1"
+# The place tower (issue #34): DINOv2 ViT-S/14, Apache-2.0, 21 M parameters — on published photo → photo
+# benchmarks it tells buildings apart far better than CLIP B/32 (docs/benchmarks.md).
+DEFAULT_PLACE_MODEL = "facebook/dinov2-small"
 DEFAULT_DATA_DIR = Path("data")
 DEFAULT_ARTIFACTS_DIR = Path("artifacts")
 DEFAULT_LOG_LEVEL = "INFO"
@@ -159,10 +162,9 @@ class Settings:
     # Threads one inference may use. None: every usable CPU (prep, the query CLI); the bot gives each
     # of its workers a share.
     inference_threads: int | None = None
-    # The place tower (issue #34, in progress): a DINOv2 model (Hub name or folder in the Hub's layout) whose
-    # second index `prep build` keeps beside CLIP's and `prep eval` measures side by side; "none": off.
-    # Not in answers yet (the fused vote is the next step), so off by default.
-    place_model: str = "none"
+    # The place tower (issue #34, core.fusion): a DINOv2 model (Hub name or folder in the Hub's layout)
+    # embedded by `prep build` beside CLIP and fused into photo answers; "none": CLIP alone.
+    place_model: str = DEFAULT_PLACE_MODEL
     # Piper voices (`<voice>.onnx` + `.onnx.json`, one per language) that narrate instead of espeak-ng.
     voices_dir: Path | None = None
     # The espeak-ng program: the default voice of every language, and the phonemiser of Piper voices.
@@ -215,6 +217,6 @@ class Settings:
             location_max_km=env.number("LOCATION_MAX_KM", DEFAULT_LOCATION_MAX_KM, 0, 20_000),
             inference_threads=env.whole("INFERENCE_THREADS", 0, 0, 1024) or None,
             voices_dir=env.path("VOICES_DIR"),
-            place_model=env.text("PLACE_MODEL", "none"),
+            place_model=env.text("PLACE_MODEL", DEFAULT_PLACE_MODEL),
             espeak_binary=env.text("ESPEAK_NG", "espeak-ng"),
         )

@@ -127,6 +127,7 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
             if report is not None:
                 return report
         runtime = choose_runtime(settings, args.device)
+        place = runtime.place_encoder()  # PLACE_MODEL first: one that cannot load stops the build before CLIP loads
         encoder = runtime.image_encoder()
         text_encoder = runtime.text_encoder()  # the build calibrates text search on the dataset's names
         return build_index(
@@ -139,7 +140,7 @@ def build(args: argparse.Namespace, settings: Settings) -> BuildReport:
             force=args.force,
             index_kind=args.index,
             embed=embed,
-            place_encoder=runtime.place_encoder(),  # PLACE_MODEL: a second index beside CLIP's (issue #34)
+            place_encoder=place,  # PLACE_MODEL: a second index beside CLIP's (issue #34)
         )
     finally:
         progress.close()
@@ -400,12 +401,14 @@ class ExportReport:
 def export_onnx(args: argparse.Namespace, settings: Settings) -> ExportReport:
     import warnings
 
-    from core.encoders import PLACE_FOLDER
+    from core.encoders import PLACE_FOLDER, place_model_folder
     from prep.export_onnx import export, export_place
 
     out = args.out or settings.onnx_dir
     progress = StageProgress(enabled=not args.json)
     try:
+        if settings.place_tower is not None:  # fetched (or refused) before any export work is done
+            place_model_folder(settings.place_tower)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's tracer warnings are about code paths we do not use
             results = export(settings.image_model, settings.text_model, out, int8=args.int8, progress=progress)

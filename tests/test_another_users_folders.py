@@ -55,6 +55,7 @@ def setup(built_dataset: BuiltDataset, model_dirs: ModelDirs, tmp_path: Path):
         ARTIFACTS_DIR=str(dataset.artifacts_dir),
         IMAGE_MODEL=str(model_dirs.clip),
         TEXT_MODEL=str(model_dirs.text),
+        PLACE_MODEL="none",  # no DINOv2 weights here; what is tested is the folders
         MODEL_DIR=str(tmp_path / "models"),
         HEALTH_FILE=str(tmp_path / "alive"),
     )

@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import pytest
 import yaml
 
+from prep.export_onnx import export_place
+from prep.random_models import build_place_model
 from tests.helpers.bot import REPO, TOKEN
 from tests.helpers.models import BuiltDataset, ModelDirs
 
@@ -86,11 +89,16 @@ def test_every_step_of_the_guide_runs_with_composes_own_environment(
     root = tmp_path / "root"
     _lay_out_root(root, built_dataset.raw_dir)
     shutil.copytree(onnx_dir, root / "models" / "onnx")  # `docker compose run --rm prep export-onnx --int8`
+    place = build_place_model(tmp_path / "dinov2-small")  # PLACE_MODEL is on by default: exported with CLIP
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's warnings are about code paths the tower does not take
+        export_place(str(place), root / "models" / "onnx" / "place", int8=True)
     dot_env = {  # what the admin's .env holds (the models are the tiny stand-ins)
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "ADMIN_IDS": "1",
         "IMAGE_MODEL": str(model_dirs.clip),
         "TEXT_MODEL": str(model_dirs.text),
+        "PLACE_MODEL": str(place),
         "MEMORY_LIMIT_MB": "700",  # what the container's cgroup says under compose's mem_limit
     }
     tools, prep, bot = (Container(root, name, dot_env) for name in ("tools", "prep", "bot"))
@@ -107,6 +115,7 @@ def test_every_step_of_the_guide_runs_with_composes_own_environment(
         assert result.returncode == 0, (argv, result.stderr[-2000:])
         assert "Traceback" not in result.stderr
     assert (root / "state" / "contributions").is_dir() and (root / "artifacts" / "current").exists()
+    assert (root / "artifacts" / "current" / "place").is_dir()  # the serving install built both towers' indexes
     assert not any((root / "app").iterdir())  # nothing was (or could be) written outside the volumes
 
 

@@ -43,7 +43,7 @@ from core.encoders.parity import (
     parity_images,
 )
 from core.encoders.place_onnx import PLACE_FOLDER, OnnxPlaceEncoder, PlaceManifest, place_model_file
-from core.encoders.place_torch import TorchPlaceEncoder
+from core.encoders.place_torch import TorchPlaceEncoder, place_model_folder
 
 __all__ = [
     "PLACE_FOLDER",
@@ -51,6 +51,7 @@ __all__ = [
     "PlaceManifest",
     "TorchPlaceEncoder",
     "place_model_file",
+    "place_model_folder",
     "DEVICES",
     "GPU_IMAGE_BATCH",
     "resolve_device",

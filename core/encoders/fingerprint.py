@@ -50,6 +50,11 @@ def model_folder(name_or_path: str) -> Path | None:
     return None
 
 
+def hub_cache() -> Path:
+    """Where a model downloaded now goes: the first Hugging Face cache `model_folder` looks in."""
+    return _hub_caches()[0]
+
+
 def _hub_caches() -> list[Path]:
     home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")).expanduser()
     caches = [Path(os.environ["HF_HUB_CACHE"]).expanduser()] if os.environ.get("HF_HUB_CACHE") else []

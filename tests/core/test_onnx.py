@@ -194,6 +194,12 @@ def test_export_cli(model_dirs, tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("IMAGE_MODEL", str(model_dirs.clip))
     monkeypatch.setenv("TEXT_MODEL", str(model_dirs.text))
+    monkeypatch.delenv("PLACE_MODEL", raising=False)
+    # The default place tower (facebook/dinov2-small) cannot be downloaded here: one line naming it, nothing written.
+    code, _, err = run(main, ["export-onnx", "--out", str(tmp_path / "m"), "--json"], capsys)
+    assert code == 2 and "PLACE_MODEL" in err and "facebook/dinov2-small" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m" / "place").exists()
+    monkeypatch.setenv("PLACE_MODEL", "none")
     code, out, _ = run(main, ["export-onnx", "--out", str(tmp_path / "m"), "--json"], capsys)
     assert code == 0
     results = json.loads(out)["results"]

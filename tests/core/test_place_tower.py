@@ -69,6 +69,43 @@ def test_a_place_model_that_cannot_load_is_one_line(tmp_path: Path) -> None:
         TorchPlaceEncoder(str(broken))
 
 
+def test_a_hub_name_is_downloaded_once_into_the_cache_and_then_loads_without_the_network(
+    place_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PLACE_MODEL's default is a Hub name (facebook/dinov2-small): fetched once from the Hub (here a local
+    fake with the Hub's own endpoints), only the files the tower loads, then served from the cache."""
+    import huggingface_hub.constants
+
+    from tests.helpers.fake_hub import FakeHub
+
+    hub = FakeHub({"facebook/dinov2-small": place_dir}).start()
+    (place_dir / "pytorch_model.bin").write_bytes(b"the Hub repo's other copy of the weights: never fetched")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the suite runs offline
+    try:
+        downloaded = TorchPlaceEncoder("facebook/dinov2-small")
+    finally:
+        hub.stop()
+        (place_dir / "pytorch_model.bin").unlink()
+    fetched = sorted(r.rsplit("/", 1)[1] for r in hub.requests if r.startswith("GET /facebook/"))
+    assert fetched == ["config.json", "model.safetensors", "preprocessor_config.json"]
+    photo = decode_image(jpeg_bytes(scene(2, 5)))
+    local = TorchPlaceEncoder(str(place_dir))
+    assert np.allclose(downloaded.encode_images([photo]), local.encode_images([photo]), atol=1e-6)
+    assert downloaded.model_name == "facebook/dinov2-small" and downloaded.fingerprint == local.fingerprint
+    asked = len(hub.requests)
+    assert TorchPlaceEncoder("facebook/dinov2-small").fingerprint == local.fingerprint  # the Hub is down now
+    assert len(hub.requests) == asked
+    # Not in the cache and the Hub out of reach (offline, or no such repository): one line naming the way out.
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelLoadError, match="PLACE_MODEL 'facebook/dinov2-small' is not downloaded") as refused:
+        TorchPlaceEncoder("facebook/dinov2-small")
+    assert "PLACE_MODEL=none" in str(refused.value) and "\n" not in str(refused.value)
+
+
 def test_a_build_with_the_place_tower_keeps_its_own_index_and_adds_only_its_vectors(
     place_dir: Path, built_dataset, encoders, tmp_path: Path
 ) -> None:
@@ -234,3 +271,25 @@ def test_the_serving_runtime_answers_with_both_towers_from_their_onnx_exports(
     assert result.towers == ("clip-ViT-B-32", "dinov2-small") and result.confidence is not None
     # The tower ran beside CLIP, on its own thread, not after it on the caller's (its time overlaps CLIP's).
     assert len(threads) == 1 and threads[0].startswith("place-tower") and threads[0] != threading.current_thread().name
+
+
+def test_the_bots_first_index_holds_the_place_tower_when_it_can_run(
+    place_dir: Path, built_dataset, model_dirs, tmp_path: Path
+) -> None:
+    """A bot started on a dataset with no index builds one (build_missing): with the tower as well, loaded
+    once for the build and kept for the answers."""
+    from core import Guide, Settings
+
+    settings = Settings(
+        data_dir=built_dataset.data_dir,
+        artifacts_dir=tmp_path / "artifacts",
+        image_model=str(model_dirs.clip),
+        text_model=str(model_dirs.text),
+        encoder_backend="torch",
+        place_model=str(place_dir),
+    )
+    guide = Guide.from_settings(settings, build_missing=True)
+    assert guide.index.towers == ["clip-ViT-B-32", "dinov2-small"] and guide.index.place_view() is not None
+    assert isinstance(guide.place_encoder, TorchPlaceEncoder)
+    result = guide.recognize(jpeg_bytes(scene(3, 77, (640, 480))))  # a new view: CLIP alone is not sure
+    assert result.towers == ("clip-ViT-B-32", "dinov2-small")

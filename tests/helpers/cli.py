@@ -18,6 +18,8 @@ def use_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dataset: Bu
     monkeypatch.setenv("ARTIFACTS_DIR", str(dataset.artifacts_dir))
     monkeypatch.setenv("IMAGE_MODEL", str(models.clip))
     monkeypatch.setenv("TEXT_MODEL", str(models.text))
+    # No DINOv2 weights here: CLIP alone unless a test sets the random stand-in (tests/core/test_place_tower.py).
+    monkeypatch.setenv("PLACE_MODEL", "none")
 
 
 def run(main: Callable[[list[str]], int], argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
