@@ -46,7 +46,7 @@ def expected_footprint(runtime: Runtime) -> Footprint | None:
         for tower in ("image", "text"):
             precision, exported = manifest.choose(tower)
             sized.append((f"{tower} {precision}", precision, _mb(runtime.settings.onnx_dir / exported.file)))
-        return _footprint(PROCESS_BASE_MB["onnx"], sized)
+        return _footprint(PROCESS_BASE_MB["onnx"], sized + _place_tower(runtime))
     folders = (("image", runtime.settings.image_model), ("text", runtime.settings.text_model))
     sized = []
     for tower, name in folders:
@@ -56,6 +56,19 @@ def expected_footprint(runtime: Runtime) -> Footprint | None:
         weights = sum(_mb(path) for path in folder.rglob("*") if path.suffix in WEIGHT_SUFFIXES)
         sized.append((f"{tower} torch", "torch", weights))
     return _footprint(PROCESS_BASE_MB["torch"], sized)
+
+
+def _place_tower(runtime: Runtime) -> list[tuple[str, str, float]]:
+    """The place tower's export when PLACE_MODEL asks for it (none exported: it will not load, nothing to add).
+    Counted like CLIP's files, so on the safe side: DINOv2-S int8 (24 MB) added ~5 MB to the bot's measured
+    peak (benchmarks.place_tower), where this counts 29."""
+    from core.encoders.place_onnx import PLACE_FOLDER, PLACE_MANIFEST, PlaceManifest
+
+    folder = runtime.settings.onnx_dir / PLACE_FOLDER
+    if runtime.settings.place_tower is None or not (folder / PLACE_MANIFEST).is_file():
+        return []
+    precision, exported = PlaceManifest.read(folder).choose()
+    return [(f"place {precision}", precision, _mb(folder / exported.file))]
 
 
 def _footprint(base: int, sized: list[tuple[str, str, float]]) -> Footprint:
