@@ -154,6 +154,12 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
         help="also evaluate with a simulated location within METERS of each photo's landmark, with and without "
         "the location prior",
     )
+    p.add_argument(
+        "--query-expansion",
+        action="store_true",
+        help="also measure top-1 with alpha query expansion (each query plus its nearest photos, searched again), "
+        "for CLIP and fused: answers do not use it, this says whether they should",
+    )
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:

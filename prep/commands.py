@@ -316,6 +316,7 @@ def evaluate(args: argparse.Namespace, settings: Settings):
         fresh_view_report,
         geo_evaluation,
         plot_calibration,
+        query_expansion,
         tower_figures,
     )
     from prep.evaluate import evaluate as run_evaluation
@@ -351,6 +352,9 @@ def evaluate(args: argparse.Namespace, settings: Settings):
         result = replace(result, calibration=report, fresh_views=fresh)
         if args.plot is not None:
             plot_calibration(index, args.plot, settings.match_precision)
+        if args.query_expansion:
+            expansion = query_expansion(index, params, index.place_view(), show_progress=not args.json)
+            result = replace(result, query_expansion=expansion)
         if args.geo_noise is not None:
             geo = geo_evaluation(index, params, args.geo_noise, settings.location_max_km, show_progress=not args.json)
             result = replace(result, geo=geo)

@@ -40,6 +40,11 @@ from prep.progress import progress_over
 
 TEXT_TOP = 5
 QUERY_BATCH = 256
+# Alpha query expansion, measured by `prep eval --query-expansion` before any answer would use it (issue #34):
+# the query plus its QE_NEIGHBOURS nearest photos weighted by similarity^QE_ALPHA (Radenović et al.'s αQE;
+# small n, as a landmark's neighbours past the first few are often other landmarks).
+QE_NEIGHBOURS = 2
+QE_ALPHA = 3.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class Evaluation:
     towers: dict | None = None
     # The calibration on views it never saw (core.fresh_views): fitted on rows vs on views.
     fresh_views: dict | None = None
+    # With --query-expansion: top-1 with and without alpha query expansion, CLIP and fused (`query_expansion`).
+    query_expansion: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -129,6 +136,13 @@ class Evaluation:
         if self.towers:
             rows.append(("each photo tower alone, and fused:", "top-1 / top-5"))
             rows += [(f"  {name}", f"{pct(f['top1'])} / {pct(f['top5'])}") for name, f in self.towers.items()]
+        if (q := self.query_expansion) is not None:
+            rows.append((f"alpha query expansion (n = {q['neighbours']}, α = {q['alpha']:g}):", "top-1 without / with"))
+            rows += [
+                (f"  {name}", f"{pct(q[name]['top1'])} / {pct(q[name]['top1_expanded'])}")
+                for name in ("clip", "fused")
+                if name in q
+            ]
         if self.geo is not None:
             g = self.geo
             rows += [
@@ -183,27 +197,85 @@ def tower_figures(evaluation: Evaluation) -> dict[str, float]:
 
 
 def _loo_votes(
-    index: PhotoIndex, vectors: np.ndarray, start: int, params: RankingParams, hashes: list[str], extra: int
+    index: PhotoIndex,
+    vectors: np.ndarray,
+    start: int,
+    params: RankingParams,
+    hashes: list[str],
+    extra: int,
+    expand: bool = False,
 ) -> list[Recognition]:
     """The votes of the indexed photos from row `start` (QUERY_BATCH of them), each searched without
-    itself and its `extra` at most exact copies (`hashes`: each row's content): one FAISS call a batch."""
-    similarities, rows = index.search(vectors[start : start + QUERY_BATCH], params.search_depth + extra)
+    itself and its `extra` at most exact copies (`hashes`: each row's content): one FAISS call a batch.
+    `expand`: each query is first expanded by its nearest photos (alpha query expansion), then searched."""
+    depth = params.search_depth + extra
+    queries = np.asarray(vectors[start : start + QUERY_BATCH], dtype=np.float32)
+    similarities, rows = index.search(queries, depth)
+    if expand:
+        own = hashes[start : start + QUERY_BATCH]
+        similarities, rows = index.search(_expanded(queries, similarities, rows, vectors, hashes, own), depth)
     return [
         vote(*index.neighbours(sims, found, exclude_sha256=hashes[start + offset]), index.landmarks, params)
         for offset, (sims, found) in enumerate(zip(similarities, rows, strict=True))
     ]
 
 
-def evaluate_fused(index: PhotoIndex, place: PhotoIndex, params: RankingParams, show_progress: bool = False) -> dict:
-    """Leave-one-out top-1/top-5 of the fused answer (core.fusion), on the same photos as each tower's."""
+def _expanded(
+    queries: np.ndarray,
+    similarities: np.ndarray,
+    rows: np.ndarray,
+    vectors: np.ndarray,
+    hashes: list[str],
+    own: list[str],
+) -> np.ndarray:
+    """Alpha query expansion (Radenović et al.): each query plus its QE_NEIGHBOURS nearest photos (not its
+    own copies), weighted by similarity^QE_ALPHA, normalised."""
+    expanded = queries.copy()
+    for i, (sims, found) in enumerate(zip(similarities, rows, strict=True)):
+        near = [(float(s), int(r)) for s, r in zip(sims, found, strict=True) if r >= 0 and hashes[r] != own[i]]
+        for similarity, row in near[:QE_NEIGHBOURS]:
+            expanded[i] += max(similarity, 0.0) ** QE_ALPHA * np.asarray(vectors[row], dtype=np.float32)
+    return expanded / np.linalg.norm(expanded, axis=1, keepdims=True)
+
+
+def query_expansion(
+    index: PhotoIndex, params: RankingParams, place: PhotoIndex | None = None, show_progress: bool = False
+) -> dict:
+    """Leave-one-out top-1 with and without alpha query expansion: CLIP alone, and fused when the place
+    tower is there (each tower's query expanded by its own neighbours). Measured, not used by answers."""
+
+    def both(measure) -> dict[str, float]:
+        return {"top1": measure(False), "top1_expanded": measure(True)}
+
+    figures: dict = {"neighbours": QE_NEIGHBOURS, "alpha": QE_ALPHA}
+    figures["clip"] = both(lambda expand: _top1(index, params, expand, show_progress))
+    if place is not None:
+        figures["fused"] = both(lambda expand: evaluate_fused(index, place, params, show_progress, expand)["top1"])
+    return figures
+
+
+def _top1(index: PhotoIndex, params: RankingParams, expand: bool, show_progress: bool) -> float:
+    vectors, hashes = index.vectors(), [p.sha256 for p in index.photos]
+    extra, right = max(Counter(hashes).values()), 0
+    for start in progress_over(range(0, len(index), QUERY_BATCH), "query expansion", enabled=show_progress):
+        for offset, result in enumerate(_loo_votes(index, vectors, start, params, hashes, extra, expand)):
+            right += bool(result.landmarks) and result.landmarks[0].xid == index.photos[start + offset].xid
+    return right / len(index)
+
+
+def evaluate_fused(
+    index: PhotoIndex, place: PhotoIndex, params: RankingParams, show_progress: bool = False, expand: bool = False
+) -> dict:
+    """Leave-one-out top-1/top-5 of the fused answer (core.fusion), on the same photos as each tower's
+    (`expand`: each tower's query expanded first, see `query_expansion`)."""
     clip_vectors, place_vectors = index.vectors(), place.vectors()
     hashes = [p.sha256 for p in index.photos]
     extra = max(Counter(hashes).values())
     top1 = top5 = 0
     weight = chosen_weight(index.fused_calibration)
     for start in progress_over(range(0, len(index), QUERY_BATCH), "evaluate fused", enabled=show_progress):
-        clips = _loo_votes(index, clip_vectors, start, params, hashes, extra)
-        places = _loo_votes(place, place_vectors, start, params, hashes, extra)
+        clips = _loo_votes(index, clip_vectors, start, params, hashes, extra, expand)
+        places = _loo_votes(place, place_vectors, start, params, hashes, extra, expand)
         for offset, (clip, alone) in enumerate(zip(clips, places, strict=True)):
             answer = clip if clip_is_certain(index.calibration, clip) else fuse(clip, alone, params, weight)
             ranked = [hit.xid for hit in answer.landmarks]

@@ -161,6 +161,14 @@ def test_prep_eval_measures_each_tower_alone_side_by_side(
     assert report["towers"]["fused"]["top1"] >= report["towers"]["clip-ViT-B-32"]["top1"]
     code, out, _ = run(prep_main, ["eval", "--no-text"], capsys)
     assert code == 0 and "each photo tower alone, and fused" in out and "dinov2-small" in out
+    # Alpha query expansion, measured for CLIP and fused: the plain figures are the eval's own.
+    expansion = run_json(prep_main, ["eval", "--no-text", "--query-expansion"], capsys)["query_expansion"]
+    assert (
+        expansion["clip"]["top1"] == report["top1"] and expansion["fused"]["top1"] == report["towers"]["fused"]["top1"]
+    )
+    assert all(0 <= expansion[name]["top1_expanded"] <= 1 for name in ("clip", "fused"))
+    code, out, _ = run(prep_main, ["eval", "--no-text", "--query-expansion"], capsys)
+    assert code == 0 and "alpha query expansion (n = 2, α = 3)" in out
 
 
 def test_core_recognize_answers_with_both_towers_fused_and_names_them(

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -164,3 +165,16 @@ def test_eval_measures_the_calibration_on_views_it_never_saw(monkeypatch, tmp_pa
         assert fit["reachable_coverage"] >= 0 and fit["calibration_error"] >= 0
     code, out, _ = run(main, ["eval", "--no-text"], capsys)
     assert code == 0 and "calibration on fresh views" in out and "fitted leave-view-out (built)" in out
+
+
+def test_alpha_query_expansion_adds_the_nearest_photos_but_never_the_querys_own_copies() -> None:
+    from prep.evaluate import QE_ALPHA, _expanded
+
+    vectors = np.eye(4, dtype=np.float32)
+    hashes = ["a", "a", "b", "c"]  # row 1 is a copy of row 0
+    query = vectors[:1]
+    similarities, rows = np.array([[1.0, 1.0, 0.5, 0.2]]), np.array([[0, 1, 2, 3]])
+    expanded = _expanded(query, similarities, rows, vectors, hashes, ["a"])
+    # Rows 0 and 1 are the query's own content: the two nearest others are rows 2 and 3, by similarity^α.
+    wanted = np.array([1.0, 0.0, 0.5**QE_ALPHA, 0.2**QE_ALPHA])
+    assert np.allclose(expanded[0], wanted / np.linalg.norm(wanted))
