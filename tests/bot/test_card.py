@@ -105,6 +105,7 @@ async def test_albums_credit_their_photos_and_about_names_the_sources(enriched_b
     await fake.send(506, text="/about", language_code="de")
     about = (await fake.wait_for(lambda: [r for r in fake.replies(506) if "Wikimedia Commons" in r.text]))[0]
     assert about.text.startswith("<b>Woher die Daten stammen</b>") and "CC0" in about.text and "ODbL" in about.text
+    assert "DINOv2" not in about.text  # no place tower answers here: none credited
 
 
 async def test_an_album_speaks_the_users_language(enriched_bot) -> None:
