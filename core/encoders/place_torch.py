@@ -36,10 +36,12 @@ PLACE_MODEL_FILES = ("config.json", "model.safetensors", "preprocessor_config.js
 
 def place_model_folder(name_or_path: str) -> Path:
     """PLACE_MODEL's folder: a local one, its snapshot in the Hugging Face cache, or that snapshot
-    downloaded now (once). ModelLoadError, one line, when it is none of these."""
+    downloaded now (once; completed, when a download was cut short). ModelLoadError, one line, when it is
+    none of these."""
     folder = model_folder(name_or_path)
-    if folder is not None:
-        return folder
+    local = Path(name_or_path).expanduser().is_dir()
+    if folder is not None and (local or all((folder / name).is_file() for name in PLACE_MODEL_FILES)):
+        return folder  # a cached snapshot short of a file (an interrupted download) is completed below
     if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1:  # a path, not an owner/name
         raise ModelLoadError(f"PLACE_MODEL {name_or_path!r}: no such folder, and not in the Hugging Face cache")
     from huggingface_hub import constants, snapshot_download

@@ -86,11 +86,16 @@ def test_a_hub_name_is_downloaded_once_into_the_cache_and_then_loads_without_the
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the suite runs offline
     try:
         downloaded = TorchPlaceEncoder("facebook/dinov2-small")
+        # A download cut short (the weights missing from the snapshot) is completed, not loaded half.
+        snapshot = next((tmp_path / "hf" / "hub").glob("models--facebook--dinov2-small/snapshots/*"))
+        (snapshot / "model.safetensors").unlink()
+        TorchPlaceEncoder("facebook/dinov2-small")
+        assert (snapshot / "model.safetensors").is_file()
     finally:
         hub.stop()
         (place_dir / "pytorch_model.bin").unlink()
     fetched = sorted(r.rsplit("/", 1)[1] for r in hub.requests if r.startswith("GET /facebook/"))
-    assert fetched == ["config.json", "model.safetensors", "preprocessor_config.json"]
+    assert fetched == ["config.json", "model.safetensors", "preprocessor_config.json"]  # the cut one: from its blob
     photo = decode_image(jpeg_bytes(scene(2, 5)))
     local = TorchPlaceEncoder(str(place_dir))
     assert np.allclose(downloaded.encode_images([photo]), local.encode_images([photo]), atol=1e-6)
