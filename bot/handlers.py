@@ -104,9 +104,9 @@ async def about(update: Update, context: GuideContext) -> None:
     lang_ = context.lang
     credits = [f"{escape(voice)} ({escape(licence)})" for voice, licence in context.services.narrator.voices.credits()]
     voices = text("about_voices", lang_, voices=join_names([ESPEAK_CREDIT, *credits], lang_))
-    guide, tower = context.services.guide, ""
-    if guide.place_encoder is not None:  # credited where it answers (PLACE_MODEL on, the index built with it)
-        tower = "\n" + text("about_place_tower", lang_, model=escape(guide.place_encoder.model_name))
+    tower, model = "", context.services.guide.place_tower
+    if model is not None:  # credited where it answers (PLACE_MODEL on, the index built with it)
+        tower = "\n" + text("about_place_tower", lang_, model=escape(model))
     await incoming(update).reply_text(f"{text('about', lang_)}{tower}\n{voices}", parse_mode=ParseMode.HTML)
 
 

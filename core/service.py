@@ -106,19 +106,23 @@ def _tower_answer(result: Recognition) -> dict[str, object]:
 
 
 def _place_encoder(runtime: Runtime, index: PhotoIndex, loaded: ImageEncoder | None = None) -> ImageEncoder | None:
-    """The place tower when PLACE_MODEL asks for it and the index holds its vectors; otherwise CLIP answers
-    alone, and a mismatch between the two is said in one line. `loaded`: the tower already in memory."""
+    """The place tower when PLACE_MODEL asks for it and this process can run it; CLIP answers alone where the
+    index lacks its vectors (until a rebuild — `/reindex` included — adds them, the tower kept for it) or
+    holds another tower's, each said in one line. `loaded`: the tower already in memory."""
     wanted, built = runtime.settings.place_tower, index.manifest.place_model
     if wanted is None:
         if built:
             log.info("the index holds the place tower %s; PLACE_MODEL is off: CLIP answers alone", built)
         return None
-    if not built:
-        log.warning("PLACE_MODEL is set but the index was built without it: CLIP answers alone (`prep build`)")
-        return None
     encoder = loaded or _loaded_place_encoder(runtime)
     if encoder is None:
         return None
+    if not built:
+        log.warning(
+            "PLACE_MODEL is set but the index was built without it: CLIP answers alone until /reindex or "
+            "`prep build` adds the tower's vectors"
+        )
+        return encoder
     manifest = index.manifest
     both_known = encoder.fingerprint and manifest.place_fingerprint
     if encoder.model_name != built or (both_known and encoder.fingerprint != manifest.place_fingerprint):
@@ -213,6 +217,13 @@ class Guide:
     @property
     def index(self) -> PhotoIndex:
         return self._index
+
+    @property
+    def place_tower(self) -> str | None:
+        """The place tower photo answers fuse now (its model's name), or None: CLIP answers alone."""
+        if self.place_encoder is None or self._index.place_view() is None:
+            return None
+        return self.place_encoder.model_name
 
     def swap(self, index: PhotoIndex) -> None:
         encoder = self.image_encoder

@@ -192,7 +192,7 @@ def test_core_recognize_answers_with_both_towers_fused_and_names_them(
     photo.write_bytes(sorted(dataset.data_dir.glob("images/*/*/*"))[0].read_bytes())
     with caplog.at_level(logging.WARNING):  # asked for, but the index was built without it
         before = run_json(core_main, ["recognize", str(photo)], capsys)
-    assert "towers" not in before and "built without it: CLIP answers alone" in caplog.text
+    assert "towers" not in before and "built without it: CLIP answers alone" in caplog.text  # until a rebuild
     run_json(prep_main, ["build", "--force"], capsys)
     sure = run_json(core_main, ["recognize", str(photo)], capsys)  # a dataset photo: CLIP alone is certain
     assert sure["towers"] == ["clip-ViT-B-32"] and sure["landmarks"][0]["confidence"] >= 0.95
@@ -306,3 +306,33 @@ def test_the_bots_first_index_holds_the_place_tower_when_it_can_run(
     assert isinstance(guide.place_encoder, TorchPlaceEncoder)
     result = guide.recognize(jpeg_bytes(scene(3, 77, (640, 480))))  # a new view: CLIP alone is not sure
     assert result.towers == ("clip-ViT-B-32", "dinov2-small")
+
+
+def test_an_index_built_without_the_tower_gets_it_at_the_next_rebuild(
+    place_dir: Path, built_dataset, model_dirs, tmp_path: Path, caplog
+) -> None:
+    """Upgrading: PLACE_MODEL is on (the default) but the index predates the tower. CLIP answers alone and
+    says so once; the tower is kept loaded, so the bot's /reindex (Guide.rebuild) adds its vectors and the
+    swapped-in index answers with both."""
+    import logging
+
+    from core import Guide, Settings
+
+    dataset = built_dataset.copy_to(tmp_path / "copy")
+    settings = Settings(
+        data_dir=dataset.data_dir,
+        artifacts_dir=dataset.artifacts_dir,
+        image_model=str(model_dirs.clip),
+        text_model=str(model_dirs.text),
+        encoder_backend="torch",
+        place_model=str(place_dir),
+    )
+    with caplog.at_level(logging.WARNING):
+        guide = Guide.from_settings(settings)
+    assert guide.index.place_view() is None and "until /reindex or `prep build` adds" in caplog.text
+    assert guide.place_tower is None  # loaded, but not answering (nor credited by /about) yet
+    photo = jpeg_bytes(scene(3, 77, (640, 480)))  # a new view: CLIP alone is not sure
+    assert guide.recognize(photo).towers == ()
+    report = guide.rebuild(dataset.data_dir, dataset.artifacts_dir)
+    assert report.embedded == 0 and report.place_embedded == report.photos  # only the tower's vectors
+    assert guide.recognize(photo).towers == ("clip-ViT-B-32", "dinov2-small") and guide.place_tower == "dinov2-small"
