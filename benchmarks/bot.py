@@ -74,6 +74,7 @@ def _env(
         HEALTH_FILE=str(state / "health"),
         CONTRIB_DIR=str(state / "contributions"),
         LOG_LEVEL="WARNING",
+        PLACE_MODEL="none",  # CLIP alone unless `overrides` says otherwise (benchmarks.place_tower)
         PYTHONPATH=str(REPO),
     )
     return env | overrides

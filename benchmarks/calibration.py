@@ -157,7 +157,11 @@ def main() -> None:
 
     clip, text, data = prepare(args.work, args.size)
     settings = Settings(
-        data_dir=data, artifacts_dir=args.work / f"artifacts-{args.size}", image_model=str(clip), text_model=str(text)
+        data_dir=data,
+        artifacts_dir=args.work / f"artifacts-{args.size}",
+        image_model=str(clip),
+        text_model=str(text),
+        place_model="none",  # CLIP's calibration; the place tower has benchmarks.place_tower
     )
     runtime = choose_runtime(settings)
     image_encoder, text_encoder = runtime.image_encoder(), runtime.text_encoder()

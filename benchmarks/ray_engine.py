@@ -61,7 +61,11 @@ def main() -> None:
 
     models, data = prepare(args.work, args.photos, args.size)
     settings = Settings(
-        data_dir=data, image_model=str(models / "clip"), text_model=str(models / "text"), encoder_backend="torch"
+        data_dir=data,
+        image_model=str(models / "clip"),
+        text_model=str(models / "text"),
+        encoder_backend="torch",
+        place_model="none",  # CLIP's engine; both towers on Ray are tested in tests/prep/test_ray_engine.py
     )
     encoder = choose_runtime(settings).image_encoder()
     timings = {}

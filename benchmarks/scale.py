@@ -208,6 +208,7 @@ def _model_settings(models: Path, work: Path):
         data_dir=work / "data",
         artifacts_dir=work / "artifacts",
         image_model=str(models / "models" / "clip-ViT-B-32"),
+        place_model="none",  # CLIP's scale; the place tower's cost is benchmarks.place_tower's
         text_model=str(models / "models" / "clip-ViT-B-32-multilingual-v1"),
         encoder_backend="onnx",
         model_dir=models / "onnx-int8",

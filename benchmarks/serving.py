@@ -99,6 +99,7 @@ def _settings(work: Path, runtime: str, workers: int):
         data_dir=work / "data",
         artifacts_dir=work / "artifacts",
         image_model=str(work / "models" / "clip-ViT-B-32"),
+        place_model="none",  # CLIP serving; benchmarks.place_tower adds the place tower to it
         text_model=str(work / "models" / "clip-ViT-B-32-multilingual-v1"),
         encoder_backend="torch" if runtime == "torch" else "onnx",
         model_dir=work / runtime if runtime != "torch" else None,
