@@ -5,46 +5,28 @@ bytes) — in the real response shapes, served from its own thread."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import threading
 from pathlib import Path
 
 from aiohttp import web
 
+from tests.helpers.threaded_server import ThreadedServer
+
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-class FakeHub:
+class FakeHub(ThreadedServer):
     """Serves model repositories from folders: {"facebook/dinov2-small": Path(...)}."""
 
     def __init__(self, repos: dict[str, Path]) -> None:
         self.repos = repos
         self.requests: list[str] = []  # "METHOD path", in order
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        super().__init__()
 
-    def start(self) -> FakeHub:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_route("GET", "/api/models/{owner}/{name}/revision/{revision}", self._revision)
-        app.router.add_route("GET", "/api/models/{owner}/{name}/tree/{revision}", self._tree)
-        app.router.add_route("*", "/{owner}/{name}/resolve/{revision}/{path:.+}", self._resolve)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_route("GET", "/api/models/{owner}/{name}/revision/{revision}", self._revision)
+        router.add_route("GET", "/api/models/{owner}/{name}/tree/{revision}", self._tree)
+        router.add_route("*", "/{owner}/{name}/resolve/{revision}/{path:.+}", self._resolve)
 
     def _folder(self, request: web.Request) -> Path:
         self.requests.append(f"{request.method} {request.path}")

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from aiohttp import web
+
+from tests.helpers.threaded_server import ThreadedServer
 
 
 @dataclass
@@ -73,7 +74,7 @@ class CommonsFile:
     description_url: str = ""  # the file's page imageinfo names ("" : Commons' own)
 
 
-class FakeWiki:
+class FakeWiki(ThreadedServer):
     def __init__(self) -> None:
         self.entities: dict[str, WikiEntity] = {}
         self.extracts: dict[tuple[str, str], str] = {}  # (lang, title with underscores) → extract
@@ -92,31 +93,13 @@ class FakeWiki:
         self.categories: dict[str, list[str]] = {}  # category name → its files' titles
         self.downloads: Counter = Counter()  # "File:Name.jpg" → thumbnail downloads
         self.latency = {"api": 0.0, "thumb": 0.0}  # seconds every answer of that kind waits (benchmarks)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self.url = ""
+        super().__init__()
 
-    def start(self) -> FakeWiki:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/w/api.php", self._wikidata)
-        app.router.add_get("/commons/w/api.php", self._commons)
-        app.router.add_get("/thumb/{name}", self._thumb)
-        app.router.add_get("/{lang}/api/rest_v1/page/summary/{title}", self._summary)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/w/api.php", self._wikidata)
+        router.add_get("/commons/w/api.php", self._commons)
+        router.add_get("/thumb/{name}", self._thumb)
+        router.add_get("/{lang}/api/rest_v1/page/summary/{title}", self._summary)
 
     async def _maybe_fail(self, request: web.Request, key: str) -> web.Response | None:
         self.requests.append((request.path, request.query_string, request.headers.get("User-Agent", "")))
