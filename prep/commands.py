@@ -353,7 +353,7 @@ def evaluate(args: argparse.Namespace, settings: Settings):
         if args.plot is not None:
             plot_calibration(index, args.plot, settings.match_precision)
         if args.query_expansion:
-            expansion = query_expansion(index, params, index.place_view(), show_progress=not args.json)
+            expansion = query_expansion(result, index, params, index.place_view(), show_progress=not args.json)
             result = replace(result, query_expansion=expansion)
         if args.geo_noise is not None:
             geo = geo_evaluation(index, params, args.geo_noise, settings.location_max_km, show_progress=not args.json)

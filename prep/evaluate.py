@@ -239,26 +239,28 @@ def _expanded(
 
 
 def query_expansion(
-    index: PhotoIndex, params: RankingParams, place: PhotoIndex | None = None, show_progress: bool = False
+    evaluation: Evaluation,
+    index: PhotoIndex,
+    params: RankingParams,
+    place: PhotoIndex | None = None,
+    show_progress: bool = False,
 ) -> dict:
     """Leave-one-out top-1 with and without alpha query expansion: CLIP alone, and fused when the place
-    tower is there (each tower's query expanded by its own neighbours). Measured, not used by answers."""
-
-    def both(measure) -> dict[str, float]:
-        return {"top1": measure(False), "top1_expanded": measure(True)}
-
+    tower is there (each tower's query expanded by its own neighbours). The plain figures are
+    `evaluation`'s own, not measured again. Measured, not used by answers."""
     figures: dict = {"neighbours": QE_NEIGHBOURS, "alpha": QE_ALPHA}
-    figures["clip"] = both(lambda expand: _top1(index, params, expand, show_progress))
-    if place is not None:
-        figures["fused"] = both(lambda expand: evaluate_fused(index, place, params, show_progress, expand)["top1"])
+    figures["clip"] = {"top1": evaluation.top1, "top1_expanded": _expanded_top1(index, params, show_progress)}
+    if place is not None and evaluation.towers is not None:
+        expanded = evaluate_fused(index, place, params, show_progress, expand=True)["top1"]
+        figures["fused"] = {"top1": evaluation.towers["fused"]["top1"], "top1_expanded": expanded}
     return figures
 
 
-def _top1(index: PhotoIndex, params: RankingParams, expand: bool, show_progress: bool) -> float:
+def _expanded_top1(index: PhotoIndex, params: RankingParams, show_progress: bool) -> float:
     vectors, hashes = index.vectors(), [p.sha256 for p in index.photos]
     extra, right = max(Counter(hashes).values()), 0
     for start in progress_over(range(0, len(index), QUERY_BATCH), "query expansion", enabled=show_progress):
-        for offset, result in enumerate(_loo_votes(index, vectors, start, params, hashes, extra, expand)):
+        for offset, result in enumerate(_loo_votes(index, vectors, start, params, hashes, extra, expand=True)):
             right += bool(result.landmarks) and result.landmarks[0].xid == index.photos[start + offset].xid
     return right / len(index)
 
