@@ -239,8 +239,8 @@ def sample_queries(
     """The calibration's queries as (row, hidden rows) — a known photo hides its view, a held-out
     landmark's photo every photo of its landmark — with which of them are unknown; None when too few."""
     rng = np.random.default_rng(SEED)
-    by_xid = _rows_by_xid(row_xids)
-    held_out = _held_out(by_xid, rng)
+    by_xid = rows_by_xid(row_xids)
+    held_out = held_out_landmarks(by_xid, rng)
     known_rows = [r for r in range(len(row_xids)) if row_xids[r] not in held_out and len(by_xid[row_xids[r]]) > 1]
     known_rows = [int(r) for r in rng.permutation(known_rows)[:KNOWN_QUERIES]]
     unknown_rows = [
@@ -297,16 +297,16 @@ def reliability_error(bins: Sequence[tuple[float, float, float]]) -> float:
     return float(sum(share * abs(predicted - observed) for predicted, observed, share in bins))
 
 
-def _rows_by_xid(row_xids: Sequence[str]) -> dict[str, list[int]]:
+def rows_by_xid(row_xids: Sequence[str]) -> dict[str, list[int]]:
     by_xid: dict[str, list[int]] = {}
     for row, xid in enumerate(row_xids):
         by_xid.setdefault(xid, []).append(row)
     return by_xid
 
 
-def _held_out(by_xid: Mapping[str, list[int]], rng: np.random.Generator) -> set[str]:
+def held_out_landmarks(xids: Iterable[str], rng: np.random.Generator) -> set[str]:
     """The landmarks hidden to play "unknown": UNKNOWN_LANDMARK_SHARE of them, at least 2, never all."""
-    indexed = sorted(by_xid)
+    indexed = sorted(xids)
     if len(indexed) <= 2:
         return set()
     hidden = min(len(indexed) - 1, MAX_UNKNOWN_LANDMARKS, max(2, round(UNKNOWN_LANDMARK_SHARE * len(indexed))))
@@ -472,8 +472,8 @@ def calibrate_text(
     """Fit the text curve: each indexed landmark's names (every language) as queries; the held-out
     landmarks' names, searched without their photos, as the unknown ones."""
     rng = np.random.default_rng(SEED)
-    by_xid = _rows_by_xid(row_xids)
-    held_out = _held_out(by_xid, rng)
+    by_xid = rows_by_xid(row_xids)
+    held_out = held_out_landmarks(by_xid, rng)
     queries = [(xid, name) for xid in sorted(by_xid) for name in sorted(set(names.get(xid, ())))]
     picked = rng.permutation(len(queries))[:TEXT_QUERIES]
     queries = [queries[i] for i in sorted(picked)]

@@ -21,12 +21,13 @@ from core.calibration import (
     KNOWN_QUERIES,
     MAX_UNKNOWN_LANDMARKS,
     SEED,
-    UNKNOWN_LANDMARK_SHARE,
     UNKNOWN_PHOTOS_PER_LANDMARK,
     VIEW_SIMILARITY,
     calibrate,
+    held_out_landmarks,
     reliability,
     reliability_error,
+    rows_by_xid,
     weights_of,
 )
 from core.catalog import Landmark
@@ -77,13 +78,14 @@ def fresh_view_gap(
     too little)."""
     vectors = np.asarray(vectors, dtype=np.float32)
     views = _views(vectors, row_xids)
+    count = sum(len(seen) for seen in views.values())
     rng = np.random.default_rng(SEED)
     fresh, unknown_xids = _split(views, rng)
 
     def unmeasured(why: str) -> FreshViews:
-        return FreshViews(len(views), 0, 0, match_precision, {}, why)
+        return FreshViews(count, 0, 0, match_precision, {}, why)
 
-    if len(views) == len({xid for xid, _ in views}):
+    if all(len(seen) == 1 for seen in views.values()):
         return unmeasured(f"no landmark is seen from two views (photos {VIEW_SIMILARITY:.2f} alike are one)")
     if not fresh or len(fresh) == len(row_xids):
         return unmeasured("too few landmarks to hold some out")
@@ -121,17 +123,14 @@ def fresh_view_gap(
             return unmeasured("too few photos left to fit a calibration on")
         p = np.array([calibration.confidence(r) if r.landmarks else 0.0 for r in results])
         fits[name] = _record(p, right.astype(float), unknown, match_precision)
-    return FreshViews(len(views), int((~unknown).sum()), int(unknown.sum()), match_precision, fits)
+    return FreshViews(count, int((~unknown).sum()), int(unknown.sum()), match_precision, fits)
 
 
-def _views(vectors: np.ndarray, row_xids: Sequence[str]) -> list[tuple[str, list[int]]]:
+def _views(vectors: np.ndarray, row_xids: Sequence[str]) -> dict[str, list[list[int]]]:
     """Each landmark's photos linked into views: two photos at least VIEW_SIMILARITY alike share one."""
-    by_xid: dict[str, list[int]] = {}
-    for row, xid in enumerate(row_xids):
-        by_xid.setdefault(xid, []).append(row)
-    views = []
-    for xid in sorted(by_xid):
-        rows = np.array(by_xid[xid])
+    views: dict[str, list[list[int]]] = {}
+    for xid, landmark_rows in sorted(rows_by_xid(row_xids).items()):
+        rows = np.array(landmark_rows)
         linked = vectors[rows] @ vectors[rows].T >= VIEW_SIMILARITY
         unseen = set(range(len(rows)))
         while unseen:  # connected components of the "alike" graph
@@ -142,24 +141,18 @@ def _views(vectors: np.ndarray, row_xids: Sequence[str]) -> list[tuple[str, list
                 reached = [int(j) for j in np.flatnonzero(linked[i]) if j in unseen]
                 unseen.difference_update(reached)
                 frontier += reached
-            views.append((xid, sorted(component)))
+            views.setdefault(xid, []).append(sorted(component))
     return views
 
 
-def _split(views: list[tuple[str, list[int]]], rng: np.random.Generator) -> tuple[set[int], set[str]]:
-    """The fresh side's rows: whole landmarks (UNKNOWN_LANDMARK_SHARE of them, at least 2) and one view
-    of every other landmark seen from two views or more; with the landmarks gone whole."""
-    by_xid: dict[str, list[list[int]]] = {}
-    for xid, rows in views:
-        by_xid.setdefault(xid, []).append(rows)
-    xids = sorted(by_xid)
-    if len(xids) < 3:
-        return set(), set()
-    gone = set(rng.choice(xids, size=max(2, round(UNKNOWN_LANDMARK_SHARE * len(xids))), replace=False).tolist())
-    fresh = {row for xid in gone for rows in by_xid[xid] for row in rows}
-    for xid in xids:
-        if xid not in gone and len(by_xid[xid]) > 1:
-            fresh.update(by_xid[xid][int(rng.integers(len(by_xid[xid])))])
+def _split(views: dict[str, list[list[int]]], rng: np.random.Generator) -> tuple[set[int], set[str]]:
+    """The fresh side's rows: whole landmarks, chosen as the calibration chooses those that play unknown,
+    and one view of every other landmark seen from two views or more; with the landmarks gone whole."""
+    gone = held_out_landmarks(views, rng)
+    fresh = {row for xid in gone for rows in views[xid] for row in rows}
+    for xid in sorted(views):
+        if xid not in gone and len(views[xid]) > 1:
+            fresh.update(views[xid][int(rng.integers(len(views[xid])))])
     return fresh, gone
 
 
