@@ -238,13 +238,13 @@ def test_the_place_tower_exports_to_onnx_with_parity_and_serves_without_torch(pl
 
 
 def test_the_serving_runtime_answers_with_both_towers_from_their_onnx_exports(
-    place_dir: Path, built_dataset, encoders, model_dirs, onnx_dir: Path, tmp_path: Path, caplog
+    place_dir: Path, built_dataset, encoders, settings_for, onnx_dir: Path, tmp_path: Path, caplog
 ) -> None:
     import logging
     import shutil
     import threading
 
-    from core import Guide, Settings, build_index
+    from core import Guide, build_index
     from core.encoders import OnnxPlaceEncoder
 
     dataset = built_dataset.copy_to(tmp_path / "copy")
@@ -259,15 +259,7 @@ def test_the_serving_runtime_answers_with_both_towers_from_their_onnx_exports(
         text_model=text_model,
         place_encoder=TorchPlaceEncoder(str(place_dir)),
     )
-    settings = Settings(
-        data_dir=dataset.data_dir,
-        artifacts_dir=dataset.artifacts_dir,
-        image_model=str(model_dirs.clip),
-        text_model=str(model_dirs.text),
-        encoder_backend="onnx",
-        model_dir=model_dir,
-        place_model=str(place_dir),
-    )
+    settings = settings_for(dataset, encoder_backend="onnx", model_dir=model_dir, place_model=str(place_dir))
     with caplog.at_level(logging.INFO):
         guide = Guide.from_settings(settings)
     assert isinstance(guide.place_encoder, OnnxPlaceEncoder)  # int8 on ONNX Runtime: what the bot serves
@@ -287,19 +279,14 @@ def test_the_serving_runtime_answers_with_both_towers_from_their_onnx_exports(
 
 
 def test_the_bots_first_index_holds_the_place_tower_when_it_can_run(
-    place_dir: Path, built_dataset, model_dirs, tmp_path: Path
+    place_dir: Path, built_dataset, settings_for, tmp_path: Path
 ) -> None:
     """A bot started on a dataset with no index builds one (build_missing): with the tower as well, loaded
     once for the build and kept for the answers."""
-    from core import Guide, Settings
+    from core import Guide
 
-    settings = Settings(
-        data_dir=built_dataset.data_dir,
-        artifacts_dir=tmp_path / "artifacts",
-        image_model=str(model_dirs.clip),
-        text_model=str(model_dirs.text),
-        encoder_backend="torch",
-        place_model=str(place_dir),
+    settings = settings_for(
+        built_dataset, artifacts_dir=tmp_path / "artifacts", encoder_backend="torch", place_model=str(place_dir)
     )
     guide = Guide.from_settings(settings, build_missing=True)
     assert guide.index.towers == ["clip-ViT-B-32", "dinov2-small"] and guide.index.place_view() is not None
@@ -309,24 +296,17 @@ def test_the_bots_first_index_holds_the_place_tower_when_it_can_run(
 
 
 def test_an_index_built_without_the_tower_gets_it_at_the_next_rebuild(
-    place_dir: Path, built_dataset, model_dirs, tmp_path: Path, caplog
+    place_dir: Path, built_dataset, settings_for, tmp_path: Path, caplog
 ) -> None:
     """Upgrading: PLACE_MODEL is on (the default) but the index predates the tower. CLIP answers alone and
     says so once; the tower is kept loaded, so the bot's /reindex (Guide.rebuild) adds its vectors and the
     swapped-in index answers with both."""
     import logging
 
-    from core import Guide, Settings
+    from core import Guide
 
     dataset = built_dataset.copy_to(tmp_path / "copy")
-    settings = Settings(
-        data_dir=dataset.data_dir,
-        artifacts_dir=dataset.artifacts_dir,
-        image_model=str(model_dirs.clip),
-        text_model=str(model_dirs.text),
-        encoder_backend="torch",
-        place_model=str(place_dir),
-    )
+    settings = settings_for(dataset, encoder_backend="torch", place_model=str(place_dir))
     with caplog.at_level(logging.WARNING):
         guide = Guide.from_settings(settings)
     assert guide.index.place_view() is None and "until /reindex or `prep build` adds" in caplog.text
