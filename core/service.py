@@ -164,7 +164,7 @@ class Guide:
         self.match_precision = match_precision
         self.place_encoder = place_encoder  # the place tower (core.fusion); None: CLIP answers alone
         # The place tower runs here while CLIP answers on the caller's thread: its time overlaps CLIP's on a
-        # spare core (through the bot, 2.33× → about 2× CLIP alone, 2 vCPU). A thread per usable CPU, so
+        # spare core (through the bot, 2.33× → 1.54× CLIP alone, 2 vCPU). A thread per usable CPU, so
         # each compute worker's photo can have its tower run at once; under load they simply queue.
         self._tower_pool = (
             ThreadPoolExecutor(usable_cpus(), thread_name_prefix="place-tower") if place_encoder is not None else None
